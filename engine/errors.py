@@ -1,0 +1,20 @@
+"""One error type for everything a user can fix: what went wrong, and what to do about it.
+
+The CLI prints these as two lines and exits non-zero; the wizard shows them inline. Anything
+that is not a UserError is a bug and is logged with its traceback to the log file only.
+"""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """A problem the user can act on. `fix` says how, in one sentence."""
+
+    def __init__(self, problem: str, fix: str = "", *, exit_code: int = 2) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.fix = fix
+        self.exit_code = exit_code
+
+    def __str__(self) -> str:
+        return f"{self.problem}\n  fix: {self.fix}" if self.fix else self.problem
