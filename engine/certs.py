@@ -1,0 +1,501 @@
+"""Certificate and key checks, and self-signed rehearsal pairs.
+
+check_pair() reads the two PEM files a user was given (Butterfly Cloud's PACS configuration
+screen hands out a certificate and its key) and either returns a PemReport or raises CertError
+with a `.code` and a fix. Error codes:
+
+  missing, unreadable, empty      the file itself
+  der, not_pem, corrupt           the encoding (DER is recognised and a conversion is given)
+  swapped, no_cert, no_key        the wrong kind of file in a slot
+  encrypted_no_passphrase, bad_passphrase
+  mismatch, chain_order           key vs certificate, and which certificate comes first
+  expired, not_yet_valid          the validity window
+  exists                          make_self_signed would overwrite a file
+
+Warnings (PemReport.warnings) are things that work but deserve attention; notes are plain
+information (a self-signed certificate is normal here: Butterfly uses it for encryption, not
+identity). Key material and passphrases never appear in messages.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import ipaddress
+import os
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from pydantic import BaseModel, Field
+
+from engine import paths
+from engine.ciphers import POLICIES, get_policy
+from engine.errors import UserError
+
+EXPIRY_WARNING_DAYS = 30
+MIN_RSA_BITS = 2048
+WEAK_HASHES = {"sha1", "md5"}
+BOM = b"\xef\xbb\xbf"
+
+_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\s*\n(.*?)\n?-----END \1-----", re.S)
+_CERT_LABELS = {b"CERTIFICATE", b"TRUSTED CERTIFICATE", b"X509 CERTIFICATE"}
+_KEY_LABELS = {b"PRIVATE KEY", b"RSA PRIVATE KEY", b"EC PRIVATE KEY", b"DSA PRIVATE KEY",
+               b"ENCRYPTED PRIVATE KEY"}
+_CSR_LABELS = {b"CERTIFICATE REQUEST", b"NEW CERTIFICATE REQUEST"}
+
+
+class CertError(UserError):
+    """A certificate/key problem the user can fix; `.code` names it for the wizard and --json."""
+
+    def __init__(self, code: str, problem: str, fix: str) -> None:
+        super().__init__(problem, fix)
+        self.code = code
+
+
+class PemReport(BaseModel):
+    cert_file: str = ""
+    key_file: str = ""
+    subject: str
+    issuer: str
+    sans: list[str] = Field(default_factory=list)
+    not_before: dt.datetime
+    not_after: dt.datetime
+    days_left: int
+    fingerprint_sha256: str
+    key_type: str  # "RSA", "ECDSA", "Ed25519", ...
+    key_bits: int
+    curve: str | None = None
+    signature_hash: str | None  # e.g. "sha256"; None for Ed25519/Ed448
+    key_encrypted: bool = False
+    self_signed: bool
+    chain: list[str] = Field(default_factory=list)  # subjects, leaf first
+    policy: str | None = None
+    warnings: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+
+# --- small helpers -------------------------------------------------------------------------------
+
+def fingerprint(cert_pem_or_der: bytes) -> str:
+    """SHA-256 over the certificate's DER, as "AB:CD:..." (what browsers and NetScaler show)."""
+    data = _normalise(cert_pem_or_der)
+    if b"-----BEGIN" in data:
+        der = x509.load_pem_x509_certificate(_first_cert_block(data)).public_bytes(serialization.Encoding.DER)
+    else:
+        der = x509.load_der_x509_certificate(data).public_bytes(serialization.Encoding.DER)
+    return _colon_hex(hashlib.sha256(der).digest())
+
+
+def _first_cert_block(data: bytes) -> bytes:
+    for m in _BLOCK.finditer(data):
+        if m.group(1) in _CERT_LABELS:
+            return m.group(0)
+    raise CertError("no_cert", "the data holds no PEM certificate",
+                    "give a file with a -----BEGIN CERTIFICATE----- block")
+
+
+def _colon_hex(digest: bytes) -> str:
+    return ":".join(f"{b:02X}" for b in digest)
+
+
+def _normalise(data: bytes) -> bytes:
+    """Tolerate what Windows editors and mail gateways do to PEM files: a UTF-8 BOM and CRLF."""
+    if data.startswith(BOM):
+        data = data[len(BOM):]
+    return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise CertError("missing", f"the {what} file {path} does not exist",
+                        f"check the path; the {what} file is one of the two files from Butterfly Cloud's "
+                        "PACS configuration screen") from None
+    except IsADirectoryError:
+        raise CertError("unreadable", f"the {what} path {path} is a directory, not a file",
+                        f"give the path of the {what} file itself") from None
+    except OSError as exc:
+        raise CertError("unreadable", f"cannot read the {what} file {path}: {exc.strerror or exc}",
+                        f"check the file's permissions (ls -l {path}); run as a user that may read it") from None
+    data = _normalise(data)
+    if not data.strip():
+        raise CertError("empty", f"the {what} file {path} is empty",
+                        f"copy the {what} again from Butterfly Cloud's PACS configuration screen; "
+                        "the download or copy-paste was lost")
+    return data
+
+
+def _blocks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """(label, whole PEM block) for every block in the file, in order."""
+    return [(m.group(1), m.group(0)) for m in _BLOCK.finditer(data)]
+
+
+def _der_kind(data: bytes) -> str | None:
+    """'cert' or 'key' when the bytes are DER (binary ASN.1) of that kind, else None."""
+    if not data.startswith(b"\x30"):
+        return None
+    try:
+        x509.load_der_x509_certificate(data)
+        return "cert"
+    except ValueError:
+        pass
+    try:
+        serialization.load_der_private_key(data, None)
+        return "key"
+    except TypeError:  # encrypted DER key: it is a key all the same
+        return "key"
+    except (ValueError, UnsupportedAlgorithm):
+        pass
+    return "unknown"
+
+
+def _not_pem(path: Path, what: str, data: bytes) -> CertError:
+    kind = _der_kind(data)
+    out = path.with_name(path.stem + ".pem") if path.suffix.lower() != ".pem" else path.with_name(path.stem + "-pem.pem")
+    if kind == "cert":
+        hint = " (it is a certificate: swap the two files)" if what == "key" else ""
+        return CertError("der", f"the {what} file {path} is binary DER, not PEM{hint}",
+                         f"convert it: openssl x509 -inform der -in {path} -out {out}, then give {out}")
+    if kind == "key":
+        hint = " (it is a private key: swap the two files)" if what == "certificate" else ""
+        return CertError("der", f"the {what} file {path} is a binary DER private key, not PEM{hint}",
+                         f"convert it: openssl pkey -inform der -in {path} -out {out} "
+                         f"(keep {out} private: chmod 600 {out}), then give {out}")
+    if kind == "unknown":
+        return CertError("not_pem", f"the {what} file {path} is binary and not a DER certificate or key "
+                         "(perhaps a .pfx/.p12 bundle)",
+                         f"for a .pfx/.p12 bundle: openssl pkcs12 -in {path} -clcerts -nokeys -out cert.pem "
+                         f"and openssl pkcs12 -in {path} -nocerts -nodes -out key.pem")
+    return CertError("not_pem", f"the {what} file {path} has no PEM block (no -----BEGIN ...----- line)",
+                     f"give the PEM {what} file as downloaded; it starts with -----BEGIN "
+                     f"{'CERTIFICATE' if what == 'certificate' else 'PRIVATE KEY'}-----")
+
+
+def _key_type(key: object) -> tuple[str, int, str | None]:
+    if isinstance(key, rsa.RSAPublicKey | rsa.RSAPrivateKey):
+        return "RSA", key.key_size, None
+    if isinstance(key, ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey):
+        return "ECDSA", key.key_size, key.curve.name
+    if isinstance(key, ed25519.Ed25519PublicKey | ed25519.Ed25519PrivateKey):
+        return "Ed25519", 256, None
+    if isinstance(key, ed448.Ed448PublicKey | ed448.Ed448PrivateKey):
+        return "Ed448", 456, None
+    if isinstance(key, dsa.DSAPublicKey | dsa.DSAPrivateKey):
+        return "DSA", key.key_size, None
+    return type(key).__name__, 0, None
+
+
+def _spki(public_key: object) -> bytes:
+    return public_key.public_bytes(serialization.Encoding.DER,  # type: ignore[attr-defined]
+                                   serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def _sans(cert: x509.Certificate) -> list[str]:
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    out: list[str] = []
+    for name in ext:
+        if isinstance(name, x509.DNSName):
+            out.append(f"DNS:{name.value}")
+        elif isinstance(name, x509.IPAddress):
+            out.append(f"IP:{name.value}")
+        elif isinstance(name, x509.UniformResourceIdentifier):
+            out.append(f"URI:{name.value}")
+        elif isinstance(name, x509.RFC822Name):
+            out.append(f"email:{name.value}")
+        else:
+            out.append(str(name.value))
+    return out
+
+
+def _self_signed(cert: x509.Certificate) -> bool:
+    if cert.subject != cert.issuer:
+        return False
+    try:
+        cert.verify_directly_issued_by(cert)
+        return True
+    except InvalidSignature:
+        return False
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        return True  # names match; the signature scheme is one we cannot verify (e.g. SHA-1 here)
+
+
+def _subject(cert: x509.Certificate) -> str:
+    return cert.subject.rfc4514_string() or "(empty subject)"
+
+
+def _fmt_day(t: dt.datetime) -> str:
+    return t.strftime("%Y-%m-%d %H:%M UTC")
+
+
+# --- the check -----------------------------------------------------------------------------------
+
+def check_pair(cert_path: str | os.PathLike[str], key_path: str | os.PathLike[str],
+               passphrase: bytes | None = None, policy: str | None = None,
+               now: dt.datetime | None = None) -> PemReport:
+    """Check that CERT and KEY are a usable PEM pair for a TLS server; raise CertError if not."""
+    cert_path, key_path = Path(cert_path), Path(key_path)
+    now = now or dt.datetime.now(dt.UTC)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=dt.UTC)
+    pol = get_policy(policy) if policy else None
+
+    cert_data = _read(cert_path, "certificate")
+    key_data = _read(key_path, "key")
+    cert_blocks, key_blocks = _blocks(cert_data), _blocks(key_data)
+    certs_in_cert = [b for lbl, b in cert_blocks if lbl in _CERT_LABELS]
+    keys_in_cert = [b for lbl, b in cert_blocks if lbl in _KEY_LABELS]
+    certs_in_key = [b for lbl, b in key_blocks if lbl in _CERT_LABELS]
+    keys_in_key = [b for lbl, b in key_blocks if lbl in _KEY_LABELS]
+
+    if not cert_blocks:
+        raise _not_pem(cert_path, "certificate", cert_data)
+    if not key_blocks:
+        raise _not_pem(key_path, "key", key_data)
+    if not certs_in_cert and keys_in_cert and certs_in_key and not keys_in_key:
+        raise CertError("swapped", f"the two files are swapped: {cert_path} holds the private key and "
+                        f"{key_path} holds the certificate",
+                        f"give them the other way round: CERT={key_path} KEY={cert_path}")
+    if not certs_in_cert:
+        labels = {lbl for lbl, _ in cert_blocks}
+        if labels & _CSR_LABELS:
+            raise CertError("no_cert", f"{cert_path} is a certificate signing request (CSR), not a certificate",
+                            "give the signed certificate that came back for this request")
+        if keys_in_cert:
+            raise CertError("no_cert", f"{cert_path} holds a private key, not a certificate",
+                            "give the certificate file (-----BEGIN CERTIFICATE-----) as CERT")
+        raise CertError("no_cert", f"{cert_path} holds no certificate (found: "
+                        f"{', '.join(sorted(lbl.decode() for lbl in labels))})",
+                        "give the certificate file (-----BEGIN CERTIFICATE-----) as CERT")
+    if not keys_in_key:
+        if certs_in_key:
+            raise CertError("no_key", f"{key_path} holds a certificate, not a private key",
+                            "give the private key file (-----BEGIN PRIVATE KEY-----) that came with the "
+                            "certificate as KEY")
+        raise CertError("no_key", f"{key_path} holds no private key",
+                        "give the private key file (-----BEGIN PRIVATE KEY-----) that came with the "
+                        "certificate as KEY")
+
+    certs: list[x509.Certificate] = []
+    for i, block in enumerate(certs_in_cert, 1):
+        try:
+            certs.append(x509.load_pem_x509_certificate(block))
+        except ValueError:
+            raise CertError("corrupt", f"certificate {i} of {len(certs_in_cert)} in {cert_path} is damaged "
+                            "(its base64 does not decode to a certificate)",
+                            "copy the file again without editing it; copy-paste often loses or wraps lines") from None
+
+    keys, encrypted = [], False
+    for block in keys_in_key:
+        key, enc = _load_key(block, key_path, passphrase)
+        keys.append(key)
+        encrypted = encrypted or enc
+
+    # Which certificate belongs to the key: that one is the leaf (the server certificate).
+    key_spkis = {_spki(k.public_key()) for k in keys}
+    leaf_index = next((i for i, c in enumerate(certs) if _spki(c.public_key()) in key_spkis), None)
+    if leaf_index is None:
+        ck, _, _ = _key_type(certs[0].public_key())
+        kk, _, _ = _key_type(keys[0])
+        detail = f" (the certificate has an {ck} key, the private key is {kk})" if ck != kk else ""
+        which = "certificate" if len(certs) == 1 else f"any of the {len(certs)} certificates"
+        raise CertError("mismatch", f"the private key in {key_path} does not belong to {which} in {cert_path}{detail}",
+                        "use the key that was generated together with this certificate; download both files "
+                        "again from the same place (Butterfly Cloud's PACS configuration screen)")
+    if leaf_index != 0:
+        order = "; ".join(f"{i}: {_subject(c)}" for i, c in enumerate(certs, 1))
+        raise CertError("chain_order", f"{cert_path} holds {len(certs)} certificates ({order}); the one that "
+                        f"matches the key is number {leaf_index + 1} ({_subject(certs[leaf_index])}), but the "
+                        "server certificate must come first",
+                        f"edit {cert_path} so that the block for {_subject(certs[leaf_index])} comes first, "
+                        "followed by the certificate that issued it, and so on up")
+    leaf = certs[0]
+
+    not_before, not_after = leaf.not_valid_before_utc, leaf.not_valid_after_utc
+    if now < not_before:
+        raise CertError("not_yet_valid", f"the certificate is not valid yet: valid from {_fmt_day(not_before)}, "
+                        f"and this machine's clock says {_fmt_day(now)}",
+                        "check this machine's clock and time zone (date -u; timedatectl); if the clock is "
+                        "right, wait until the start date or ask for a certificate valid from today")
+    if now > not_after:
+        raise CertError("expired", f"the certificate expired on {_fmt_day(not_after)}",
+                        "get a new certificate-key pair from Butterfly Cloud's PACS configuration screen "
+                        "(for a rehearsal: dicomtls make-cert)")
+
+    key_type, key_bits, curve = _key_type(leaf.public_key())
+    sig_hash = leaf.signature_hash_algorithm.name if leaf.signature_hash_algorithm else None
+    days_left = (not_after - now).days
+    warnings: list[str] = []
+    notes: list[str] = []
+
+    if days_left < EXPIRY_WARNING_DAYS:
+        warnings.append(f"the certificate expires in {days_left} day{'s' if days_left != 1 else ''} "
+                        f"({_fmt_day(not_after)}); renew it before then, or connections will fail")
+    if key_type == "RSA" and key_bits < MIN_RSA_BITS:
+        warnings.append(f"the RSA key has only {key_bits} bits; {MIN_RSA_BITS} is the minimum that current "
+                        "clients accept (OpenSSL 3 refuses smaller keys at its default security level)")
+    for i, c in enumerate(certs):
+        h = c.signature_hash_algorithm.name if c.signature_hash_algorithm else None
+        if h in WEAK_HASHES and not (i > 0 and _self_signed(c)):  # a root's own signature is never checked
+            who = "the certificate" if i == 0 else f"chain certificate {i + 1} ({_subject(c)})"
+            warnings.append(f"{who} is signed with {h.upper()}, which is broken and rejected by current TLS "
+                            "clients; ask for one signed with SHA-256")
+    if pol is not None and not pol.key_type_ok(key_type):
+        fits = [n for n, p in POLICIES.items() if p.key_type_ok(key_type)]
+        remedy = (f"choose policy {' or '.join(fits)}, or use an {'/'.join(pol.key_types)} certificate" if fits
+                  else f"use an {'/'.join(pol.key_types)} certificate")
+        warnings.append(f"the certificate has an {key_type} key, but policy {pol.name} offers only "
+                        f"{'/'.join(pol.key_types)} cipher suites for TLS 1.2: TLS 1.2 clients (Butterfly's "
+                        f"connector) will fail with \"no shared cipher\"; {remedy}")
+    for i in range(len(certs) - 1):
+        if certs[i].issuer != certs[i + 1].subject:
+            warnings.append(f"chain certificate {i + 2} ({_subject(certs[i + 1])}) did not issue certificate "
+                            f"{i + 1}; clients that need the chain may reject it (order: leaf, its issuer, "
+                            "that one's issuer, ...)")
+    self_signed = _self_signed(leaf)
+    if self_signed:
+        notes.append("the certificate is self-signed; that is normal for Butterfly Cloud's certificates, "
+                     "which encrypt the link rather than prove identity")
+    if len(certs) > 1:
+        notes.append(f"{cert_path} holds {len(certs)} certificates; the first is the server certificate "
+                     "(it matches the key)")
+    if encrypted:
+        notes.append("the private key is protected with a passphrase; a server that loads it needs the "
+                     "passphrase too")
+
+    return PemReport(
+        cert_file=str(cert_path), key_file=str(key_path),
+        subject=_subject(leaf), issuer=leaf.issuer.rfc4514_string() or "(empty issuer)",
+        sans=_sans(leaf), not_before=not_before, not_after=not_after, days_left=days_left,
+        fingerprint_sha256=_colon_hex(leaf.fingerprint(hashes.SHA256())),
+        key_type=key_type, key_bits=key_bits, curve=curve, signature_hash=sig_hash,
+        key_encrypted=encrypted, self_signed=self_signed, chain=[_subject(c) for c in certs],
+        policy=pol.name if pol else None, warnings=warnings, notes=notes,
+    )
+
+
+def _load_key(block: bytes, key_path: Path, passphrase: bytes | None) -> tuple[object, bool]:
+    """Load one PEM private key; returns (key, was_encrypted). Never puts the passphrase in a message."""
+    try:
+        return serialization.load_pem_private_key(block, passphrase), passphrase is not None
+    except TypeError as exc:
+        if "not encrypted" in str(exc):  # a passphrase for a plain key: harmless, ignore it
+            return _load_key(block, key_path, None)[0], False
+        raise CertError("encrypted_no_passphrase", f"the private key in {key_path} is encrypted with a passphrase",
+                        "put the passphrase in an environment variable and name it: "
+                        "read -rs KEYPASS && export KEYPASS && dicomtls check-pem CERT KEY --passphrase-env KEYPASS") from None
+    except ValueError as exc:
+        if "password" in str(exc).lower() or "decrypt" in str(exc).lower():
+            raise CertError("bad_passphrase", f"the passphrase does not open the private key in {key_path}",
+                            "check the passphrase (case, keyboard layout, a trailing newline in the variable) "
+                            "and try again") from None
+        raise CertError("corrupt", f"the private key in {key_path} is damaged or in a form that cannot be read",
+                        "copy the key file again without editing it; copy-paste often loses or wraps lines") from None
+    except UnsupportedAlgorithm:
+        raise CertError("corrupt", f"the private key in {key_path} uses an algorithm this tool cannot read",
+                        "use an RSA (2048 bits or more) or ECDSA P-256 key") from None
+
+
+# --- rehearsal pairs -----------------------------------------------------------------------------
+
+def _general_name(san: str) -> x509.GeneralName:
+    value = san.strip()
+    kind = None
+    if ":" in value and value.split(":", 1)[0].upper() in ("DNS", "IP"):
+        kind, value = value.split(":", 1)
+        kind = kind.upper()
+    if kind != "DNS":
+        try:
+            return x509.IPAddress(ipaddress.ip_address(value))
+        except ValueError:
+            if kind == "IP":
+                raise UserError(f"SAN {san!r} is not an IP address", "write IP:127.0.0.1 or IP:::1") from None
+    if not value or not re.fullmatch(r"[A-Za-z0-9*]([A-Za-z0-9.*-]*[A-Za-z0-9])?", value):
+        raise UserError(f"SAN {san!r} is not a host name or IP address",
+                        "give names like localhost, pacs.example.org or 127.0.0.1")
+    return x509.DNSName(value)
+
+
+def _write_public(path: Path, data: bytes) -> None:
+    """Write a certificate atomically, mode 0644 whatever the umask."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, data)
+        os.fchmod(fd, 0o644)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+_CURVES = {256: ec.SECP256R1, 384: ec.SECP384R1, 521: ec.SECP521R1}
+
+
+def make_self_signed(cert_path: str | os.PathLike[str], key_path: str | os.PathLike[str],
+                     common_name: str = "dicomtls-test", days: int = 365,
+                     sans: Sequence[str] | Iterable[str] = ("localhost", "127.0.0.1"),
+                     key_type: str = "RSA", bits: int = 2048, *, overwrite: bool = False) -> PemReport:
+    """Write a self-signed server certificate (0644) and its unencrypted key (0600) for rehearsals."""
+    cert_path, key_path = Path(cert_path), Path(key_path)
+    if cert_path.resolve() == key_path.resolve():
+        raise UserError("the certificate and key paths are the same file", "give two different file names")
+    if not overwrite:
+        existing = [str(p) for p in (cert_path, key_path) if p.exists()]
+        if existing:
+            raise CertError("exists", f"{' and '.join(existing)} already exist{'s' if len(existing) == 1 else ''}; "
+                            "not overwriting", "choose another --out-dir or file names, or pass --force to replace them")
+    if days < 1:
+        raise UserError(f"days must be at least 1 (got {days})", "give --days 365, for example")
+    names = [_general_name(s) for s in sans]
+
+    kt = key_type.upper()
+    if kt == "RSA":
+        if bits < 2048:
+            raise UserError(f"an RSA key of {bits} bits is too small", "use 2048 bits or more")
+        key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+        usage = x509.KeyUsage(digital_signature=True, key_encipherment=True, content_commitment=False,
+                              data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                              crl_sign=False, encipher_only=False, decipher_only=False)
+    elif kt in ("ECDSA", "EC"):
+        curve = _CURVES.get(bits, ec.SECP256R1)  # the RSA default of 2048 means "the usual": P-256
+        key = ec.generate_private_key(curve())
+        usage = x509.KeyUsage(digital_signature=True, key_encipherment=False, content_commitment=False,
+                              data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                              crl_sign=False, encipher_only=False, decipher_only=False)
+    else:
+        raise UserError(f"unknown key type {key_type!r}", "use RSA (the default) or ECDSA")
+
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = dt.datetime.now(dt.UTC)
+    builder = (x509.CertificateBuilder()
+               .subject_name(name).issuer_name(name)
+               .public_key(key.public_key())
+               .serial_number(x509.random_serial_number())
+               .not_valid_before(now - dt.timedelta(minutes=5))  # tolerate small clock skew between hosts
+               .not_valid_after(now + dt.timedelta(days=days))
+               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+               .add_extension(usage, critical=True)
+               .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
+                                                     ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+               .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()),
+                              critical=False))
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    cert = builder.sign(key, hashes.SHA256())
+
+    paths.write_private(key_path, key.private_bytes(serialization.Encoding.PEM,
+                                                    serialization.PrivateFormat.PKCS8,
+                                                    serialization.NoEncryption()))
+    _write_public(cert_path, cert.public_bytes(serialization.Encoding.PEM))
+    return check_pair(cert_path, key_path)
