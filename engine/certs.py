@@ -85,11 +85,15 @@ class PemReport(BaseModel):
 def fingerprint(cert_pem_or_der: bytes) -> str:
     """SHA-256 over the certificate's DER, as "AB:CD:..." (what browsers and NetScaler show)."""
     data = _normalise(cert_pem_or_der)
-    if b"-----BEGIN" in data:
-        der = x509.load_pem_x509_certificate(_first_cert_block(data)).public_bytes(serialization.Encoding.DER)
-    else:
-        der = x509.load_der_x509_certificate(data).public_bytes(serialization.Encoding.DER)
-    return _colon_hex(hashlib.sha256(der).digest())
+    try:
+        if b"-----BEGIN" in data:
+            cert = x509.load_pem_x509_certificate(_first_cert_block(data))
+        else:
+            cert = x509.load_der_x509_certificate(data)
+    except ValueError:
+        raise CertError("not_pem", "the data is neither a PEM nor a DER certificate",
+                        "give a certificate file (-----BEGIN CERTIFICATE-----)") from None
+    return _colon_hex(cert.fingerprint(hashes.SHA256()))
 
 
 def _first_cert_block(data: bytes) -> bytes:
@@ -108,6 +112,8 @@ def _normalise(data: bytes) -> bytes:
     """Tolerate what Windows editors and mail gateways do to PEM files: a UTF-8 BOM and CRLF."""
     if data.startswith(BOM):
         data = data[len(BOM):]
+    if b"-----BEGIN" not in data:
+        return data  # binary (DER): its bytes must stay as they are
     return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
 
 
