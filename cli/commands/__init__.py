@@ -6,6 +6,8 @@ anything the user can fix; cli.main prints that as a message with a fix, never a
 
 # Order is the order of `dicomtls --help`.
 MODULES = [
+    "check_pem",
+    "make_cert",
     "plan",
     "apply",
     "status",
