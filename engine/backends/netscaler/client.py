@@ -1,0 +1,442 @@
+"""A small NITRO client over httpx: one session, typed errors, request counting (nitro.md §1, §2, §12).
+
+    with NitroClient("https://192.0.2.10", "nsroot", password, fingerprint="AB:CD:...") as ns:
+        ns.get("lbvserver", attrs="name,curstate")
+        ns.post("nsfeature", {"nsfeature": {"feature": ["LB", "SSL"]}}, action="enable")
+
+- Logs in lazily on the first request, again transparently when the session has expired (444),
+  and out on close().
+- TLS to the management address: verified against a CA file, or pinned to a SHA-256 fingerprint.
+  The pin is checked on every TLS connection right after the handshake, inside wrap_socket, so no
+  byte of any request (and so never the password) reaches a peer with another certificate.
+  `insecure=True` skips verification and says so loudly; http:// works, with a warning.
+- Every NITRO error becomes an engine.errors.UserError carrying the errorcode, the ADC's message and
+  a fix. The password is never logged and never put in any message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import socket
+import ssl
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from engine.backends.netscaler.models import NitroRequest, encode_args, quote_name
+from engine.errors import UserError
+
+log = logging.getLogger("dicomtls.netscaler")
+
+SESSION_CODES = {444, 1027}  # "Session expired or killed", "Not logged in or connection timed out" (§2.5)
+MISSING_CODES = {258}  # "No such resource"
+
+
+class NitroError(UserError):
+    """The ADC answered with a NITRO error. `.errorcode`, `.status` and `.nitro_message` keep the raw facts."""
+
+    def __init__(self, problem: str, fix: str, *, status: int, errorcode: int, nitro_message: str,
+                 request: str) -> None:
+        super().__init__(problem, fix)
+        self.status = status
+        self.errorcode = errorcode
+        self.nitro_message = nitro_message
+        self.request = request
+
+
+class NitroConnectionError(UserError):
+    """The ADC could not be reached, or the connection broke. `.sent` is True when a request may have
+    been carried out without us seeing the answer."""
+
+    def __init__(self, problem: str, fix: str, *, sent: bool = False) -> None:
+        super().__init__(problem, fix)
+        self.sent = sent
+
+
+class FingerprintMismatch(UserError):
+    pass
+
+
+def normalize_fingerprint(fp: str) -> str:
+    """'sha256:AB:CD:..' or 'abcd..' -> 'abcd..' (64 lower-case hex digits)."""
+    return fp.lower().removeprefix("sha256:").replace(":", "").strip()
+
+
+def format_fingerprint(hexdigest: str) -> str:
+    h = hexdigest.upper()
+    return ":".join(h[i:i + 2] for i in range(0, len(h), 2))
+
+
+def _host_port(url: str) -> tuple[str, int, str]:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UserError(f"{url!r} is not a NITRO address", "give it as https://HOST[:PORT], e.g. https://192.0.2.10")
+    return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), parts.scheme
+
+
+def fetch_fingerprint(url: str, timeout: float = 10.0) -> str:
+    """The SHA-256 fingerprint (AB:CD:...) of the certificate the management address presents.
+
+    For first-connect pinning: nothing is sent but a TLS ClientHello, so it is safe against any peer;
+    a person must still compare it with the ADC's own (show ssl certKey ns-server-certificate)."""
+    host, port, scheme = _host_port(url)
+    if scheme != "https":
+        raise UserError(f"{url} is http://, which has no certificate to pin",
+                        "use https:// for the management address, or accept the clear-text warning")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as raw:
+            with ctx.wrap_socket(raw, server_hostname=host) as tls:
+                der = tls.getpeercert(binary_form=True)
+    except (OSError, ssl.SSLError) as exc:
+        raise UserError(f"cannot fetch the certificate of {url}: {exc}",
+                        "check the address and port, and that NITRO over HTTPS is enabled on it") from None
+    return format_fingerprint(hashlib.sha256(der).hexdigest())
+
+
+class _PinnedContext(ssl.SSLContext):
+    """Accepts exactly one certificate, by SHA-256 of its DER form, checked before any data is sent."""
+
+    expected: str
+    seen: str | None
+
+    def wrap_socket(self, sock, *args: Any, **kwargs: Any):  # type: ignore[override]
+        tls = super().wrap_socket(sock, *args, **kwargs)
+        if not kwargs.get("do_handshake_on_connect", True):
+            tls.do_handshake()
+        der = tls.getpeercert(binary_form=True) or b""
+        self.seen = hashlib.sha256(der).hexdigest()
+        if self.seen != self.expected:
+            tls.close()
+            raise ssl.SSLCertVerificationError("management certificate does not match the pinned fingerprint")
+        return tls
+
+
+def pinned_context(fingerprint: str) -> _PinnedContext:
+    ctx = _PinnedContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # the pin replaces chain and name checks; it is checked per connection
+    ctx.expected = normalize_fingerprint(fingerprint)
+    ctx.seen = None
+    return ctx
+
+
+class NitroClient:
+    """A NITRO session. Counts requests (`.requests`) and configuration writes (`.writes`: every
+    POST/PUT/DELETE except login and logout)."""
+
+    def __init__(self, url: str, username: str, password: str, *, ca_file: str | None = None,
+                 fingerprint: str | None = None, insecure: bool = False, timeout: float = 30.0,
+                 password_source: str = "the password given") -> None:
+        host, port, scheme = _host_port(url)
+        self.url = url.rstrip("/")
+        self.username = username
+        self.__password = password
+        self.password_source = password_source
+        self.timeout = timeout
+        self.requests = 0
+        self.writes = 0
+        self.history: list[tuple[str, int, int]] = []  # (METHOD path, HTTP status, errorcode); never bodies
+        self.warnings: list[str] = []
+        self._token: str | None = None
+        self._pinned: _PinnedContext | None = None
+        if scheme == "http":
+            self._warn("the NITRO address is http://: the password and the private key cross the network in "
+                       "clear text; use https:// unless this is an isolated management VLAN")
+            verify: ssl.SSLContext | bool = False
+        elif fingerprint:
+            self._pinned = pinned_context(fingerprint)
+            verify = self._pinned
+        elif insecure:
+            self._warn("--insecure: the NetScaler's management certificate is NOT verified; anyone on the path "
+                       "could read the password. Pin its fingerprint or give ca_file instead.")
+            verify = False
+        elif ca_file:
+            try:
+                verify = ssl.create_default_context(cafile=ca_file)
+            except (OSError, ssl.SSLError) as exc:
+                raise UserError(f"cannot load the CA file {ca_file}: {exc}",
+                                "give netscaler.ca_file as a PEM file holding the CA that signed the management "
+                                "certificate") from None
+        else:
+            verify = ssl.create_default_context()
+        self._verify_mode = ("pinned" if self._pinned else "insecure" if verify is False and scheme == "https"
+                             else "ca_file" if ca_file and scheme == "https" else "system" if scheme == "https"
+                             else "none")
+        self._http = httpx.Client(base_url=self.url, verify=verify, timeout=httpx.Timeout(timeout),
+                                  headers={"Content-Type": "application/json", "Accept": "application/json"},
+                                  follow_redirects=False, trust_env=False)
+
+    def __repr__(self) -> str:  # never the password
+        return f"NitroClient({self.url!r}, user={self.username!r}, verify={self._verify_mode})"
+
+    def _warn(self, msg: str) -> None:
+        self.warnings.append(msg)
+        log.warning(msg)
+
+    # --- session ------------------------------------------------------------------------------------
+    @property
+    def logged_in(self) -> bool:
+        return self._token is not None
+
+    def login(self) -> None:
+        body = {"login": {"username": self.username, "password": self.__password}}
+        status, data = self._send("POST", "/nitro/v1/config/login", body, auth=False, what="login")
+        token = data.get("sessionid") if isinstance(data, dict) else None
+        if not token:
+            raise NitroError("the NetScaler accepted the login but returned no session id", "check that the URL "
+                             "points at the ADC's management address (NSIP), not at a virtual server",
+                             status=status, errorcode=0, nitro_message="", request="POST login")
+        self._token = str(token)
+
+    def logout(self) -> None:
+        if self._token is None:
+            return
+        try:
+            self._send("POST", "/nitro/v1/config/logout", {"logout": {}}, auth=True, what="logout")
+        except UserError as exc:  # the session may be gone already; logging out is best effort
+            log.info("logout: %s", exc.problem)
+        finally:
+            self._token = None
+
+    def close(self) -> None:
+        try:
+            self.logout()
+        finally:
+            self._http.close()
+
+    def __enter__(self) -> NitroClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- verbs ----------------------------------------------------------------------------------------
+    def get(self, resource: str, name: str | None = None, *, args: dict[str, Any] | None = None,
+            filter: dict[str, Any] | None = None, attrs: str | list[str] | None = None, bulk: bool = False,
+            stat: bool = False, missing_ok: bool = False) -> list[dict[str, Any]]:
+        """Rows of `resource` (keys lower-cased). A singleton object comes back as a one-row list.
+        missing_ok: "No such resource" (258) gives [] instead of an error."""
+        path = f"/nitro/v1/{'stat' if stat else 'config'}/{resource}"
+        if name is not None:
+            path += "/" + quote_name(name)
+        query = []
+        if args:
+            query.append("args=" + encode_args(args))
+        if filter:
+            query.append("filter=" + encode_args(filter))
+        if attrs:
+            query.append("attrs=" + (attrs if isinstance(attrs, str) else ",".join(attrs)))
+        if bulk:
+            query.append("bulkbindings=yes")
+        if query:
+            path += "?" + "&".join(query)
+        try:
+            _, data = self.request("GET", path, what=f"read {resource}{' ' + name if name else ''}")
+        except NitroError as exc:
+            if missing_ok and exc.errorcode in MISSING_CODES:
+                return []
+            raise
+        rows = data.get(resource, [])
+        if isinstance(rows, dict):  # singletons: object (GO) or list (DOC12), accept both (§1)
+            rows = [rows]
+        return [{str(k).lower(): v for k, v in r.items()} for r in rows if isinstance(r, dict)]
+
+    def post(self, resource: str, body: dict[str, Any], *, action: str | None = None,
+             onerror: str | None = None) -> dict[str, Any]:
+        path = f"/nitro/v1/config/{resource}" + (f"?action={action}" if action else "")
+        headers = {"X-NITRO-ONERROR": onerror} if onerror else None
+        return self.request("POST", path, body, headers=headers)[1]
+
+    def put(self, resource: str, body: dict[str, Any], name: str | None = None) -> dict[str, Any]:
+        path = f"/nitro/v1/config/{resource}" + (f"/{quote_name(name)}" if name is not None else "")
+        return self.request("PUT", path, body)[1]
+
+    def delete(self, resource: str, name: str, *, args: dict[str, Any] | None = None) -> dict[str, Any]:
+        path = f"/nitro/v1/config/{resource}/{quote_name(name)}"
+        if args:
+            path += "?args=" + encode_args(args)
+        return self.request("DELETE", path)[1]
+
+    def send(self, req: NitroRequest) -> dict[str, Any]:
+        """Send a prepared request (reconcile builds them; array bodies stop at the first error)."""
+        body = req.body
+        headers = None
+        if body and any(isinstance(v, list) for v in body.values()) and req.method == "POST":
+            headers = {"X-NITRO-ONERROR": "exit"}
+        return self.request(req.method, req.path, body, headers=headers)[1]
+
+    def request(self, method: str, path: str, body: dict[str, Any] | None = None, *,
+                headers: dict[str, str] | None = None, what: str = "") -> tuple[int, dict[str, Any]]:
+        """Send with the session, logging in first if needed and once more on 444."""
+        if self._token is None:
+            self.login()
+        try:
+            return self._send(method, path, body, auth=True, headers=headers, what=what)
+        except NitroError as exc:
+            if exc.errorcode not in SESSION_CODES:
+                raise
+            log.info("NITRO session expired (%s); logging in again", exc.errorcode)
+            self._token = None
+            self.login()
+            return self._send(method, path, body, auth=True, headers=headers, what=what)
+
+    # --- the wire -------------------------------------------------------------------------------------
+    def _send(self, method: str, path: str, body: dict[str, Any] | None, *, auth: bool,
+              headers: dict[str, str] | None = None, what: str = "") -> tuple[int, dict[str, Any]]:
+        hdrs = dict(headers or {})
+        if auth and self._token:
+            hdrs["Cookie"] = f"NITRO_AUTH_TOKEN={self._token}"
+        content = json.dumps(body).encode() if body is not None else None
+        label = f"{method} {path.split('?')[0]}"
+        self.requests += 1
+        if method != "GET" and not path.endswith(("/config/login", "/config/logout")):
+            self.writes += 1
+        try:
+            resp = self._http.request(method, path, content=content, headers=hdrs)
+        except httpx.TimeoutException:
+            self.history.append((label, 0, 0))
+            raise NitroConnectionError(
+                f"the NetScaler at {self.url} did not answer {label} within {self.timeout:g} s",
+                "check that the management address is reachable from here (ping, firewall) and that NITRO is "
+                "enabled; raise netscaler.timeout in the plan for a slow ADC; then run again",
+                sent=method != "GET") from None
+        except httpx.ConnectError as exc:
+            self.history.append((label, 0, 0))
+            raise self._connect_error(exc) from None
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+            self.history.append((label, 0, 0))
+            raise NitroConnectionError(
+                f"the connection to the NetScaler at {self.url} broke during {label} ({type(exc).__name__}); "
+                "that request may or may not have been carried out",
+                "check the ADC is up, then run again: the next run reads the current state and completes "
+                "what is missing", sent=True) from None
+        finally:
+            self._http.cookies.clear()  # the token travels in our own Cookie header only
+        data: dict[str, Any] = {}
+        if resp.content:
+            try:
+                parsed = resp.json()
+                data = parsed if isinstance(parsed, dict) else {}
+            except ValueError:
+                data = {}
+        code = int(data.get("errorcode") or 0)
+        self.history.append((label, resp.status_code, code))
+        log.debug("%s -> %s %s", label, resp.status_code, code or "")
+        if resp.status_code >= 400 or resp.status_code == 207 or code != 0:
+            raise self._nitro_error(method, path, resp.status_code, data, what)
+        return resp.status_code, data
+
+    def _connect_error(self, exc: httpx.ConnectError) -> UserError:
+        if self._pinned is not None and self._pinned.seen and self._pinned.seen != self._pinned.expected:
+            return FingerprintMismatch(
+                f"the NetScaler at {self.url} presented a certificate with SHA-256 fingerprint "
+                f"{format_fingerprint(self._pinned.seen)}, not the pinned {format_fingerprint(self._pinned.expected)}; "
+                "nothing was sent (no login, no password)",
+                "if the ADC's management certificate was replaced on purpose, compare the new fingerprint with "
+                "`show ssl certKey ns-server-certificate` on its console, then update netscaler.fingerprint in the "
+                "plan; otherwise something is intercepting the connection: stop and investigate")
+        cause = exc.__cause__ or exc.__context__
+        text = str(exc) or str(cause)
+        if isinstance(cause, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in text:
+            try:
+                seen = fetch_fingerprint(self.url, timeout=min(self.timeout, 10.0))
+            except UserError:
+                seen = "unknown"
+            return UserError(
+                f"the NetScaler's management certificate at {self.url} is not trusted ({text}); nothing was sent",
+                f"it presents SHA-256 fingerprint {seen}: if that matches `show ssl certKey ns-server-certificate` "
+                f"on the ADC, add fingerprint = \"sha256:{seen}\" under [netscaler] in the plan, or set ca_file "
+                "to the CA that signed it")
+        return NitroConnectionError(
+            f"cannot reach the NetScaler at {self.url}: {text or type(exc).__name__}",
+            "check the management address and port in netscaler.url, that this host can reach it (firewall, "
+            "VPN), and that NITRO over HTTPS is enabled on it; then run again")
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self.__password, "***") if self.__password else text
+
+    def _nitro_error(self, method: str, path: str, status: int, data: dict[str, Any], what: str) -> NitroError:
+        code = int(data.get("errorcode") or 0)
+        message = self._scrub(str(data.get("message") or ""))
+        if status == 207 and isinstance(data.get("response"), list):
+            failed = [r for r in data["response"] if isinstance(r, dict) and int(r.get("errorcode") or 0)]
+            if failed:  # a bulk request: report the item that failed (§12.1)
+                code = int(failed[0].get("errorcode") or code)
+                message = self._scrub(str(failed[0].get("message") or message))
+        label = f"{method} {path.split('?')[0].removeprefix('/nitro/v1/config/')}"
+        req = what or label
+        problem, fix = explain(code, status, message, req, self)
+        return NitroError(problem, fix, status=status, errorcode=code, nitro_message=message, request=label)
+
+
+def explain(code: int, status: int, message: str, req: str, client: NitroClient) -> tuple[str, str]:
+    """(problem, fix) for a NITRO error: the errorcode and the ADC's own message, and what to do."""
+    said = f"NITRO {code} \"{message}\"" if code else f"HTTP {status}"
+    if code in (354, 355, 1025) or (status == 401 and code not in SESSION_CODES):
+        return (f"the NetScaler at {client.url} refused the login for {client.username!r}: {said}",
+                f"check netscaler.username in the plan and {client.password_source}; a locked-out or "
+                "expired account also gives this")
+    if code in SESSION_CODES:
+        return (f"the NetScaler ended the session again right after a new login ({said})",
+                "check the system user's session timeout and the ADC's session limits, then run again")
+    if code in (445, 446):
+        return (f"the NetScaler has too many sessions or connections open ({said})",
+                "close idle GUI/NITRO sessions (show system session; kill system session <sid>), then run again")
+    if code in (3740, 3679):
+        return (f"{req}: the ADC's Default SSL Profile is enabled, so cipher and protocol settings cannot be set "
+                f"on the virtual server itself ({said})",
+                "on the ADC run `set ssl parameter -defaultProfile DISABLED` and `save ns config` (this affects "
+                "every SSL virtual server: agree it with the ADC's owner), then run again; or keep the profile and "
+                "set the cipher group and protocols in the SSL profile bound to the vserver")
+    if code in (278, 1090, 1097, 1233, 1234):
+        return (f"the NetScaler rejected {req}: {said}",
+                "the ADC does not accept an attribute or value this tool sent (named in the brackets); its "
+                "firmware may be older than this tool expects (`show ns version`; tls13 needs 12.1 or later). "
+                "Nothing after this step was changed")
+    if code == 258:
+        return (f"{req}: the ADC has no such object ({said})",
+                "run again: each run reads the current state first; if it repeats, someone is changing the ADC "
+                "at the same time")
+    if code == 273:
+        return (f"{req}: the object already exists on the ADC ({said})",
+                "run again: each run reads the current state first and reuses what is there")
+    if code == 1642:
+        return (f"{req}: a file of that name already exists in /nsconfig/ssl ({said})",
+                "this tool never overwrites files; run again to reconcile, or remove the stale file on the ADC")
+    if code == 1538:
+        return (f"{req}: the certificate and the private key do not match ({said})",
+                "give the key that belongs to this certificate in [certificate] (check with `dicomtls check-pem`)")
+    if code in (1537, 1614):
+        return (f"{req}: the ADC cannot read the private key ({said})",
+                "if the key is encrypted, give its passphrase (certificate.passphrase_env or --passphrase-env)")
+    if code in (1536, 1589):
+        return (f"{req}: the ADC refused the certificate ({said})",
+                "check the PEM with `dicomtls check-pem CERT KEY` and give a valid, unexpired certificate")
+    if code == 1647:
+        return (f"{req}: the ADC cannot find an input file ({said})",
+                "run again: the certificate and key files are uploaded before the cert-key pair is created")
+    if code == 3585:
+        return (f"{req}: the new certificate is for a different name than the one installed ({said})",
+                "if this renewal really changes the name, run again with --replace-cert (it passes nodomaincheck)")
+    if code == 1541:
+        return (f"{req}: the certificate is still in use ({said})", "unbind it first, then run again")
+    if code == 3621:
+        return (f"{req}: the ADC does not know a cipher name ({said})",
+                "this firmware lacks that cipher suite: choose another cipher_policy.profile, or update the firmware")
+    if code == 1067:
+        return (f"{req}: a feature it needs is not enabled ({said})",
+                "run again: features LB and SSL are enabled first; or `enable ns feature LB SSL` on the ADC")
+    if code == 356:
+        return (f"{req}: the ADC's license does not include a feature this needs ({said})",
+                "SSL offload and load balancing need a license with them; check `show ns license`")
+    if code == 2138:
+        return (f"{req}: user {client.username!r} is not allowed to do this ({said})",
+                "use an ADC user with a superuser command policy for this tool")
+    return (f"the NetScaler refused {req}: {said} (HTTP {status})",
+            "fix the cause named in the ADC's message, then run again; nothing after this step was changed")

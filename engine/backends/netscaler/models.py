@@ -1,0 +1,181 @@
+"""Typed NITRO payloads: the rows we read back, and the requests we send (nitro.md §1-§11).
+
+Reads are lenient on purpose: NITRO returns many numbers as strings ("port": 80 next to
+"weight": "1", §1) and adds attributes with each firmware, so numbers are coerced and unknown
+keys ignored. Requests are plain data so the same list can be sent, printed (`--format nitro`)
+or counted.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from urllib.parse import quote
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Row(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class NsFeature(_Row):
+    feature: list[str] = Field(default_factory=list)  # the enabled ones, upper-case
+
+
+class SystemFile(_Row):
+    filename: str
+    filelocation: str = ""
+    filecontent: str | None = None  # base64; only when read by name
+    filesize: int | None = None
+
+
+class CertKey(_Row):
+    certkey: str
+    cert: str = ""
+    key: str = ""
+    serial: str = ""  # hex (CERTBOT does int(serial, 16))
+    subject: str = ""
+    issuer: str = ""
+    clientcertnotafter: str = ""
+    daystoexpiration: int | None = None
+    status: str = ""
+
+    def serial_int(self) -> int | None:
+        try:
+            return int(self.serial.replace(":", ""), 16)
+        except ValueError:
+            return None
+
+
+class ServiceRow(_Row):
+    name: str
+    ipaddress: str = ""  # GET says ipaddress where add says ip (§6)
+    port: int = 0
+    servicetype: str = ""
+    monconnectionclose: str = "NONE"
+    svrstate: str = ""
+    state: str = ""
+
+
+class CipherSuiteBinding(_Row):
+    ciphergroupname: str
+    ciphername: str
+    cipherpriority: int = 0
+
+
+class CipherGroup(_Row):
+    ciphergroupname: str
+    description: str = ""
+
+
+class LbVserverRow(_Row):
+    name: str
+    ipv46: str = ""
+    port: int = 0
+    servicetype: str = ""
+    curstate: str = ""
+    effectivestate: str = ""
+    state: str = ""
+    totalservices: int = 0
+    activeservices: int = 0
+    value: str = ""
+
+
+class LbServiceBinding(_Row):
+    name: str
+    servicename: str
+    curstate: str = ""
+
+
+class SslVserverRow(_Row):
+    vservername: str
+    ssl3: str | None = None
+    tls1: str | None = None
+    tls11: str | None = None
+    tls12: str | None = None
+    tls13: str | None = None
+
+    def flags(self) -> dict[str, str]:
+        return {k: v for k, v in self.model_dump(exclude={"vservername"}).items() if v is not None}
+
+
+class SslCertBinding(_Row):
+    vservername: str
+    certkeyname: str
+    ca: bool = False
+    snicert: bool = False
+
+
+class SslCipherBinding(_Row):
+    vservername: str
+    ciphername: str = ""
+    cipheraliasname: str = ""
+
+    @property
+    def group(self) -> str:
+        # TF reads cipheraliasname and deletes by it (§10.2); fall back to ciphername.
+        return self.cipheraliasname or self.ciphername
+
+
+class SslVserverBindings(_Row):
+    """One entry of the umbrella `sslvserver_binding` read (§10.2: the robust way to see cipher bindings)."""
+
+    vservername: str
+    sslvserver_sslcertkey_binding: list[SslCertBinding] = Field(default_factory=list)
+    sslvserver_sslcipher_binding: list[SslCipherBinding] = Field(default_factory=list)
+
+
+class SslParameter(_Row):
+    defaultprofile: str = "DISABLED"
+
+
+class LbVserverStat(_Row):
+    name: str
+    state: str = ""
+    curclntconnections: int = 0
+    cursrvrconnections: int = 0
+    tothits: int = 0
+    totalrequests: int = 0
+    actsvcs: int = 0
+    inactsvcs: int = 0
+
+
+def quote_name(name: str) -> str:
+    """Object names in the path are double URL-encoded, as every official client does (§1)."""
+    return quote(quote(name, safe=""), safe="")
+
+
+def encode_args(args: dict[str, Any]) -> str:
+    """`k:v,k2:v2` with single-encoded values (§1: "the filelocation path must be URL encoded")."""
+    return ",".join(f"{k}:{quote(str(v), safe='')}" for k, v in args.items())
+
+
+class NitroRequest(BaseModel):
+    """One NITRO call: what apply sends and what `dicomtls export --format nitro` prints."""
+
+    method: Literal["GET", "POST", "PUT", "DELETE"]
+    resource: str
+    name: str | None = None
+    action: str | None = None
+    args: dict[str, Any] = Field(default_factory=dict)
+    body: dict[str, Any] | None = None
+    secret_fields: list[str] = Field(default_factory=list, exclude=True)  # body keys to mask when printed
+
+    @property
+    def path(self) -> str:
+        p = f"/nitro/v1/config/{self.resource}"
+        if self.name is not None:
+            p += "/" + quote_name(self.name)
+        query = []
+        if self.action:
+            query.append(f"action={self.action}")
+        if self.args:
+            query.append("args=" + encode_args(self.args))
+        return p + ("?" + "&".join(query) if query else "")
+
+    @property
+    def is_write(self) -> bool:
+        return self.method != "GET"
+
+    def describe(self) -> str:
+        return f"{self.method} {self.path}"
