@@ -43,7 +43,7 @@ MIN_RSA_BITS = 2048
 WEAK_HASHES = {"sha1", "md5"}
 BOM = b"\xef\xbb\xbf"
 
-_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\s*\n(.*?)\n?-----END \1-----", re.S)
+_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----", re.S)
 _CERT_LABELS = {b"CERTIFICATE", b"TRUSTED CERTIFICATE", b"X509 CERTIFICATE"}
 _KEY_LABELS = {b"PRIVATE KEY", b"RSA PRIVATE KEY", b"EC PRIVATE KEY", b"DSA PRIVATE KEY",
                b"ENCRYPTED PRIVATE KEY"}
@@ -285,6 +285,10 @@ def check_pair(cert_path: str | os.PathLike[str], key_path: str | os.PathLike[st
     if not keys_in_key:
         if certs_in_key:
             raise CertError("no_key", f"{key_path} holds a certificate, not a private key",
+                            "give the private key file (-----BEGIN PRIVATE KEY-----) that came with the "
+                            "certificate as KEY")
+        if any(b"PUBLIC KEY" in lbl for lbl, _ in key_blocks):
+            raise CertError("no_key", f"{key_path} holds a public key; the server needs the private key",
                             "give the private key file (-----BEGIN PRIVATE KEY-----) that came with the "
                             "certificate as KEY")
         raise CertError("no_key", f"{key_path} holds no private key",

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from engine.certs import CertError, PemReport, check_pair, fingerprint, make_self_signed
 from engine.ciphers import POLICIES
@@ -178,6 +178,29 @@ def test_certificate_in_both_slots(tmp_path):
     c, _ = good_pair(tmp_path)
     e = error(c, c)
     assert e.code == "no_key" and "certificate" in e.problem
+
+
+def test_public_key_instead_of_private_key(tmp_path):
+    key = rsa_key()
+    pub = key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    c, k = write_pair(tmp_path, cert_pem(make_cert(key=key)), pub)
+    e = error(c, k)
+    assert e.code == "no_key" and "public key" in e.problem
+
+
+def test_combined_file_in_both_slots(tmp_path):
+    """stunnel-style: certificate and key in one file, given as both CERT and KEY."""
+    key = rsa_key()
+    c, _ = write_pair(tmp_path, cert_pem(make_cert(key=key)) + key_pem(key), b"")
+    assert check_pair(c, c, now=NOW).key_type == "RSA"
+
+
+def test_pem_pasted_on_one_line_is_still_read(tmp_path):
+    """A web form that joins lines with spaces: the block is found and decoded all the same."""
+    c, k = good_pair(tmp_path)
+    before = fingerprint(c.read_bytes())
+    c.write_text(c.read_text().replace("\n", " "))
+    assert check_pair(c, k, now=NOW).fingerprint_sha256 == before
 
 
 def test_csr_instead_of_certificate(tmp_path):
