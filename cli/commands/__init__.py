@@ -11,4 +11,5 @@ MODULES = [
     "plan",
     "apply",
     "status",
+    "echo",
 ]

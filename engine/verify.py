@@ -1,0 +1,528 @@
+"""The verification ladder: a real DICOM C-ECHO, one rung at a time, each rung timed and explained.
+
+resolve -> tcp -> (tls) -> associate -> echo -> release. The first rung that fails says what it saw,
+the likely cause and what to do next. Success means a C-ECHO-RSP with status 0x0000 and nothing
+less: an established association, a TLS handshake or a tool's exit code prove nothing alone
+(research/dicom-tls.md §0.3-0.4).
+
+Everything runs over ONE connection: we connect and do the TLS handshake ourselves (so TLS errors
+can be classified; pynetdicom only reports them as "aborted"), then hand the connected socket to
+pynetdicom for the association. A terminator therefore sees exactly one client, not a probe plus
+an association.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from pynetdicom import AE, evt
+from pynetdicom.pdu import A_ABORT_RQ
+from pynetdicom.status import code_to_category
+from pynetdicom.transport import AddressInformation, AssociationSocket
+
+from engine.ciphers import POLICIES
+from engine.errors import UserError
+from engine.plan import DEFAULT_CALLING_AE, check_ae_title, check_port
+from engine.tlsctx import client_context
+
+StepName = Literal["resolve", "tcp", "tls", "associate", "echo", "release"]
+VERIFICATION_UID = "1.2.840.10008.1.1"
+DEFAULT_CALLED_AE = "ANY-SCP"
+
+
+class Step(BaseModel):
+    name: StepName
+    ok: bool
+    seconds: float
+    detail: str = ""
+    cause: str = ""
+    next_action: str = ""
+
+
+class EchoReport(BaseModel):
+    ok: bool
+    status: int | None = None  # the C-ECHO-RSP status, when one arrived
+    steps: list[Step]
+    host: str = ""
+    port: int = 0
+    tls: bool = False
+    calling_ae: str = ""
+    called_ae: str = ""
+    # Filled after a TLS handshake, e.g. for the wizard to offer pinning the certificate.
+    tls_version: str | None = None
+    cipher: str | None = None
+    server_fingerprint: str | None = None
+    server_subject: str | None = None
+
+    @property
+    def failed_step(self) -> Step | None:
+        return next((s for s in self.steps if not s.ok), None)
+
+
+class _Failed(Exception):
+    """Ends the ladder; the failing step has been recorded."""
+
+
+def fingerprint_der(der: bytes) -> str:
+    return ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())
+
+
+def _load_expected(path: str | Path) -> str:
+    p = Path(path).expanduser()
+    try:
+        text = p.read_text(encoding="ascii", errors="replace")
+    except OSError as exc:
+        raise UserError(f"cannot read the expected certificate {p}: {exc.strerror or exc}",
+                        "give the server's certificate as a PEM file with --expect-cert") from None
+    start = text.find("-----BEGIN CERTIFICATE-----")
+    end = text.find("-----END CERTIFICATE-----", start)
+    if start < 0 or end < 0:
+        raise UserError(f"{p} holds no PEM certificate", "give the server's certificate (the file with "
+                        "-----BEGIN CERTIFICATE-----) with --expect-cert, not its key")
+    try:
+        der = ssl.PEM_cert_to_DER_cert(text[start:end + len("-----END CERTIFICATE-----")])
+    except ValueError as exc:
+        raise UserError(f"{p}: the certificate is not valid PEM ({exc})",
+                        "export the server's certificate again as PEM") from None
+    return fingerprint_der(der)
+
+
+def _subject(der: bytes) -> str:
+    try:
+        from cryptography import x509
+
+        return x509.load_der_x509_certificate(der).subject.rfc4514_string()
+    except Exception:  # an odd certificate must not stop the ladder; the fingerprint still identifies it
+        return "(unreadable subject)"
+
+
+def checked_ae(which: str, value: str) -> str:
+    try:
+        return check_ae_title(value)
+    except ValueError as exc:
+        flag = "--calling-ae" if which == "calling" else "--called-ae"
+        raise UserError(f"{which} AE title {value!r} {exc}", f"give a valid AE title with {flag}") from None
+
+
+# --- decoding what the peer said -----------------------------------------------------------------
+
+_RJ_RESULT = {1: "rejected-permanent", 2: "rejected-transient"}
+_RJ_SOURCE = {1: "service-user (the called application)", 2: "service-provider (ACSE)",
+              3: "service-provider (presentation layer)"}
+_RJ_REASON = {
+    1: {1: "no reason given", 2: "application context name not supported",
+        3: "calling AE title not recognised", 7: "called AE title not recognised"},
+    2: {1: "no reason given", 2: "protocol version not supported"},
+    3: {1: "temporary congestion", 2: "local limit exceeded"},
+}
+
+
+def _reject_advice(source: int, reason: int, calling: str, called: str) -> tuple[str, str]:
+    if (source, reason) == (1, 7):
+        return (f"the peer does not answer to the called AE title {called!r}",
+                "use the PACS's own AE title with --called-ae (ask its administrator; the plan's "
+                "service ae_title must match it too)")
+    if (source, reason) == (1, 3):
+        return (f"the peer does not accept calls from the calling AE title {calling!r}",
+                f"add {calling!r} (with this host's address, if the PACS checks it) to the PACS's list of "
+                "known modalities/AEs, or use a calling AE it knows with --calling-ae")
+    if source == 3:
+        return ("the peer is temporarily unable to accept (congested, at its association limit, or its "
+                "back end is down)", "retry in a minute; if it persists, check the PACS (or the terminator's "
+                "back end) is up and not at its connection limit")
+    if (source, reason) == (1, 2):
+        return ("the peer does not support the DICOM application context", "check that this port is a DICOM "
+                "service and not another protocol")
+    if source == 2:
+        return ("the peer's DICOM stack refused the request (protocol level)", "check the peer's log for the "
+                "reason; it may expect another DICOM protocol version")
+    return ("the called application refused the association without giving a reason",
+            f"check the PACS's log and its configuration for calling AE {calling!r} / called AE {called!r}")
+
+
+_ABORT_SOURCE = {0: "service-user", 1: "reserved", 2: "service-provider"}
+_ABORT_REASON = {0: "not specified", 1: "unrecognised PDU", 2: "unexpected PDU", 4: "unrecognised PDU parameter",
+                 5: "unexpected PDU parameter", 6: "invalid PDU parameter value"}
+
+_ECHO_STATUS = {
+    0x0000: "Success",
+    0x0110: "Processing failure",
+    0x0122: "Refused: SOP class not supported (the peer does not offer C-ECHO)",
+    0x0124: "Refused: not authorised",
+    0x0210: "Duplicate invocation",
+    0x0211: "Unrecognised operation",
+    0x0212: "Mistyped argument",
+    0x0213: "Resource limitation",
+    0xFE00: "Cancel",
+}
+
+
+def describe_status(code: int) -> str:
+    if code in _ECHO_STATUS:
+        return _ECHO_STATUS[code]
+    return f"{code_to_category(code)} (not a standard C-ECHO status)"
+
+
+# --- TLS errors ------------------------------------------------------------------------------------
+
+def _tls_advice(exc: BaseException, policy_name: str | None, cafile: str | Path | None,
+                host: str, port: int, timeout: float) -> tuple[str, str, str]:
+    """(detail, cause, next_action) for a failed handshake."""
+    versions = ("TLS " + "/".join(POLICIES[policy_name].versions)) if policy_name else "TLS 1.2 or later"
+    policy_label = f"policy {policy_name}" if policy_name else "the default client settings (TLS 1.2+)"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        detail = f"certificate verify failed: {exc.verify_message}"
+        if cafile:
+            return (detail, f"the server's certificate is not signed by the CA in {cafile} ({exc.verify_message})",
+                    "give the CA (or the server's own self-signed certificate) that issued it with --cafile, "
+                    "or pin it with --expect-cert SERVER.pem")
+        return (detail, f"the server's certificate is not trusted by this machine ({exc.verify_message}); "
+                "DICOM-TLS certificates are usually self-signed",
+                "give its CA or the certificate itself with --cafile, pin it with --expect-cert SERVER.pem, "
+                "or use --insecure for a rehearsal")
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return (f"no TLS answer within {timeout:g} s",
+                "the port accepted TCP but did not answer the TLS handshake: it probably speaks plain DICOM "
+                "(which waits for an A-ASSOCIATE), or a TLS server is stuck on another idle connection",
+                f"drop --tls if {host}:{port} is a plain DICOM port, or use the TLS port; else retry and check "
+                "the server")
+    reason = getattr(exc, "reason", None) or ""
+    detail = f"TLS error: {exc}"
+    if reason in ("TLSV1_ALERT_PROTOCOL_VERSION", "UNSUPPORTED_PROTOCOL", "NO_PROTOCOLS_AVAILABLE"):
+        return (detail, f"the server refuses {versions} ({policy_label}): it speaks other TLS versions",
+                "find which versions it accepts (e.g. `openssl s_client -connect HOST:PORT -tls1_2`); Butterfly "
+                "uses TLS 1.2, so the server or terminator must allow TLS 1.2, or choose a --policy that matches")
+    if reason in ("SSLV3_ALERT_HANDSHAKE_FAILURE", "NO_SHARED_CIPHER", "NO_CIPHERS_AVAILABLE",
+                  "TLSV1_ALERT_INSUFFICIENT_SECURITY"):
+        return (detail, f"the server shares no cipher suite with {policy_label} (it may only offer old "
+                "versions or suites, e.g. TLS 1.0/1.1 or CBC), or it insists on a client certificate",
+                "compare the server's TLS versions and suites with the policy (an sslyze or openssl s_client "
+                "scan shows them); upgrade the server's TLS settings, or try another --policy to confirm")
+    if reason in ("TLSV13_ALERT_CERTIFICATE_REQUIRED", "SSLV3_ALERT_BAD_CERTIFICATE", "TLSV1_ALERT_UNKNOWN_CA",
+                  "TLSV1_ALERT_ACCESS_DENIED"):
+        return (detail, "the server requires a client certificate (mutual TLS) and this echo sends none",
+                "relax the server's client-certificate requirement for this test, or test with DCMTK "
+                "`echoscu +tls KEY CERT` using the client certificate it expects")
+    if reason == "WRONG_VERSION_NUMBER" or reason == "HTTP_REQUEST" or reason == "RECORD_LAYER_FAILURE":
+        return (detail, f"{host}:{port} answered, but not with TLS: it speaks plain DICOM (or another protocol)",
+                "drop --tls to test it as a plain DICOM port, or use the port where TLS is served")
+    if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError | ConnectionResetError | BrokenPipeError) \
+            or reason == "UNEXPECTED_EOF_WHILE_READING":
+        return (f"the connection closed during the TLS handshake ({exc})",
+                f"{host}:{port} hung up on the TLS handshake: it probably speaks plain DICOM, or a terminator "
+                "refused this client (address not allowed, or a client certificate required)",
+                "drop --tls if it is a plain DICOM port, or use the TLS port; else check the terminator's log")
+    return (detail, "the TLS handshake failed", "check the server's TLS log for the reason it gives")
+
+
+# --- the ladder --------------------------------------------------------------------------------
+
+class _Ladder:
+    def __init__(self, on_step: Callable[[Step], None] | None) -> None:
+        self.steps: list[Step] = []
+        self.on_step = on_step
+        self._t0 = time.perf_counter()
+
+    def start(self) -> None:
+        self._t0 = time.perf_counter()
+
+    def done(self, name: StepName, ok: bool, detail: str, cause: str = "", next_action: str = "") -> None:
+        step = Step(name=name, ok=ok, seconds=round(time.perf_counter() - self._t0, 4), detail=detail,
+                    cause=cause, next_action=next_action)
+        self.steps.append(step)
+        if self.on_step is not None:
+            self.on_step(step)
+        if not ok:
+            raise _Failed
+
+    def fail(self, name: StepName, detail: str, cause: str, next_action: str) -> None:
+        self.done(name, False, detail, cause, next_action)
+
+
+def echo(host: str, port: int, *, tls: bool = False, cafile: str | Path | None = None, insecure: bool = False,
+         expect_cert: str | Path | None = None, calling_ae: str = DEFAULT_CALLING_AE,
+         called_ae: str = DEFAULT_CALLED_AE, timeout: float = 10.0, policy: str | None = None,
+         on_step: Callable[[Step], None] | None = None) -> EchoReport:
+    """Run the ladder against host:port. Bad arguments raise UserError before anything is sent."""
+    calling_ae = checked_ae("calling", calling_ae)
+    called_ae = checked_ae("called", called_ae)
+    try:
+        check_port(port)
+    except ValueError as exc:
+        raise UserError(f"port {port!r} {exc}", "give the DICOM port, e.g. 104, 4242 or 2762") from None
+    if not timeout or timeout <= 0:
+        raise UserError(f"timeout {timeout!r} is not a positive number of seconds", "use e.g. --timeout 10")
+    if not tls and (cafile or insecure or expect_cert):
+        raise UserError("--cafile, --insecure and --expect-cert only apply to a TLS echo",
+                        "add --tls, or leave those options out for a plain DICOM port")
+    expected = _load_expected(expect_cert) if expect_cert else None
+    context = None
+    if tls:
+        # A pinned leaf identifies the server by itself, whoever signed it.
+        context = client_context(policy, cafile, insecure=insecure or (expected is not None and not cafile))
+
+    report = EchoReport(ok=False, steps=[], host=host, port=port, tls=tls, calling_ae=calling_ae,
+                        called_ae=called_ae)
+    ladder = _Ladder(on_step)
+    sock: socket.socket | None = None
+    try:
+        sock = _resolve_and_connect(ladder, host, port, timeout)
+        if context is not None:
+            sock = _handshake(ladder, report, sock, context, host, port, timeout, policy, cafile, expected)
+        _associate_and_echo(ladder, report, sock, calling_ae, called_ae, timeout)
+        sock = None  # pynetdicom owns and closes it now
+    except _Failed:
+        pass
+    finally:
+        if sock is not None:
+            try:
+                sock.close()
+            except OSError:
+                pass
+    report.steps = ladder.steps
+    report.ok = report.status == 0x0000 and all(s.ok for s in ladder.steps) and \
+        [s.name for s in ladder.steps][-1:] == ["release"]
+    return report
+
+
+def _resolve_and_connect(ladder: _Ladder, host: str, port: int, timeout: float) -> socket.socket:
+    ladder.start()
+    try:
+        infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        ladder.fail("resolve", f"cannot resolve {host!r}: {exc}", f"the name {host!r} is not known to DNS "
+                    "or /etc/hosts here", "check the spelling, or use the IP address of the DICOM endpoint")
+    family, _, _, _, sockaddr = infos[0]
+    ip = sockaddr[0]
+    ladder.done("resolve", True, ip if ip == host else f"{host} -> {ip}")
+
+    ladder.start()
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(sockaddr)
+    except ConnectionRefusedError:
+        sock.close()
+        ladder.fail("tcp", f"connection to {ip}:{port} refused", f"nothing listens on {host}:{port}",
+                    "check the port number, and that the DICOM service or terminator is running and "
+                    "listening on that address")
+    except (TimeoutError, socket.timeout):
+        sock.close()
+        ladder.fail("tcp", f"no answer from {ip}:{port} within {timeout:g} s",
+                    "a firewall drops the packets (filtered port), or the host is down",
+                    f"check firewall rules between this machine and {host}:{port}, and that the host is up")
+    except OSError as exc:
+        sock.close()
+        ladder.fail("tcp", f"cannot connect to {ip}:{port}: {exc.strerror or exc}",
+                    "there is no network route to the host (wrong address, or a network/VPN is down)",
+                    "check the address and this machine's routes (ip route / traceroute)")
+    local = sock.getsockname()
+    ladder.done("tcp", True, f"connected to {ip}:{port} from {local[0]}:{local[1]}")
+    return sock
+
+
+def _handshake(ladder: _Ladder, report: EchoReport, sock: socket.socket, context: ssl.SSLContext, host: str,
+               port: int, timeout: float, policy: str | None, cafile: str | Path | None,
+               expected: str | None) -> ssl.SSLSocket:
+    ladder.start()
+    try:
+        ipaddress.ip_address(host)
+        sni = None  # an IP address is never sent as SNI
+    except ValueError:
+        sni = host
+    try:
+        tsock = context.wrap_socket(sock, server_hostname=sni, do_handshake_on_connect=False)
+        tsock.settimeout(timeout)
+        tsock.do_handshake()
+    except (ssl.SSLError, OSError) as exc:
+        detail, cause, action = _tls_advice(exc, policy, cafile, host, port, timeout)
+        ladder.fail("tls", detail, cause, action)
+    der = tsock.getpeercert(binary_form=True) or b""
+    report.tls_version = tsock.version()
+    report.cipher = (tsock.cipher() or ("?",))[0]
+    report.server_fingerprint = fingerprint_der(der) if der else None
+    report.server_subject = _subject(der) if der else None
+    detail = (f"{report.tls_version} {report.cipher}; server certificate {report.server_subject}, "
+              f"SHA-256 {report.server_fingerprint}")
+    if expected is not None and report.server_fingerprint != expected:
+        tsock.close()
+        ladder.fail("tls", detail + f"; expected SHA-256 {expected}",
+                    "the server presented a different certificate from the one given with --expect-cert",
+                    "if the server's certificate was replaced on purpose, pin the new one; otherwise check "
+                    "you reach the right host and port (another service or an interceptor answers)")
+    ladder.done("tls", True, detail + ("; matches --expect-cert" if expected else ""))
+    return tsock
+
+
+def _associate_and_echo(ladder: _Ladder, report: EchoReport, sock: socket.socket, calling_ae: str,
+                        called_ae: str, timeout: float) -> None:
+    seen: dict[str, Any] = {}
+
+    def on_pdu(event: Any) -> None:
+        if isinstance(event.pdu, A_ABORT_RQ):
+            seen["abort"] = (event.pdu.source, event.pdu.reason_diagnostic)
+
+    ae = _OneConnectionAE(sock, ae_title=calling_ae)
+    for attr in ("acse_timeout", "dimse_timeout", "network_timeout", "connection_timeout"):
+        setattr(ae, attr, timeout)
+    ae.add_requested_context(VERIFICATION_UID)
+    peer = sock.getpeername()
+
+    ladder.start()
+    assoc = ae.associate(peer[0], peer[1], ae_title=called_ae, evt_handlers=[(evt.EVT_PDU_RECV, on_pdu)])
+    try:
+        _check_association(ladder, report, assoc, seen, calling_ae, called_ae, peer, timeout)
+        ladder.start()
+        rsp = assoc.send_c_echo()
+        if "Status" not in rsp:
+            why = _abort_words(seen) if "abort" in seen else f"no C-ECHO response within {timeout:g} s"
+            ladder.fail("echo", f"no C-ECHO response: {why}",
+                        "the peer accepted the association but aborted or went silent on the C-ECHO "
+                        "(a terminator whose PACS side failed, or a PACS that refused the request)",
+                        "check the PACS's (and terminator's) log at this moment; retry with a longer --timeout")
+        status = int(rsp.Status)
+        report.status = status
+        words = describe_status(status)
+        if status != 0x0000:
+            _record_echo_failure(ladder, status, words, calling_ae)
+        else:
+            ladder.done("echo", True, f"status 0x0000: {words}")
+    except _Failed:
+        # Leave politely if the association is still up, then end the ladder.
+        if assoc.is_established:
+            assoc.release()
+        if assoc.is_established or not (assoc.is_released or assoc.is_aborted):
+            assoc.abort()
+        raise
+    ladder.start()
+    assoc.release()
+    if assoc.is_released:
+        ladder.done("release", True, "A-RELEASE confirmed")
+    else:
+        ladder.fail("release", "the peer did not confirm the release" + (f" ({_abort_words(seen)})"
+                    if "abort" in seen else ""),
+                    "the peer aborted instead of releasing; the echo itself worked",
+                    "harmless for a test; if it repeats, check the peer's log")
+
+
+def _record_echo_failure(ladder: _Ladder, status: int, words: str, calling_ae: str) -> None:
+    try:
+        ladder.fail("echo", f"status 0x{status:04X}: {words}",
+                    f"the peer answered the C-ECHO with a failure status ({words})",
+                    f"enable the Verification service (C-ECHO) for calling AE {calling_ae!r} on the peer, and "
+                    "check its log for why it refused")
+    except _Failed:
+        pass  # a failed status still deserves a clean release; the report stays not ok
+
+
+def _speaks_tls(peer: tuple, timeout: float) -> bool:
+    """After a plain association died silently: does the port answer a TLS ClientHello? (A second,
+    short connection, made only on that failure, to turn "maybe TLS" into a clear answer.)"""
+    cx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    cx.check_hostname = False
+    cx.verify_mode = ssl.CERT_NONE
+    try:
+        with socket.create_connection(peer[:2], timeout=min(timeout, 5.0)) as raw, cx.wrap_socket(raw):
+            return True
+    except ssl.SSLError as exc:
+        # A TLS alert is still a TLS server talking; garbage or a hang-up is not.
+        return exc.reason not in ("WRONG_VERSION_NUMBER", "UNEXPECTED_EOF_WHILE_READING", "RECORD_LAYER_FAILURE",
+                                  "HTTP_REQUEST") and not isinstance(exc, ssl.SSLEOFError)
+    except OSError:
+        return False
+
+
+def _abort_words(seen: dict[str, Any]) -> str:
+    source, reason = seen["abort"]
+    return (f"A-ABORT from the {_ABORT_SOURCE.get(source, f'source {source}')}, reason "
+            f"{_ABORT_REASON.get(reason, reason)}")
+
+
+def _check_association(ladder: _Ladder, report: EchoReport, assoc: Any, seen: dict[str, Any], calling_ae: str,
+                       called_ae: str, peer: tuple, timeout: float) -> None:
+    target = f"{report.host}:{report.port}"
+    if assoc.is_established:
+        cx = next(iter(assoc.accepted_contexts), None)
+        ts = cx.transfer_syntax[0].name if cx is not None and cx.transfer_syntax else "?"
+        impl = (assoc.acceptor.implementation_version_name or "").strip() or "unnamed"
+        ladder.done("associate", True, f"accepted: {calling_ae} -> {called_ae}, Verification with transfer syntax "
+                    f"{ts}; peer implementation {impl}")
+        return
+    if assoc.is_rejected:
+        rj = assoc.acceptor.primitive
+        result, source, reason = int(rj.result), int(rj.result_source), int(rj.diagnostic)
+        words = (f"{_RJ_RESULT.get(result, result)}, source {_RJ_SOURCE.get(source, source)}, reason "
+                 f"{_RJ_REASON.get(source, {}).get(reason, f'{reason} (reserved)')}")
+        cause, action = _reject_advice(source, reason, calling_ae, called_ae)
+        ladder.fail("associate", f"rejected {result}/{source}/{reason}: {words}", cause, action)
+    if assoc.is_aborted and assoc.acceptor.primitive is not None and assoc.acceptor.primitive.result == 0 \
+            and not assoc.accepted_contexts:
+        ladder.fail("associate", "accepted, but the Verification SOP class was refused (no accepted "
+                    "presentation context); aborted", "the peer does not offer C-ECHO to this calling AE",
+                    f"enable Verification (C-ECHO) for {calling_ae!r} on the peer")
+    if "abort" in seen:
+        detail = f"aborted: {_abort_words(seen)}"
+    elif assoc.is_aborted:
+        detail = "aborted: the peer closed the connection without an A-ASSOCIATE answer"
+    else:
+        detail = f"no answer to the A-ASSOCIATE request within {timeout:g} s"
+    if report.tls:
+        cause = ("the TLS handshake worked, then the association was dropped: a terminator whose PACS side "
+                 "is down or refused it, or a PACS that refused this client")
+        action = (f"check the terminator's log and that its PACS answers a plain echo; check the PACS "
+                  f"accepts calling AE {calling_ae!r}")
+    elif "abort" not in seen and assoc.is_aborted and _speaks_tls(peer, timeout):
+        detail += " (a TLS handshake on a second connection succeeded there)"
+        cause = f"{target} is a DICOM-TLS port: it expects a TLS handshake, and this was a plain echo"
+        action = "add --tls (with --cafile CA.pem, --expect-cert SERVER.pem or --insecure)"
+    else:
+        cause = (f"{target} took the connection but gave no DICOM answer: it may be a DICOM-TLS port "
+                 "(this was a plain echo), or a DICOM service that refused this client")
+        action = "add --tls if this is the TLS port; otherwise check the peer's log for why it dropped us"
+    ladder.fail("associate", detail, cause, action)
+
+
+# --- pynetdicom over our own connection --------------------------------------------------------------
+# pynetdicom 3.0 has no public way to run an association over a socket the caller connected. The two
+# overridden hooks are small and pinned by the dependency range (pynetdicom>=3.0,<4); if they ever
+# change, the TLS echo tests fail loudly.
+
+class _ConnectedSocket(AssociationSocket):
+    def __init__(self, assoc: Any, connected: socket.socket) -> None:
+        self._connected = connected
+        super().__init__(assoc, address=AddressInformation.from_tuple(("", 0)))
+
+    def _create_socket(self, address: Any) -> socket.socket:
+        return self._connected  # instead of a new, bound, unconnected socket
+
+    def connect(self, primitive: Any) -> None:  # AssociationSocket.connect, minus the connecting
+        try:
+            assert self.socket is not None
+            self.socket.settimeout(None)  # the DUL polls with select(); reads must not time out
+            self.assoc.requestor.address_info = AddressInformation.from_tuple(self.socket.getsockname())
+            self._is_connected = True
+            evt.trigger(self.assoc, evt.EVT_CONN_OPEN, {"address": primitive.address_info.as_tuple})
+            primitive.result = "Evt2"
+        except OSError:
+            primitive.result = "Evt17"
+            self.socket = None
+        finally:
+            self.provider_queue.put(primitive)
+            self._ready.set()
+
+
+class _OneConnectionAE(AE):
+    def __init__(self, connected: socket.socket, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._connected = connected
+
+    def _create_socket(self, assoc: Any, address: Any, tls_args: Any) -> AssociationSocket:
+        return _ConnectedSocket(assoc, self._connected)
