@@ -6,6 +6,7 @@ Versions and cipher suites come from engine.ciphers, the one place they are spel
 from __future__ import annotations
 
 import ssl
+import warnings
 from pathlib import Path
 
 from engine.ciphers import SSL_VERSIONS, get_policy
@@ -28,8 +29,10 @@ def client_context(policy_name: str | None, cafile: str | Path | None = None,
         cx.minimum_version = ssl.TLSVersion.TLSv1_2
     else:
         policy = get_policy(policy_name)
-        cx.minimum_version = SSL_VERSIONS[policy.min_version]
-        cx.maximum_version = SSL_VERSIONS[policy.max_version]
+        with warnings.catch_warnings():  # TLS 1.0/1.1 are deprecated; only the (warned) legacy policy uses them
+            warnings.simplefilter("ignore", DeprecationWarning)
+            cx.minimum_version = SSL_VERSIONS[policy.min_version]
+            cx.maximum_version = SSL_VERSIONS[policy.max_version]
         ciphers = policy.openssl_cipher_string
         if SSL_VERSIONS[policy.min_version] < ssl.TLSVersion.TLSv1_2:
             # OpenSSL 3 refuses TLS 1.0/1.1 above security level 0; a policy that allows them

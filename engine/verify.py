@@ -367,8 +367,13 @@ def _associate_and_echo(ladder: _Ladder, report: EchoReport, sock: socket.socket
     seen: dict[str, Any] = {}
 
     def on_pdu(event: Any) -> None:
+        seen["any_pdu"] = True
         if isinstance(event.pdu, A_ABORT_RQ):
             seen["abort"] = (event.pdu.source, event.pdu.reason_diagnostic)
+
+    def on_sent(event: Any) -> None:
+        if isinstance(event.pdu, A_ABORT_RQ):
+            seen["we_aborted"] = True  # pynetdicom gave up (a timeout), the peer did not drop us
 
     ae = _OneConnectionAE(sock, ae_title=calling_ae)
     for attr in ("acse_timeout", "dimse_timeout", "network_timeout", "connection_timeout"):
@@ -377,7 +382,7 @@ def _associate_and_echo(ladder: _Ladder, report: EchoReport, sock: socket.socket
     peer = sock.getpeername()
 
     ladder.start()
-    assoc = ae.associate(peer[0], peer[1], ae_title=called_ae, evt_handlers=[(evt.EVT_PDU_RECV, on_pdu)])
+    assoc = ae.associate(peer[0], peer[1], ae_title=called_ae, evt_handlers=[(evt.EVT_PDU_RECV, on_pdu), (evt.EVT_PDU_SENT, on_sent)])
     try:
         _check_association(ladder, report, assoc, seen, calling_ae, called_ae, peer, timeout)
         ladder.start()
@@ -470,10 +475,18 @@ def _check_association(ladder: _Ladder, report: EchoReport, assoc: Any, seen: di
                     f"enable Verification (C-ECHO) for {calling_ae!r} on the peer")
     if "abort" in seen:
         detail = f"aborted: {_abort_words(seen)}"
-    elif assoc.is_aborted:
-        detail = "aborted: the peer closed the connection without an A-ASSOCIATE answer"
+    elif seen.get("we_aborted") and seen.get("any_pdu"):
+        ladder.fail("associate", "the peer's answer was not a valid A-ASSOCIATE response; aborted",
+                    f"{target} is not a DICOM service, or its DICOM stack is broken",
+                    "check the port number and the peer's log")
+    elif seen.get("we_aborted") or not assoc.is_aborted:
+        ladder.fail("associate", f"no answer to the A-ASSOCIATE request within {timeout:g} s",
+                    "the peer accepted the connection but never answered the association request: a busy or "
+                    "hung DICOM service, a DICOM-TLS port waiting for a handshake, or not a DICOM port at all",
+                    "check the service on the peer (and its log); add --tls if it is the TLS port; retry with "
+                    "a longer --timeout")
     else:
-        detail = f"no answer to the A-ASSOCIATE request within {timeout:g} s"
+        detail = "aborted: the peer closed the connection without an A-ASSOCIATE answer"
     if report.tls:
         cause = ("the TLS handshake worked, then the association was dropped: a terminator whose PACS side "
                  "is down or refused it, or a PACS that refused this client")

@@ -17,6 +17,7 @@ import ssl
 import subprocess
 import time
 import urllib.request
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,13 +81,17 @@ class Peer:
 
 @contextlib.contextmanager
 def pynetdicom_scp(ae_title: str = "PACS", *, ssl_context: ssl.SSLContext | None = None,
-                   echo_status: int = 0x0000, require_called_aet: bool = True) -> Iterator[Peer]:
-    """A Verification SCP on 127.0.0.1:<free>; `echo_status` is what its C-ECHO handler answers."""
+                   echo_status: int = 0x0000, require_called_aet: bool = True,
+                   calling_aes: list[str] | None = None) -> Iterator[Peer]:
+    """A Verification SCP on 127.0.0.1:<free>; `echo_status` is what its C-ECHO handler answers;
+    `calling_aes` (if given) are the only calling AE titles it accepts (others: rejected 1/1/3)."""
     from pynetdicom import AE, evt
 
     ae = AE(ae_title=ae_title)
     ae.add_supported_context(VERIFICATION)
     ae.require_called_aet = require_called_aet
+    if calling_aes:
+        ae.require_calling_aet = calling_aes
     handlers = [(evt.EVT_C_ECHO, lambda event: echo_status)]
     server = ae.start_server((LOOPBACK, 0), block=False, ssl_context=ssl_context, evt_handlers=handlers)
     try:
@@ -102,9 +107,11 @@ def server_context(cert: Path, key: Path, *, min_version: ssl.TLSVersion = ssl.T
     cx.load_cert_chain(str(cert), str(key))
     if ciphers:
         cx.set_ciphers(ciphers)
-    cx.minimum_version = min_version
-    if max_version is not None:
-        cx.maximum_version = max_version
+    with warnings.catch_warnings():  # a TLS 1.0 server is the point of some tests
+        warnings.simplefilter("ignore", DeprecationWarning)
+        cx.minimum_version = min_version
+        if max_version is not None:
+            cx.maximum_version = max_version
     return cx
 
 
