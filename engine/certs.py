@@ -20,7 +20,6 @@ identity). Key material and passphrases never appear in messages.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import ipaddress
 import os
 import re
@@ -366,6 +365,10 @@ def check_pair(cert_path: str | os.PathLike[str], key_path: str | os.PathLike[st
         warnings.append(f"the certificate has an {key_type} key, but policy {pol.name} offers only "
                         f"{'/'.join(pol.key_types)} cipher suites for TLS 1.2: TLS 1.2 clients (Butterfly's "
                         f"connector) will fail with \"no shared cipher\"; {remedy}")
+    for i, c in enumerate(certs[1:], 2):
+        if c.not_valid_after_utc < now:
+            warnings.append(f"chain certificate {i} ({_subject(c)}) expired on {_fmt_day(c.not_valid_after_utc)}; "
+                            "clients that check the chain will reject it: ask for the current issuer certificate")
     for i in range(len(certs) - 1):
         if certs[i].issuer != certs[i + 1].subject:
             warnings.append(f"chain certificate {i + 2} ({_subject(certs[i + 1])}) did not issue certificate "
@@ -401,8 +404,8 @@ def _load_key(block: bytes, key_path: Path, passphrase: bytes | None) -> tuple[o
         if "not encrypted" in str(exc):  # a passphrase for a plain key: harmless, ignore it
             return _load_key(block, key_path, None)[0], False
         raise CertError("encrypted_no_passphrase", f"the private key in {key_path} is encrypted with a passphrase",
-                        "put the passphrase in an environment variable and name it: "
-                        "read -rs KEYPASS && export KEYPASS && dicomtls check-pem CERT KEY --passphrase-env KEYPASS") from None
+                        "give the key's passphrase: in the wizard when it asks; on the command line through an "
+                        "environment variable (read -rs KEYPASS && export KEYPASS, then --passphrase-env KEYPASS)") from None
     except ValueError as exc:
         if "password" in str(exc).lower() or "decrypt" in str(exc).lower():
             raise CertError("bad_passphrase", f"the passphrase does not open the private key in {key_path}",
@@ -466,7 +469,7 @@ def make_self_signed(cert_path: str | os.PathLike[str], key_path: str | os.PathL
                             "not overwriting", "choose another --out-dir or file names, or pass --force to replace them")
     if days < 1:
         raise UserError(f"days must be at least 1 (got {days})", "give --days 365, for example")
-    names = [_general_name(s) for s in sans]
+    names = [_general_name(s) for s in ([sans] if isinstance(sans, str) else sans)]
 
     kt = key_type.upper()
     if kt == "RSA":

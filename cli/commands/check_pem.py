@@ -70,7 +70,7 @@ def print_report(r: PemReport) -> None:
         ("key file", f"{r.key_file}: matches the certificate (OK)"),
     ]
     if len(r.chain) > 1:
-        rows.append(("chain", " <- ".join(r.chain)))
+        rows.append(("chain", "; ".join(f"{i}. {subj}" for i, subj in enumerate(r.chain, 1)) + " (leaf first)"))
     if r.policy:
         rows.append(("policy", r.policy))
     width = max(len(k) for k, _ in rows)

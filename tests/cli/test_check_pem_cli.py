@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from engine.certs import fingerprint
-from tests.support.pki import cert_pem, ec_key, key_pem, make_cert, rsa_key, write_pair
+from tests.support.pki import cert_pem, chain, ec_key, key_pem, make_cert, rsa_key, write_pair
 
 SECRET = "s3cret passphrase"
 
@@ -112,6 +112,19 @@ def test_ecdsa_pair_warns_under_the_default_policy(tmp_path):
     assert "result: usable, with 1 warning" in r.stdout
     r = dicomtls("check-pem", str(c), str(k), "--policy", "bcp195-ex", cwd=tmp_path)
     assert r.returncode == 0 and "warning:" not in r.stdout
+
+
+def test_chain_is_listed_leaf_first(tmp_path):
+    certs, leaf_key = chain(1)
+    c, k = write_pair(tmp_path, cert_pem(*certs), key_pem(leaf_key))
+    r = dicomtls("check-pem", str(c), str(k), cwd=tmp_path)
+    assert r.returncode == 0
+    assert "1. CN=pacs.test; 2. CN=Test Intermediate 1; 3. CN=Test Root CA (leaf first)" in r.stdout
+    assert "(self-signed)" not in r.stdout
+
+    c.write_bytes(cert_pem(*certs[::-1]))
+    r = dicomtls("check-pem", str(c), str(k), "--json", cwd=tmp_path)
+    assert r.returncode == 2 and json.loads(r.stdout)["error"]["code"] == "chain_order"
 
 
 def test_unknown_policy(tmp_path, pair):

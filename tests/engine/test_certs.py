@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from engine.certs import CertError, PemReport, check_pair, fingerprint, make_self_signed
 from engine.ciphers import POLICIES
 from engine.errors import UserError
-from tests.support.pki import (NOW, CertSpec, Issuer, cert_pem, chain, ec_key, key_der, key_pem, make_cert,
+from tests.support.pki import (NOW, Issuer, cert_pem, chain, ec_key, key_der, key_pem, make_cert,
                                name, rsa_key, write_pair)
 
 OPENSSL = shutil.which("openssl") or "openssl"  # Debian base; the DER fixes below are run for real
@@ -316,6 +316,18 @@ def test_chain_leaf_last_is_chain_order(tmp_path):
     assert "CN=pacs.test comes first" in e.fix
 
 
+def test_expired_intermediate_warns(tmp_path):
+    root_key, mid_key, leaf_key = rsa_key(2048, 10), rsa_key(2048, 11), rsa_key()
+    root = make_cert(cn="Root", key=root_key, ca=True, sans=())
+    mid = make_cert(cn="Old Mid", key=mid_key, issuer=Issuer(root_key, root.subject), ca=True, sans=(),
+                    not_before=NOW - dt.timedelta(days=900), not_after=NOW - dt.timedelta(days=5))
+    leaf = make_cert(key=leaf_key, issuer=Issuer(mid_key, mid.subject))
+    c, k = write_pair(tmp_path, cert_pem(leaf, mid, root), key_pem(leaf_key))
+    r = check_pair(c, k, now=NOW)
+    assert [w for w in r.warnings if "expired" in w] == [w for w in r.warnings if "CN=Old Mid" in w]
+    assert len(r.warnings) == 1
+
+
 def test_chain_with_issuers_out_of_order_warns(tmp_path):
     certs, leaf_key = chain(1)
     c, k = write_pair(tmp_path, cert_pem(certs[0], certs[2], certs[1]), key_pem(leaf_key))
@@ -422,6 +434,11 @@ def test_make_self_signed_modes_ignore_a_strict_umask(tmp_path):
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "c.pem").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "k.pem").stat().st_mode) == 0o600
+
+
+def test_make_self_signed_single_san_string(tmp_path):
+    r = make_self_signed(tmp_path / "c.pem", tmp_path / "k.pem", sans="pacs.local")
+    assert r.sans == ["DNS:pacs.local"]
 
 
 def test_make_self_signed_ecdsa_and_sans(tmp_path):
