@@ -11,5 +11,6 @@ MODULES = [
     "plan",
     "apply",
     "status",
+    "serve",
     "echo",
 ]

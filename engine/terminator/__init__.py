@@ -1,0 +1,11 @@
+"""The built-in DICOM-TLS terminator (backend "builtin"): `dicomtls serve`, and in-process for the wizard.
+
+Modules: config (runtime config from a plan), install (check + install into the state dir),
+tlsserver (SSLContext from the cipher policy), pdu (A-ASSOCIATE-RQ gate, RJ/ABORT), pump (the byte
+pump thread), health (PACS probes), server (the asyncio control plane), control (status endpoint),
+events (JSON log records), runner (serve / run_in_thread).
+"""
+
+from engine.terminator.runner import TerminatorHandle, run_in_thread, serve
+
+__all__ = ["TerminatorHandle", "run_in_thread", "serve"]

@@ -1,0 +1,147 @@
+"""Turn a plan into what `serve` runs: check everything first, then write the state dir.
+
+prepare() reads and checks (certificate and key, policy, that OpenSSL accepts the pair with the
+policy) and writes nothing, so a broken plan never damages a working installation. write() then
+installs cert.pem, key.pem (0600; decrypted if the source key has a passphrase, so the service
+never needs the passphrase), dhparams.pem (when the policy has DHE suites) and runtime.json.
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from engine import paths
+from engine.certs import CertError, check_pair, fingerprint
+from engine.errors import UserError
+from engine.plan import Plan
+from engine.terminator.config import RuntimeConfig, StateFiles, runtime_from_plan, state_dir_for
+from engine.terminator.tlsserver import FFDHE2048_PEM, MIN_DH_BITS, dh_bits, ensure_dh_params, server_context
+
+
+def installed_fingerprint(state: StateFiles) -> str | None:
+    try:
+        return fingerprint(state.cert.read_bytes())
+    except (OSError, ValueError, UserError):
+        return None
+
+
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----", re.S)
+
+
+def _canonical_chain(data: bytes) -> bytes:
+    """The certificate blocks only, re-encoded (no BOM, CRLF, stray text or keys in the installed file)."""
+    blocks = [m.group(0) for m in _PEM_BLOCK.finditer(data.replace(b"\r\n", b"\n")) if m.group(1).endswith(b"CERTIFICATE")
+              and b"REQUEST" not in m.group(1)]
+    return b"".join(x509.load_pem_x509_certificate(b).public_bytes(serialization.Encoding.PEM) for b in blocks)
+
+
+def _canonical_key(data: bytes, passphrase: bytes | None) -> bytes:
+    """The private key as unencrypted PKCS#8 PEM (the service must start without a passphrase)."""
+    for m in _PEM_BLOCK.finditer(data.replace(b"\r\n", b"\n")):
+        if m.group(1).endswith(b"PRIVATE KEY"):
+            try:
+                key = serialization.load_pem_private_key(m.group(0), password=passphrase)
+            except TypeError:  # a passphrase given for a plain key
+                key = serialization.load_pem_private_key(m.group(0), password=None)
+            return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                     serialization.NoEncryption())
+    raise UserError("no private key block found", "give the PEM private key file")
+
+
+@dataclass
+class Prepared:
+    """A checked plan, ready to serve: its runtime config and a loaded SSLContext. Nothing written yet."""
+
+    plan: Plan
+    state: StateFiles
+    cert_pem: bytes
+    key_pem: bytes | None  # None: keep the installed key (same certificate, encrypted source, no passphrase)
+    dh_pem: bytes | None
+    fingerprint: str
+    plan_path: Path | None
+    context: ssl.SSLContext
+    runtime: RuntimeConfig
+
+    def write(self) -> RuntimeConfig:
+        """Install into the state dir: cert.pem, key.pem (0600), dhparams.pem, runtime.json."""
+        st = self.state
+        paths.ensure_private_dir(st.dir)
+        if self.key_pem is not None:
+            paths.write_private(st.key, self.key_pem)
+        tmp = st.cert.with_name(st.cert.name + ".tmp")
+        tmp.write_bytes(self.cert_pem)
+        tmp.replace(st.cert)
+        if self.dh_pem is not None:
+            ensure_dh_params(st.dh)
+        st.write_runtime(self.runtime)
+        return self.runtime
+
+
+def prepare(plan: Plan, passphrase: str | bytes | None = None, plan_path: Path | None = None,
+            now: datetime | None = None) -> Prepared:
+    """Check the plan and its certificate/key for serving; write nothing."""
+    if not plan.virtual_server:
+        raise UserError("the plan has no [[virtual_server]], so the terminator would listen on nothing",
+                        "add a [[virtual_server]] (e.g. port 2761, role \"store\") to the plan")
+    state = StateFiles(state_dir_for(plan))
+    policy = plan.policy
+    pw = passphrase.encode() if isinstance(passphrase, str) else passphrase
+    key_pem: bytes | None
+    try:
+        report = check_pair(plan.cert_path, plan.key_path, pw, policy.name, now)
+        key_pem = _canonical_key(plan.key_path.read_bytes(), pw)
+    except CertError as exc:
+        # An encrypted key and no passphrase: fine if this very certificate is installed already
+        # (`apply` was given the passphrase and installed the key decrypted, 0600).
+        if exc.code != "encrypted_no_passphrase" or not state.key.exists() or \
+                installed_fingerprint(state) != fingerprint(plan.cert_path.read_bytes()):
+            raise
+        report = check_pair(plan.cert_path, state.key, None, policy.name, now)
+        key_pem = None
+    if not policy.key_type_ok(report.key_type):
+        raise UserError(f"cipher policy {policy.name} needs a {' or '.join(policy.key_types)} certificate; this one "
+                        f"has an {report.key_type} key, so no TLS 1.2 client could connect",
+                        "use an RSA certificate, or choose the bcp195-ex or bcp195-rfc8996 policy for ECDSA")
+    cert_pem = _canonical_chain(plan.cert_path.read_bytes())
+    fp = report.fingerprint_sha256
+    dh_pem = _dh_pem(state) if policy.needs_dh_params else None
+    ctx = _context(plan, cert_pem, key_pem if key_pem is not None else state.key.read_bytes(), dh_pem)
+    runtime = runtime_from_plan(plan, state.cert, state.key, state.dh if dh_pem else None, fp, state.dir, plan_path)
+    return Prepared(plan=plan, state=state, cert_pem=cert_pem, key_pem=key_pem, dh_pem=dh_pem, fingerprint=fp,
+                    plan_path=plan_path, context=ctx, runtime=runtime)
+
+
+def _dh_pem(state: StateFiles) -> bytes:
+    """The operator's own >= 2048-bit dhparams.pem if there is one, else RFC 7919 ffdhe2048."""
+    try:
+        pem = state.dh.read_bytes()
+        if dh_bits(pem) >= MIN_DH_BITS:
+            return pem
+    except (OSError, ValueError):
+        pass
+    return FFDHE2048_PEM
+
+
+def _context(plan: Plan, cert_pem: bytes, key_pem: bytes, dh_pem: bytes | None) -> ssl.SSLContext:
+    """The real server context, loaded from private temp copies (OpenSSL loads from files only), so
+    OpenSSL's verdict comes before anything is installed."""
+    with tempfile.TemporaryDirectory(prefix="dicomtls-ctx-") as d:
+        c, k, dh = Path(d) / "cert.pem", Path(d) / "key.pem", Path(d) / "dh.pem"
+        c.write_bytes(cert_pem)
+        paths.write_private(k, key_pem)
+        if dh_pem:
+            dh.write_bytes(dh_pem)
+        return server_context(plan.policy, c, k, dh_file=dh if dh_pem else None)
+
+
+def install(plan: Plan, passphrase: str | bytes | None = None, plan_path: Path | None = None) -> RuntimeConfig:
+    """Check and install in one go (`dicomtls apply`)."""
+    return prepare(plan, passphrase, plan_path).write()

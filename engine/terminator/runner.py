@@ -1,0 +1,206 @@
+"""Two ways to run the terminator: `serve` (foreground, signals, pid file, installs into the state
+dir) and run_in_thread (in-process for the wizard's demo; writes nothing to disk or the terminal)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import IO, Any, Callable
+
+from engine import paths
+from engine.errors import UserError
+from engine.plan import Plan, load_plan
+from engine.terminator.config import StateFiles, state_dir_for
+from engine.terminator.events import EventLog, Subscriber
+from engine.terminator.install import Prepared, prepare
+from engine.terminator.server import Terminator
+
+
+def _passphrase(plan: Plan, env_var: str | None) -> str | None:
+    var = env_var or plan.certificate.passphrase_env
+    return os.environ.get(var) if var else None
+
+
+def running_pid(state: StateFiles) -> int | None:
+    """The pid of a live `serve` for this state dir, from its pid file."""
+    try:
+        pid = int(state.pid.read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+# --- serve ------------------------------------------------------------------------------------------
+
+def serve(plan_path: str | os.PathLike[str], passphrase_env: str | None = None,
+          stream: IO[str] | None = None) -> int:
+    """Run until SIGTERM/SIGINT; SIGHUP reloads the plan. Returns the exit code."""
+    path = Path(plan_path).expanduser().resolve()
+    plan = load_plan(path)
+    if plan.backend != "builtin":
+        raise UserError(f"{path} has backend = {plan.backend!r}; `serve` runs the built-in terminator",
+                        "set backend = \"builtin\" in the plan (or use `dicomtls apply` for the NetScaler)")
+    state = StateFiles(state_dir_for(plan))
+    other = running_pid(state)
+    if other and other != os.getpid():
+        raise UserError(f"a terminator is already running for {state.dir} (pid {other})",
+                        f"stop it first (kill {other} / systemctl stop), or reload it with kill -HUP {other}")
+    prepared = prepare(plan, _passphrase(plan, passphrase_env), path)
+    events = EventLog(stream if stream is not None else sys.stderr)
+    return asyncio.run(_serve(path, prepared, passphrase_env, events))
+
+
+async def _serve(path: Path, prepared: Prepared, passphrase_env: str | None, events: EventLog) -> int:
+    loop = asyncio.get_running_loop()
+    state = prepared.state
+    paths.ensure_private_dir(state.dir)
+    term = Terminator(prepared.runtime, prepared.context, events)
+    await term.start()
+    prepared.write()  # installed only once its listeners are bound
+    state.pid.write_text(f"{os.getpid()}\n")
+    stop = asyncio.Event()
+    reloads: set[asyncio.Task] = set()
+
+    async def reload() -> None:
+        try:
+            plan = load_plan(path)
+            new = prepare(plan, _passphrase(plan, passphrase_env), path)
+        except UserError as exc:
+            term.counters["reload_failures"] += 1
+            events.emit("reload_failed", error=exc.problem, fix=exc.fix, generation=term.gen.number)
+            return
+        if new.state.dir != state.dir:
+            events.emit("reload_failed", error=f"the new plan moves the state dir to {new.state.dir}",
+                        fix="restart the service to change [builtin] state_dir", generation=term.gen.number)
+            return
+        if await term.reload(new.runtime, new.context):
+            new.write()
+
+    def on_hup() -> None:
+        t = loop.create_task(reload())
+        reloads.add(t)
+        t.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    try:
+        await stop.wait()
+        await term.shutdown()
+    finally:
+        try:
+            if running_pid(state) == os.getpid():
+                state.pid.unlink()
+        except OSError:
+            pass
+    return 0
+
+
+# --- in-process (wizard demo) -----------------------------------------------------------------------
+
+class ReadyFlag(threading.Event):
+    """A threading.Event that is also truthy once set, so both `handle.ready.wait(5)` and
+    `if handle.ready:` work."""
+
+    def __bool__(self) -> bool:
+        return self.is_set()
+
+
+class TerminatorHandle:
+    def __init__(self, events: EventLog) -> None:
+        self.events = events
+        self.ready = ReadyFlag()  # set once every listener is bound
+        self.error: BaseException | None = None  # why start failed, if it did
+        self._started = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._term: Terminator | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Receive every log record (dicts; event "association" for each connection)."""
+        return self.events.subscribe(callback)
+
+    def wait_ready(self, timeout: float = 10.0) -> bool:
+        """Block until started; raises the start error (e.g. a UserError for a busy port)."""
+        self._started.wait(timeout)
+        if self.error is not None:
+            raise self.error
+        return self.ready.is_set()
+
+    def _call(self, fn: Callable[[], Any], timeout: float = 5.0) -> Any:
+        if self._loop is None or not self._loop.is_running():
+            raise RuntimeError("the terminator is not running")
+
+        async def run() -> Any:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout)
+
+    def status(self) -> dict[str, Any]:
+        assert self._term is not None
+        return self._call(self._term.status)
+
+    @property
+    def ports(self) -> dict[str, int]:
+        """Listener name -> bound port."""
+        return {lst["name"]: lst["bound_port"] for lst in self.status()["listeners"]}
+
+    def reload(self, plan: Plan, passphrase: str | None = None) -> bool:
+        new = prepare(plan, passphrase if passphrase is not None else _passphrase(plan, None))
+        assert self._loop is not None and self._term is not None
+        return asyncio.run_coroutine_threadsafe(self._term.reload(new.runtime, new.context), self._loop).result(10)
+
+    def stop(self, drain_timeout: float = 2.0, timeout: float = 15.0) -> None:
+        if self._loop is not None and self._stop is not None and self._loop.is_running():
+            loop, ev = self._loop, self._stop
+            loop.call_soon_threadsafe(lambda: (setattr(self, "_drain", drain_timeout), ev.set()))
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+
+def run_in_thread(plan: Plan, passphrase: str | None = None, *, control: bool = False,
+                  stream: IO[str] | None = None) -> TerminatorHandle:
+    """Start the terminator for `plan` in a background thread (the wizard's demo mode).
+
+    Raises UserError at once if the plan cannot be served (certificate, key, policy); a listener
+    that cannot be bound is reported by handle.wait_ready() and handle.error. Nothing is written to
+    the state dir unless control=True (then the control socket is created there).
+    """
+    prepared = prepare(plan, passphrase if passphrase is not None else _passphrase(plan, None))
+    handle = TerminatorHandle(EventLog(stream))
+    handle._drain = 2.0  # type: ignore[attr-defined]
+
+    async def main() -> None:
+        handle._loop = asyncio.get_running_loop()
+        handle._stop = asyncio.Event()
+        term = Terminator(prepared.runtime, prepared.context, handle.events, control=control)
+        if control:
+            paths.ensure_private_dir(prepared.state.dir)
+        try:
+            await term.start()
+        except BaseException as exc:
+            handle.error = exc
+            handle._started.set()
+            return
+        handle._term = term
+        handle.ready.set()
+        handle._started.set()
+        await handle._stop.wait()
+        await term.shutdown(getattr(handle, "_drain", 2.0))
+
+    def thread_main() -> None:
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # surface, never crash the wizard
+            handle.error = handle.error or exc
+            handle._started.set()
+
+    handle._thread = threading.Thread(target=thread_main, name="dicomtls-terminator", daemon=True)
+    handle._thread.start()
+    return handle
