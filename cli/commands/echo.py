@@ -63,20 +63,20 @@ def _marks() -> tuple[str, str]:
 def run(args: argparse.Namespace) -> int:
     if args.policy and not args.tls:
         raise UserError("--policy only applies to a TLS echo", "add --tls, or leave --policy out")
-    # Checked here too so a bad AE title is reported before the header line is printed.
-    args.calling_ae = checked_ae("calling", args.calling_ae)
+    args.calling_ae = checked_ae("calling", args.calling_ae)  # normalised for the header line
     args.called_ae = checked_ae("called", args.called_ae)
     tick, cross = _marks()
+    mode = f"DICOM-TLS ({args.policy or 'TLS 1.2+'})" if args.tls else "plain DICOM"
+    header = [f"C-ECHO {args.calling_ae} -> {args.called_ae} at {args.host}:{args.port}, {mode}"]
 
     def show(step: Step) -> None:
+        if header:  # printed with the first rung, so argument errors come alone
+            print(header.pop(), flush=True)
         print(f"  {tick if step.ok else cross} {step.name:<9} {step.seconds:7.3f}s  {step.detail}", flush=True)
         if not step.ok:
             print(f"      cause: {step.cause}")
             print(f"      next:  {step.next_action}", flush=True)
 
-    if not args.json:
-        mode = f"DICOM-TLS ({args.policy or 'TLS 1.2+'})" if args.tls else "plain DICOM"
-        print(f"C-ECHO {args.calling_ae} -> {args.called_ae} at {args.host}:{args.port}, {mode}")
     report = echo(args.host, args.port, tls=args.tls, cafile=args.cafile, insecure=args.insecure,
                   expect_cert=args.expect_cert, calling_ae=args.calling_ae, called_ae=args.called_ae,
                   timeout=args.timeout, policy=args.policy, on_step=None if args.json else show)
