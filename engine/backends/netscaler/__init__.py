@@ -1,0 +1,186 @@
+"""The NetScaler backend: the seed guide's GUI procedure over NITRO, reconciled (issue 4).
+
+    backend = NetScalerBackend(plan, BackendOptions(password=...))
+    diff = backend.diff(plan)          # reads only: login + one GET per object type
+    result = backend.apply(plan, diff, progress)   # the writes of that diff, then save, then logout
+    backend.close()
+
+Modules: client (NITRO over httpx, sessions, TLS pinning, errors), models (payloads), reconcile
+(current state -> changes -> requests), export (CLI batch / NITRO request list), simulator (a NITRO
+to rehearse and test against).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+from engine import paths
+from engine.backends import BackendOptions
+from engine.backends.base import ApplyResult, Diff, Progress, ProgressCallback, Status, StatusItem
+from engine.backends.netscaler.client import NitroClient, fetch_fingerprint
+from engine.backends.netscaler.models import CertKey, LbVserverRow, LbVserverStat, ServiceRow
+from engine.backends.netscaler.reconcile import Reconciliation, local_cert, read_current, reconcile, step_name
+from engine.errors import UserError
+from engine.plan import Plan
+
+__all__ = ["NetScalerBackend", "fetch_fingerprint"]
+
+log = logging.getLogger("dicomtls.netscaler")
+
+
+class NetScalerBackend:
+    """Backend protocol over NITRO. Blocking; one NITRO session per backend object, opened lazily."""
+
+    name = "netscaler"
+
+    def __init__(self, plan: Plan, options: BackendOptions | None = None) -> None:
+        if plan.netscaler is None:
+            raise UserError("the plan has no [netscaler] table", "add [netscaler] with url, username and password_env")
+        self.plan = plan
+        self.options = options or BackendOptions()
+        self._client: NitroClient | None = None
+        self._last: tuple[Diff, Reconciliation] | None = None
+        self._base = (0, 0)  # client counters when the current run began
+
+    def __repr__(self) -> str:
+        return f"NetScalerBackend({self.plan.netscaler.url if self.plan.netscaler else '?'})"
+
+    # --- session --------------------------------------------------------------------------------------
+    def _connect(self) -> NitroClient:
+        if self._client is None:
+            ns = self.plan.netscaler
+            assert ns is not None
+            if not self.options.password:
+                raise UserError(f"no NetScaler password for {ns.username}@{ns.url}",
+                                f"export {ns.password_env}=... before running, or run in a terminal to be prompted")
+            ca = str(self.plan.resolve(ns.ca_file)) if ns.ca_file else None
+            self._client = NitroClient(ns.url, ns.username, self.options.password, ca_file=ca,
+                                       fingerprint=ns.fingerprint, insecure=self.options.insecure,
+                                       timeout=ns.timeout, password_source=f"${ns.password_env}")
+        return self._client
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(self._client.warnings) if self._client else []
+
+    @property
+    def client(self) -> NitroClient:
+        return self._connect()
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _pending_marker(self) -> Path:
+        """A run that wrote but did not reach `save ns config` leaves this, so the next run saves even
+        when nothing else differs (a no-change run must stay within its read budget, so it does not
+        ask the ADC whether the config changed)."""
+        assert self.plan.netscaler is not None
+        tag = hashlib.sha256(self.plan.netscaler.url.encode()).hexdigest()[:12]
+        return paths.state_dir() / "netscaler" / f"pending-save-{tag}"
+
+    # --- protocol ---------------------------------------------------------------------------------------
+    def diff(self, plan: Plan | None = None) -> Diff:
+        plan = plan or self.plan
+        local = local_cert(plan, self.options.passphrase)  # the PEM pair is checked before touching the ADC
+        client = self._connect()
+        self._base = (client.requests, client.writes)
+        cur = read_current(client, plan)
+        rec = reconcile(plan, cur, local, replace_cert=self.options.replace_cert,
+                        passphrase=self.options.passphrase, pending_save=self._pending_marker().exists())
+        assert plan.netscaler is not None
+        diff = Diff(backend=self.name, target=plan.netscaler.url, changes=rec.changes,
+                    requests=client.requests - self._base[0])
+        self._last = (diff, rec)
+        return diff
+
+    def apply(self, plan: Plan | None = None, diff: Diff | None = None,
+              progress: ProgressCallback | None = None) -> ApplyResult:
+        plan = plan or self.plan
+        if diff is None or self._last is None or self._last[0] is not diff:
+            diff = self.diff(plan)  # a diff we did not compute (or none): read afresh
+        assert self._last is not None
+        rec = self._last[1]
+        if diff.conflicts:
+            raise UserError(f"{len(diff.conflicts)} conflict(s) on the NetScaler; nothing was changed",
+                            "resolve each conflict in the change list (or use --replace-cert for a renewal), "
+                            "then run again", exit_code=3)
+        client = self._connect()
+        notify = progress or (lambda p: None)
+        done: list[str] = []
+        marker = self._pending_marker()
+        if rec.steps:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(plan.netscaler.url if plan.netscaler else "")
+        for i, step in enumerate(rec.steps):
+            notify(Progress(step=step.label, state="start"))
+            try:
+                for req in step.requests:
+                    client.send(req)
+            except UserError as exc:
+                notify(Progress(step=step.label, state="failed", message=exc.problem))
+                not_done = [step_name(c) for s in rec.steps[i:] for c in s.changes]
+                log.warning("apply stopped at %s: %s", step.label, exc.problem)
+                client.logout()  # best effort: the ADC may be gone
+                return ApplyResult(ok=False, done=done, not_done=not_done, error=exc.problem, fix=exc.fix,
+                                   requests=client.requests - self._base[0], writes=client.writes - self._base[1])
+            done += [step_name(c) for c in step.changes]
+            log.info("applied %s", step.label)
+            notify(Progress(step=step.label, state="done"))
+        if rec.steps and rec.steps[-1].changes and rec.steps[-1].changes[-1].kind == "nsconfig":
+            marker.unlink(missing_ok=True)
+        client.logout()
+        result = ApplyResult(ok=True, done=done, requests=client.requests - self._base[0],
+                             writes=client.writes - self._base[1])
+        self._last = None
+        return result
+
+    def status(self, plan: Plan | None = None) -> Status:
+        plan = plan or self.plan
+        client = self._connect()
+        vservers = {r["name"]: LbVserverRow.model_validate(r) for r in client.get(
+            "lbvserver", attrs="name,ipv46,port,servicetype,curstate,effectivestate,state,totalservices,"
+                               "activeservices,value")}
+        stats = {r["name"]: LbVserverStat.model_validate(r) for r in client.get("lbvserver", stat=True)}
+        services = {r["name"]: ServiceRow.model_validate(r) for r in client.get(
+            "service", attrs="name,ipaddress,port,servicetype,svrstate,state")}
+        pairs = [CertKey.model_validate(r) for r in client.get(
+            "sslcertkey", plan.certificate.name, attrs="certkey,daystoexpiration,status,clientcertnotafter",
+            missing_ok=True)]
+        client.logout()
+        items: list[StatusItem] = []
+        for vs in plan.virtual_server:
+            row = vservers.get(vs.name)
+            if row is None:
+                items.append(StatusItem(kind="lbvserver", name=vs.name, state="absent",
+                                        detail={"where": f"{vs.ip}:{vs.port}"}))
+                continue
+            st = stats.get(vs.name)
+            detail = {"where": f"{row.ipv46}:{row.port}", "effectivestate": row.effectivestate,
+                      "services_up": f"{row.activeservices}/{row.totalservices}"}
+            if row.value:
+                detail["note"] = row.value
+            if st is not None:
+                detail.update(curclntconnections=st.curclntconnections, tothits=st.tothits,
+                              totalrequests=st.totalrequests)
+            items.append(StatusItem(kind="lbvserver", name=vs.name, state=row.curstate or "?", detail=detail))
+        for svc in plan.service:
+            srow = services.get(svc.name)
+            items.append(StatusItem(kind="service", name=svc.name, state=srow.svrstate if srow else "absent",
+                                    detail={"where": f"{srow.ipaddress}:{srow.port}" if srow
+                                            else f"{svc.host}:{svc.port}"}))
+        if pairs:
+            p = pairs[0]
+            items.append(StatusItem(kind="sslcertkey", name=p.certkey, state=p.status or "?",
+                                    detail={"days_left": p.daystoexpiration, "expires": p.clientcertnotafter}))
+        else:
+            items.append(StatusItem(kind="sslcertkey", name=plan.certificate.name, state="absent"))
+        assert plan.netscaler is not None
+        return Status(backend=self.name, target=plan.netscaler.url, items=items)
+
+    def list_cipher_groups(self) -> list[str]:
+        """Cipher groups and aliases on the ADC (built-in and user-made), for the wizard's choice."""
+        return [str(r["ciphergroupname"]) for r in self._connect().get("sslcipher", attrs="ciphergroupname")]
