@@ -11,6 +11,8 @@ MODULES = [
     "plan",
     "apply",
     "status",
+    "export",
+    "nitro_sim",
     "serve",
     "echo",
 ]

@@ -193,12 +193,13 @@ def read_current(client: NitroClient, plan: Plan) -> Current:
 class Step:
     """Requests that make some changes; the unit of progress and of done/not done."""
 
-    changes: list[Change]
+    changes: list[Change]  # done when this step's requests succeeded
     requests: list[NitroRequest]
+    title: str = ""  # for a step that only prepares a later one's changes
 
     @property
     def label(self) -> str:
-        return "; ".join(step_name(c) for c in self.changes) or "; ".join(r.describe() for r in self.requests)
+        return self.title or "; ".join(step_name(c) for c in self.changes)
 
 
 def step_name(c: Change) -> str:
@@ -564,7 +565,8 @@ def _vservers(plan: Plan, cur: Current, ck_name: str, group: str, changes: list[
     unbinding = {id(c) for c, _ in unbinds}
     if binds:
         steps.append(Step([c for c, _ in binds if id(c) not in unbinding],
-                          [_batch("sslvserver_sslcipher_binding", [i for _, i in binds])]))
+                          [_batch("sslvserver_sslcipher_binding", [i for _, i in binds])],
+                          title="; ".join(f"sslvserver_sslcipher_binding {c.name}: bind" for c, _ in binds)))
     for c, reqs in unbinds:  # a change is done when its unbinds are
         steps.append(Step([c], reqs))
 
