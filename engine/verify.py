@@ -340,9 +340,14 @@ def _handshake(ladder: _Ladder, report: EchoReport, sock: socket.socket, context
         sni = host
     try:
         tsock = context.wrap_socket(sock, server_hostname=sni, do_handshake_on_connect=False)
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        ladder.fail("tls", f"cannot start TLS: {exc}", "the TLS settings are unusable here",
+                    "try another --policy, or none")
+    try:
         tsock.settimeout(timeout)
         tsock.do_handshake()
     except (ssl.SSLError, OSError) as exc:
+        tsock.close()  # the SSL socket owns the file descriptor now
         detail, cause, action = _tls_advice(exc, policy, cafile, host, port, timeout)
         ladder.fail("tls", detail, cause, action)
     der = tsock.getpeercert(binary_form=True) or b""

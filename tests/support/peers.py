@@ -90,6 +90,11 @@ def pynetdicom_scp(ae_title: str = "PACS", *, ssl_context: ssl.SSLContext | None
     ae = AE(ae_title=ae_title)
     ae.add_supported_context(VERIFICATION)
     ae.require_called_aet = require_called_aet
+    # pynetdicom keeps an association slot for every connection that never sends an A-ASSOCIATE-RQ
+    # (a port probe, a failed pin, a TLS check) until its ACSE timeout, 30 s by default, and allows
+    # 10 at once: many failure tests in a row would then be rejected 2/3/2. Widen both.
+    ae.maximum_associations = 100
+    ae.acse_timeout = 5
     if calling_aes:
         ae.require_calling_aet = calling_aes
     handlers = [(evt.EVT_C_ECHO, lambda event: echo_status)]
