@@ -1,0 +1,166 @@
+"""Shared pieces for the NetScaler tests: a NITRO simulator on loopback, a test PEM pair, plans."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+from engine.backends import BackendOptions
+from engine.backends.netscaler import NetScalerBackend
+from engine.backends.netscaler.simulator import SimHandle, start_in_thread
+from engine.certs import make_self_signed
+from engine.plan import Plan, load_plan
+
+# Distinctive, so a grep for it anywhere (logs, plan, messages) cannot match by accident.
+PASSWORD = "Pw-7f3a9c-NITRO-secret"
+CERT_NAME = "Butterfly_SCP_Cert.pem"
+KEY_NAME = "Butterfly_SCP_key.pem"
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch) -> Path:
+    """Every test gets its own config/state/log dirs."""
+    h = tmp_path / "home"
+    monkeypatch.setenv("DICOMTLS_HOME", str(h))
+    return h
+
+
+@pytest.fixture(scope="session")
+def pem_pair(tmp_path_factory) -> tuple[Path, Path]:
+    d = tmp_path_factory.mktemp("pem")
+    make_self_signed(d / CERT_NAME, d / KEY_NAME, common_name="butterfly-test")
+    return d / CERT_NAME, d / KEY_NAME
+
+
+@pytest.fixture(scope="session")
+def other_pem_pair(tmp_path_factory) -> tuple[Path, Path]:
+    """A second certificate (a renewal, or someone else's) with the same file names."""
+    d = tmp_path_factory.mktemp("pem2")
+    make_self_signed(d / CERT_NAME, d / KEY_NAME, common_name="butterfly-renewed")
+    return d / CERT_NAME, d / KEY_NAME
+
+
+@pytest.fixture
+def sim():
+    handle = start_in_thread(password=PASSWORD)
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture
+def workdir(tmp_path, pem_pair) -> Path:
+    """A folder with the plan's PEM files beside it, as the wizard leaves them."""
+    d = tmp_path / "site"
+    d.mkdir()
+    shutil.copy(pem_pair[0], d / CERT_NAME)
+    shutil.copy(pem_pair[1], d / KEY_NAME)
+    return d
+
+
+def plan_text(url: str, fingerprint: str | None, *, worklist: bool = False, worklist_service: str = "Qlink-DICOM",
+              pacs_host: str = "10.0.0.20", pacs_port: int = 104, extra_service: bool = False,
+              profile: str = "bcp195-nd") -> str:
+    text = f"""backend = "netscaler"
+
+[certificate]
+name = "Butterfly-Cert-Key-Pair"
+cert = "{CERT_NAME}"
+key = "{KEY_NAME}"
+
+[cipher_policy]
+name = "TLS-1.2-Only"
+profile = "{profile}"
+
+[[service]]
+name = "Qlink-DICOM"
+host = "{pacs_host}"
+port = {pacs_port}
+ae_title = "QLINK"
+"""
+    if extra_service:
+        text += f"""
+[[service]]
+name = "Qlink-MWL"
+host = "{pacs_host}"
+port = {pacs_port + 1}
+ae_title = "QLINK"
+"""
+    text += """
+[[virtual_server]]
+name = "Butterfly-DICOM-TLS"
+ip = "10.0.0.10"
+port = 2761
+role = "store"
+service = "Qlink-DICOM"
+"""
+    if worklist:
+        text += f"""
+[[virtual_server]]
+name = "Butterfly-DICOM-TLS-MWL"
+ip = "10.0.0.10"
+port = 2762
+role = "worklist"
+service = "{worklist_service}"
+"""
+    text += f"""
+[netscaler]
+url = "{url}"
+username = "nsroot"
+password_env = "DICOMTLS_NITRO_PASSWORD"
+"""
+    if fingerprint:
+        text += f'fingerprint = "sha256:{fingerprint}"\n'
+    return text
+
+
+def write_plan(workdir: Path, sim: SimHandle, name: str = "plan.toml", **kw) -> Path:
+    path = workdir / name
+    path.write_text(plan_text(sim.url, sim.fingerprint, **kw))
+    return path
+
+
+def backend(plan: Plan | Path, **opts) -> NetScalerBackend:
+    p = plan if isinstance(plan, Plan) else load_plan(plan)
+    return NetScalerBackend(p, BackendOptions(password=opts.pop("password", PASSWORD), **opts))
+
+
+def run_apply(plan_path: Path, **opts):
+    """diff + apply as the CLI does; returns (diff, result)."""
+    plan = load_plan(plan_path)
+    b = backend(plan, **opts)
+    try:
+        diff = b.diff(plan)
+        result = b.apply(plan, diff)
+    finally:
+        b.close()
+    return diff, result
+
+
+class TcpListener:
+    """A loopback TCP port that accepts and holds connections: a PACS for the simulator's monitor."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self._conns: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self._conns.append(conn)
+
+    def close(self) -> None:
+        self.sock.close()
+        for c in self._conns:
+            c.close()
