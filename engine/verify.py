@@ -13,7 +13,6 @@ an association.
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import socket
 import ssl
@@ -22,12 +21,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
+from cryptography import x509
 from pydantic import BaseModel
 from pynetdicom import AE, evt
 from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.status import code_to_category
 from pynetdicom.transport import AddressInformation, AssociationSocket
 
+from engine.certs import CertError, fingerprint
 from engine.ciphers import POLICIES
 from engine.errors import UserError
 from engine.plan import DEFAULT_CALLING_AE, check_ae_title, check_port
@@ -71,34 +72,30 @@ class _Failed(Exception):
     """Ends the ladder; the failing step has been recorded."""
 
 
-def fingerprint_der(der: bytes) -> str:
-    return ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())
+def _server_fingerprint(der: bytes) -> str | None:
+    try:
+        return fingerprint(der)
+    except CertError:  # OpenSSL took it, cryptography did not: no fingerprint, so no pin can match
+        return None
 
 
 def _load_expected(path: str | Path) -> str:
     p = Path(path).expanduser()
     try:
-        text = p.read_text(encoding="ascii", errors="replace")
+        data = p.read_bytes()
     except OSError as exc:
         raise UserError(f"cannot read the expected certificate {p}: {exc.strerror or exc}",
                         "give the server's certificate as a PEM file with --expect-cert") from None
-    start = text.find("-----BEGIN CERTIFICATE-----")
-    end = text.find("-----END CERTIFICATE-----", start)
-    if start < 0 or end < 0:
-        raise UserError(f"{p} holds no PEM certificate", "give the server's certificate (the file with "
-                        "-----BEGIN CERTIFICATE-----) with --expect-cert, not its key")
     try:
-        der = ssl.PEM_cert_to_DER_cert(text[start:end + len("-----END CERTIFICATE-----")])
-    except ValueError as exc:
-        raise UserError(f"{p}: the certificate is not valid PEM ({exc})",
-                        "export the server's certificate again as PEM") from None
-    return fingerprint_der(der)
+        return fingerprint(data)
+    except CertError as exc:
+        raise UserError(f"{p} holds no usable certificate: {exc.problem}",
+                        "give the server's certificate (the file with -----BEGIN CERTIFICATE-----) with "
+                        "--expect-cert, not its key") from None
 
 
 def _subject(der: bytes) -> str:
     try:
-        from cryptography import x509
-
         return x509.load_der_x509_certificate(der).subject.rfc4514_string()
     except Exception:  # an odd certificate must not stop the ladder; the fingerprint still identifies it
         return "(unreadable subject)"
@@ -353,7 +350,7 @@ def _handshake(ladder: _Ladder, report: EchoReport, sock: socket.socket, context
     der = tsock.getpeercert(binary_form=True) or b""
     report.tls_version = tsock.version()
     report.cipher = (tsock.cipher() or ("?",))[0]
-    report.server_fingerprint = fingerprint_der(der) if der else None
+    report.server_fingerprint = _server_fingerprint(der) if der else None
     report.server_subject = _subject(der) if der else None
     detail = (f"{report.tls_version} {report.cipher}; server certificate {report.server_subject}, "
               f"SHA-256 {report.server_fingerprint}")

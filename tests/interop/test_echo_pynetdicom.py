@@ -246,7 +246,7 @@ def test_bad_arguments_raise_user_errors_before_connecting(kwargs, words):
 def test_expect_cert_must_be_a_certificate_not_a_key(tls_files):
     with pytest.raises(UserError) as err:
         echo(LOOPBACK, 1, tls=True, expect_cert=tls_files.server_key)
-    assert "no PEM certificate" in err.value.problem
+    assert "holds no usable certificate" in err.value.problem
 
 
 # --- helpers -------------------------------------------------------------------------------------------
