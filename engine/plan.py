@@ -22,6 +22,7 @@ from engine.errors import UserError
 # --- defaults: the one place for each ------------------------------------------------------------
 ROLE_PORTS: dict[str, int] = {"store": 2761, "worklist": 2762}
 DEFAULT_CALLING_AE = "BUTTERFLY"
+DEFAULT_CALLED_AE = "ANY-SCP"  # DCMTK's default; a real PACS usually wants its own AE title
 DEFAULT_CERT_NAME = "Butterfly-Cert-Key-Pair"
 DEFAULT_CERT_FILE = "Butterfly_SCP_Cert.pem"
 DEFAULT_KEY_FILE = "Butterfly_SCP_key.pem"

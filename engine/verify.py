@@ -31,12 +31,11 @@ from pynetdicom.transport import AddressInformation, AssociationSocket
 from engine.certs import CertError, fingerprint
 from engine.ciphers import POLICIES
 from engine.errors import UserError
-from engine.plan import DEFAULT_CALLING_AE, check_ae_title, check_port
+from engine.plan import DEFAULT_CALLED_AE, DEFAULT_CALLING_AE, check_ae_title, check_port
 from engine.tlsctx import client_context
 
 StepName = Literal["resolve", "tcp", "tls", "associate", "echo", "release"]
 VERIFICATION_UID = "1.2.840.10008.1.1"
-DEFAULT_CALLED_AE = "ANY-SCP"
 
 
 class Step(BaseModel):

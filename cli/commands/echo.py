@@ -12,8 +12,7 @@ import sys
 from cli.output import emit_json
 from engine.ciphers import POLICIES
 from engine.errors import UserError
-from engine.plan import DEFAULT_CALLING_AE
-from engine.verify import DEFAULT_CALLED_AE, Step, checked_ae, echo
+from engine.plan import DEFAULT_CALLED_AE, DEFAULT_CALLING_AE
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -63,6 +62,8 @@ def _marks() -> tuple[str, str]:
 def run(args: argparse.Namespace) -> int:
     if args.policy and not args.tls:
         raise UserError("--policy only applies to a TLS echo", "add --tls, or leave --policy out")
+    from engine.verify import Step, checked_ae, echo  # pynetdicom loads only when echo runs
+
     args.calling_ae = checked_ae("calling", args.calling_ae)  # normalised for the header line
     args.called_ae = checked_ae("called", args.called_ae)
     tick, cross = _marks()
