@@ -1,38 +1,173 @@
-"""Placeholder until the wizard issue lands: says what is coming and how to use the CLI today."""
+"""The wizard: nine screens in the guide's order, Back and Next, over one engine.
+
+Keys (all pass through SSH and tmux; no ctrl+enter, no ctrl+h, nothing on the tmux prefix ctrl+b):
+  ctrl+n Next   ctrl+p Back   ctrl+q Quit (asks before abandoning unsaved work)
+  Tab / Shift+Tab move between fields, Enter presses a button, arrows pick in a list
+  ctrl+t the step's test or check, ctrl+g generate a test pair, ctrl+o add the worklist port,
+  ctrl+r retry, ctrl+s save the runbook
+  Esc cancels running work (and closes a question).
+
+Over slow links (SSH to a jump host), an arrow key's escape sequence can arrive split and be read
+as a lone Esc. Textual waits ESCDELAY milliseconds (default 100) for the rest of a sequence; raise
+it if keys misfire, e.g. `ESCDELAY=300 dicomtls`. Other knobs: TEXTUAL_THEME / --theme ansi-dark or
+ansi-light for terminals with poor colour, NO_COLOR=1, TEXTUAL_FPS=10 to cut traffic.
+
+The layout is made for 80x24 and says so plainly when the terminal is smaller. Animations are off.
+"""
 
 from __future__ import annotations
 
-from textual.app import App, ComposeResult
-from textual.widgets import Footer, Header, Static
+import logging
+import os
+from pathlib import Path
 
-TEXT = """\
-dicom-tls-wizard
+from textual.app import App
+from textual.binding import Binding
+from textual.theme import BUILTIN_THEMES
 
-The guided setup (certificates, PACS, cipher policy, virtual server, review,
-apply, C-ECHO proof, Butterfly Cloud values) is being built.
+from engine import paths
+from engine.errors import UserError
+from wizard.screens import STEPS
+from wizard.screens.modals import ChoiceModal
+from wizard.services import Services
+from wizard.state import WizardState
 
-Today, from the command line:
-  dicomtls check-pem Butterfly_SCP_Cert.pem Butterfly_SCP_key.pem
-  dicomtls plan validate plan.toml
-  dicomtls echo HOST PORT --tls --insecure --called-ae PACS
+log = logging.getLogger("dicomtls.wizard")
 
-Press q to quit.
-"""
+MIN_WIDTH, MIN_HEIGHT = 80, 24
 
 
-class PlaceholderApp(App):
-    TITLE = "dicom-tls-wizard"
-    BINDINGS = [("q", "quit", "Quit")]
+class WizardApp(App[int], inherit_bindings=False):
+    CSS_PATH = "app.tcss"
+    TITLE = "dicomtls"
+    ENABLE_COMMAND_PALETTE = False  # frees ctrl+p for Back; every action has a key in the footer
+    BINDINGS = [
+        Binding("ctrl+p", "back", "Back", id="back"),
+        Binding("ctrl+n", "next", "Next", id="next"),
+        Binding("ctrl+q", "quit_wizard", "Quit", id="quit", priority=True),
+        Binding("ctrl+c", "help_quit", show=False, system=True),
+    ]
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield Static(TEXT)
-        yield Footer()
+    def __init__(self, state: WizardState, services: Services | None = None, *, theme: str | None = None) -> None:
+        super().__init__()
+        self.state = state
+        self.services = services or Services()
+        self.animation_level = "none"
+        self.index = -1
+        if theme:
+            self.theme = theme
+
+    # --- screens ---------------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        self.goto(0)
+
+    def goto(self, index: int) -> None:
+        index = max(0, min(index, len(STEPS) - 1))
+        current = self.step_screen
+        if current is not None:
+            current.store_draft()
+        screen = STEPS[index]()
+        first = self.index < 0
+        self.index = index
+        if first:
+            self.push_screen(screen)
+        else:
+            self.switch_screen(screen)
+
+    @property
+    def step_screen(self):
+        from wizard.screens.base import StepScreen
+
+        for s in reversed(self.screen_stack):
+            if isinstance(s, StepScreen):
+                return s
+        return None
+
+    def action_next(self) -> None:
+        screen = self.step_screen
+        if screen is not None and screen is self.screen:
+            screen.request_next()
+
+    def action_back(self) -> None:
+        screen = self.step_screen
+        if screen is None or screen is not self.screen or self.index == 0:
+            return
+        if screen.running:
+            screen.action_cancel()
+        self.goto(screen.back_index())
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "back":
+            return self.index > 0
+        return True
+
+    # --- quitting --------------------------------------------------------------------------------
+    async def action_quit_wizard(self) -> None:
+        self._ask_quit()
+
+    def _ask_quit(self) -> None:
+        if not self.state.dirty:
+            self.exit(0)
+            return
+        can_save = self.state.try_plan() is not None
+
+        def answer(key: str | None) -> None:
+            if key == "y":
+                self.exit(1, message="Quit without saving: nothing was written to the plan file.")
+            elif key == "s":
+                try:
+                    path = self.state.save()
+                except UserError as exc:
+                    self.notify(f"{exc.problem}\n{exc.fix}", severity="error")
+                    return
+                self.exit(1, message=f"Saved the plan (not applied) to {path}.")
+
+        choices = [("s", "Save plan, quit")] if can_save else []
+        choices += [("y", "Quit, abandon"), ("n", "Stay")]
+        self.push_screen(ChoiceModal("The setup has changes that are not saved. Quit anyway?"
+                                     + ("\nSaving writes the plan file only; nothing is applied." if can_save else ""),
+                                     choices, title="Quit"), answer)
+
+    # --- terminal size ---------------------------------------------------------------------------
+    def on_resize(self) -> None:
+        self.check_size()
+
+    def check_size(self) -> None:
+        w, h = self.size
+        small = w < MIN_WIDTH or h < MIN_HEIGHT
+        self.set_class(small, "-too-small")
+        if small:
+            from wizard.screens.base import TooSmall
+
+            for t in self.screen.query(TooSmall):
+                t.update(f"The terminal is {w}x{h}. The wizard needs at least {MIN_WIDTH}x{MIN_HEIGHT}: "
+                         "enlarge the window or use a smaller font. (ctrl+q quits.)")
 
 
 def run(plan_path: str | None = None, demo: bool = False, backend: str | None = None, theme: str | None = None) -> int:
-    app = PlaceholderApp()
-    if theme:
-        app.theme = theme
-    app.run()
-    return 0
+    """Start the wizard; returns the exit code for cli.main. Messages go to the terminal after it closes."""
+    if theme and theme not in BUILTIN_THEMES:
+        raise UserError(f"unknown theme {theme!r}", f"use one of: {', '.join(sorted(BUILTIN_THEMES))}")
+    demo_env = None
+    if demo:
+        from engine.demo import Demo
+
+        demo_env = Demo.start(backend or "builtin")
+        state = WizardState(plan_path=demo_env.plan_path)
+        state.load(demo_env.plan())
+        state.demo = demo_env
+    else:
+        if backend:
+            raise UserError("--backend only works with --demo", "drop --backend: the wizard asks for the backend "
+                            "on its first screen, or add --demo for a rehearsal")
+        path = Path(plan_path).expanduser() if plan_path else paths.default_plan_path()
+        state = WizardState.from_plan_file(path)
+    app = WizardApp(state, theme=theme or os.environ.get("TEXTUAL_THEME") or None)
+    try:
+        code = app.run()
+    finally:
+        if demo_env is not None:
+            demo_env.stop()
+    if demo_env is not None:
+        print(f"Demo files (plan, test pair, runbook, logs) are in {demo_env.home}")
+    return int(code or 0)

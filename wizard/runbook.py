@@ -1,0 +1,94 @@
+"""The setup as a Markdown runbook: what was configured, what to enter in Butterfly Cloud, how to
+check and redo it. Pure text from the plan and this run's results, so it is easy to test."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from engine.plan import Plan, VirtualServer
+
+
+def butterfly_values(plan: Plan, vs: VirtualServer, public_host: str) -> list[tuple[str, str]]:
+    """The fields of Organization Settings -> Connectivity, in the order Butterfly shows them."""
+    svc = plan.service_named(vs.service)
+    return [
+        ("Host", public_host or "<the public IP Butterfly connects to>"),
+        ("Port", str(vs.port)),
+        ("TLS", "Active"),
+        ("SCU calling AET", vs.calling_ae),
+        ("SCP AET", svc.ae_title),
+    ]
+
+
+def firewall_rule(plan: Plan, vs: VirtualServer, public_host: str) -> str:
+    svc = plan.service_named(vs.service)
+    where = "this host" if plan.backend == "builtin" else "the NetScaler's SNIP"
+    return (f"inbound: allow TCP from Butterfly Cloud to {public_host or vs.ip}:{vs.port} "
+            f"(forwarded to {vs.ip}:{vs.port}); inside: allow TCP from {where} to {svc.host}:{svc.port}")
+
+
+def render(plan: Plan, plan_path: str, public_hosts: dict[str, str], *, pem: Any = None, diff: Any = None,
+           echo: dict[str, Any] | None = None, now: dt.datetime | None = None) -> str:
+    """The runbook. public_hosts: role -> the address Butterfly is given."""
+    now = now or dt.datetime.now(dt.UTC)
+    out = [f"# DICOM-TLS termination runbook ({plan.backend})", "",
+           f"Written by `dicomtls` on {now:%Y-%m-%d %H:%M} UTC. Plan file: `{plan_path}` (no secrets in it).", ""]
+    out += ["## Certificate", "",
+            f"- pair `{plan.certificate.name}`: `{plan.cert_path}` + `{plan.key_path}`"]
+    if pem is not None:
+        out += [f"- subject {pem.subject}; expires {pem.not_after:%Y-%m-%d}; SHA-256 `{pem.fingerprint_sha256}`",
+                f"- key {pem.key_type} {pem.key_bits}"]
+    pol = plan.policy
+    out += ["", "## Cipher policy", "", f"- `{pol.name}`: {pol.title} (group `{plan.cipher_policy.name}`)",
+            f"- {pol.description}", ""]
+    out += ["## Virtual servers", ""]
+    for vs in plan.virtual_server:
+        svc = plan.service_named(vs.service)
+        out.append(f"- **{vs.role}** `{vs.name}`: TLS on {vs.ip}:{vs.port} -> plain DICOM to `{svc.name}` "
+                   f"{svc.ae_title} at {svc.host}:{svc.port}; calling AE {vs.calling_ae}")
+        if vs.allowed_calling_aes:
+            out.append(f"  - allowed calling AEs: {', '.join(vs.allowed_calling_aes)}")
+        if vs.allowed_clients:
+            out.append(f"  - allowed clients: {', '.join(vs.allowed_clients)}")
+    if plan.netscaler is not None:
+        out += ["", f"NetScaler: {plan.netscaler.url} as {plan.netscaler.username} (password from "
+                    f"`${plan.netscaler.password_env}`)" +
+                (f"; management certificate pinned {plan.netscaler.fingerprint}" if plan.netscaler.fingerprint else "")]
+    if diff is not None:
+        out += ["", "## Changes made", ""]
+        for c in diff.changes:
+            out.append(f"- {c.action.value} {c.kind} `{c.name}`" + (f": {c.summary}" if c.summary else ""))
+        cli = [line for c in diff.changes if c.writes for line in c.cli]
+        if cli:
+            out += ["", "NetScaler CLI equivalent:", "", "```", *cli, "```"]
+    out += ["", "## Butterfly Cloud: Organization Settings -> Connectivity", ""]
+    for vs in plan.virtual_server:
+        host = public_hosts.get(vs.role, "")
+        out += [f"### {vs.role} ({vs.name})", "", "| field | value |", "|---|---|"]
+        out += [f"| {k} | {v} |" for k, v in butterfly_values(plan, vs, host)]
+        out += ["", f"Firewall: {firewall_rule(plan, vs, host)}", ""]
+    out += ["Download the PEM pair (Butterfly_SCP_Cert.pem, Butterfly_SCP_key.pem) from that page; it is the "
+            "pair configured above. If it is ever regenerated there, install the new one with "
+            f"`dicomtls apply {plan_path} --replace-cert`.", ""]
+    if echo:
+        out += ["## Echo test results", ""]
+        for role, rep in echo.items():
+            out.append(f"- {role}: {'passed' if rep.ok else 'FAILED'}")
+            for s in rep.steps:
+                out.append(f"  - {'ok ' if s.ok else 'BAD'} {s.name}: {s.detail}" + ("" if s.ok else f" ({s.cause})"))
+        out.append("")
+    out += ["## Commands", "", "```sh",
+            f"dicomtls status {plan_path}            # live state",
+            f"dicomtls apply {plan_path} --dry-run   # what would change (nothing, when in sync)"]
+    for vs in plan.virtual_server:
+        svc = plan.service_named(vs.service)
+        host = "127.0.0.1" if vs.ip in ("0.0.0.0", "::") else vs.ip
+        out.append(f"dicomtls echo {host} {vs.port} --tls --insecure --expect-cert {plan.cert_path} "
+                   f"--calling-ae {vs.calling_ae} --called-ae {svc.ae_title}")
+    if plan.backend == "builtin":
+        out += [f"dicomtls serve {plan_path}               # run the terminator in the foreground",
+                f"sudo dicomtls install-service {plan_path}  # or as a systemd service"]
+    out += ["dicomtls                                   # the wizard again (e.g. to add the worklist port)",
+            "```", ""]
+    return "\n".join(out)

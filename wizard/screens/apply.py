@@ -1,0 +1,152 @@
+"""Step 7: make the reviewed changes, one step at a time, with a live line and a log.
+
+A failure shows the backend's message and its fix, and ctrl+r retries (apply is idempotent: the
+retry does only what is still missing). On success the plan is saved.
+"""
+
+from __future__ import annotations
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.content import Content
+from textual.widgets import Log, Static
+from textual.worker import get_current_worker
+
+from engine.backends import BackendOptions
+from engine.backends.base import ApplyResult, Progress
+from engine.errors import UserError
+from engine.plan import dump_plan
+from wizard.messages import ApplyDone, ApplyProgress
+from wizard.screens.base import StepScreen, error_text
+
+MARK = {"start": "…", "done": "✓", "failed": "✗", "info": "·"}
+
+
+class Cancelled(Exception):
+    pass
+
+
+class ApplyScreen(StepScreen):
+    KEY = "apply"
+    TITLE = "Apply: making the changes"
+    INDEX = 6
+    BINDINGS = [Binding("ctrl+r", "retry", "Retry", id="retry")]
+
+    def compose_body(self) -> ComposeResult:
+        yield Static("", id="apply-status")
+        yield Log(id="apply-log", max_lines=1000, auto_scroll=True)
+        yield Static("", id="apply-result")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        st = self.state
+        plan = st.try_plan()
+        if plan is not None and st.applied_for == dump_plan(plan) and st.apply_result is not None:
+            self.query_one("#apply-log", Log).write_lines(st.draft(self.KEY).get("log", []))
+            self._finish(st.apply_result, st.draft(self.KEY).get("saved", ""), st.draft(self.KEY).get("note", ""))
+        else:
+            self.start()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "retry":
+            r = self.state.apply_result
+            return not self.running and r is not None and not r.ok
+        return super().check_action(action, parameters)
+
+    def action_retry(self) -> None:
+        if not self.running:
+            self.start()
+
+    def start(self) -> None:
+        self.running = True
+        self.refresh_bindings()
+        self.query_one("#apply-result", Static).update("")
+        self.query_one("#apply-status", Static).update("Starting…")
+        self._apply()
+
+    @work(thread=True, exclusive=True, group="apply", exit_on_error=False)
+    def _apply(self) -> None:
+        st = self.state
+        worker = get_current_worker()
+        plan = st.build_plan()
+
+        def progress(p: Progress) -> None:
+            if worker.is_cancelled:
+                raise Cancelled()  # stops between steps; a later run completes the rest
+            self.post_message(ApplyProgress(p))
+
+        saved, note = "", ""
+        try:
+            backend = self.services.backend(plan, BackendOptions(password=st.password, passphrase=st.passphrase))
+            try:
+                diff = st.diff if st.diff is not None and st.diff_for == dump_plan(plan) else None
+                result = backend.apply(plan, diff, progress)
+            finally:
+                backend.close()
+            if result.ok:
+                saved = str(st.save())
+                if st.demo is not None:
+                    note = st.demo.after_apply(plan) or ""
+        except Cancelled:
+            result = ApplyResult(ok=False, error="cancelled between steps",
+                                 fix="ctrl+r runs apply again; it does only what is still missing")
+        except UserError as exc:
+            result = ApplyResult(ok=False, error=exc.problem, fix=exc.fix)
+        except Exception as exc:  # unexpected: say it, keep the traceback in the log file
+            import logging
+
+            logging.getLogger("dicomtls.wizard").exception("apply failed")
+            result = ApplyResult(ok=False, error=f"{type(exc).__name__}: {exc}", fix="see the log file; ctrl+r retries")
+        self.post_message(ApplyDone(result, saved, note))
+
+    def on_apply_progress(self, message: ApplyProgress) -> None:
+        p = message.progress
+        line = f"{MARK.get(p.state, '·')} {p.step}" + (f": {p.message}" if p.message else "")
+        self.query_one("#apply-status", Static).update(Content(line))
+        if p.state != "start":
+            self.query_one("#apply-log", Log).write_line(line)
+            self.state.draft(self.KEY).setdefault("log", []).append(line)
+
+    def on_apply_done(self, message: ApplyDone) -> None:
+        self.running = False
+        st = self.state
+        st.apply_result = message.result
+        if message.result.ok:
+            st.applied_for = st.saved_text
+            st.draft(self.KEY).update(saved=message.saved_to, note=message.note)
+        self._finish(message.result, message.saved_to, message.note)
+        self.refresh_bindings()
+
+    def _finish(self, result: ApplyResult, saved: str, note: str) -> None:
+        status = self.query_one("#apply-status", Static)
+        out = self.query_one("#apply-result", Static)
+        if result.ok:
+            status.update(Content.styled(f"✓ Done: {len(result.done)} step(s), {result.writes} write(s).", "bold"))
+            status.set_classes("ok")
+            text = f"Saved the plan to {self.state.show_path(saved)}." if saved else ""
+            if note:
+                text += f"\n{note}"
+            out.update(Content(text + "\nctrl+n runs the echo test through the new TLS endpoint."))
+            out.set_classes("")
+        else:
+            status.update(Content.styled("✗ Apply stopped.", "bold"))
+            status.set_classes("error")
+            parts = [error_text(result.error, result.fix)]
+            if result.done:
+                parts.append(Content("Done: " + ", ".join(result.done)))
+            if result.not_done:
+                parts.append(Content("Not done yet: " + ", ".join(result.not_done)))
+            parts.append(Content("ctrl+r retries; ctrl+p goes back to change the setup."))
+            out.update(Content("\n").join(parts))
+            out.set_classes("error")
+
+    async def commit(self) -> bool:
+        r = self.state.apply_result
+        if self.running:
+            self.status("Still applying; wait, or Esc to stop between steps.", "warn")
+            return False
+        if r is None or not r.ok:
+            self.status("Apply has not succeeded; ctrl+r retries.", "error")
+            return False
+        return True

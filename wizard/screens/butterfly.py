@@ -1,0 +1,181 @@
+"""Step 9: the values to enter in Butterfly Cloud, the firewall rule, and (built-in terminator) a live
+line that turns green when Butterfly's own C-ECHO arrives. The whole setup can be saved as a runbook."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from pathlib import Path
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.content import Content
+from textual.widgets import Input, Static
+
+from engine.plan import check_host
+from wizard import runbook
+from wizard.messages import AssociationSeen
+from wizard.screens.base import StepScreen
+from wizard.screens.echo import echo_target
+from wizard.widgets import FormField
+
+RUNBOOK_NAME = "dicomtls-runbook.md"
+
+
+class ButterflyScreen(StepScreen):
+    KEY = "butterfly"
+    TITLE = "Butterfly Cloud: enter these values"
+    INDEX = 8
+    BINDINGS = [
+        Binding("ctrl+s", "save_runbook", "Save runbook", id="save-runbook"),
+        Binding("ctrl+t", "play_butterfly", "Send a test C-ECHO", id="play"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.opened = dt.datetime.now(dt.UTC)
+        self._unwatch = None
+
+    def compose_body(self) -> ComposeResult:
+        st = self.state
+        vs = st.vserver
+        default_host = vs.ip if vs and not ipaddress.ip_address(vs.ip).is_unspecified else ""
+        yield Static("Organization Settings → Connectivity → DICOM in Butterfly Cloud:", id="where")
+        yield FormField("Public host", "public-host", self.val("public-host", default_host),
+                        placeholder="the public IP Butterfly connects to (NAT: the outside address)")
+        yield Static("", id="values")
+        yield Static("", id="firewall")
+        yield Static("Download the PEM pair (Butterfly_SCP_Cert.pem, Butterfly_SCP_key.pem) on that page; "
+                     "it is the pair this setup uses.", id="reminder", classes="note")
+        if st.backend == "builtin":
+            yield Static("", id="live")
+        yield Static("", id="runbook-result")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self._fill()
+        if self.state.backend == "builtin":
+            self._waiting()
+            self._start_watch()
+        self.query_one("#public-host", Input).focus()
+
+    def on_unmount(self) -> None:
+        if self._unwatch is not None:
+            self._unwatch()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "play_butterfly":
+            return self.state.demo is not None and self.state.backend == "builtin"
+        return super().check_action(action, parameters)
+
+    @property
+    def public_host(self) -> str:
+        v = self.value("public-host")
+        try:
+            return check_host(v) if v else ""
+        except ValueError:
+            return ""
+
+    @on(Input.Changed, "#public-host")
+    def _fill(self) -> None:
+        st = self.state
+        plan, vs = st.try_plan(), st.vserver
+        if plan is None or vs is None:
+            self.query_one("#values", Static).update("The setup is not complete; go Back.")
+            return
+        v = self.value("public-host")
+        self.field("public-host").set_error(None)
+        if v:
+            try:
+                check_host(v)
+            except ValueError as exc:
+                self.field("public-host").set_error(f"Public host {exc}")
+        rows = runbook.butterfly_values(plan, vs, self.public_host)
+        self.query_one("#values", Static).update(Content("\n".join(f"  {k:<16} {val}" for k, val in rows)))
+        self.query_one("#firewall", Static).update(
+            Content(f"Firewall: {runbook.firewall_rule(plan, vs, self.public_host)}"))
+
+    # --- the live line (built-in terminator) -----------------------------------------------------------
+    def _waiting(self) -> None:
+        vs = self.state.vserver
+        live = self.query_one("#live", Static)
+        live.update(Content(f"… Waiting for Butterfly's C-ECHO (calling AE {vs.calling_ae if vs else '?'}) on port "
+                            f"{vs.port if vs else '?'}. Press \"Verify\" in Butterfly Cloud."))
+        live.set_classes("busy")
+
+    def _start_watch(self) -> None:
+        plan = self.state.try_plan()
+        if plan is None:
+            return
+        try:
+            self._unwatch = self.services.watch_associations(self.state, plan,
+                                                             lambda rec: self.post_message(AssociationSeen(rec)))
+        except Exception as exc:  # no log to watch (the terminator is not running here)
+            live = self.query_one("#live", Static)
+            live.update(Content(f"Cannot watch the terminator's association log: {exc}"))
+            live.set_classes("warn")
+
+    def on_association_seen(self, message: AssociationSeen) -> None:
+        rec, vs = message.record, self.state.vserver
+        if vs is None or str(rec.get("calling_ae", "")).strip() != vs.calling_ae:
+            return
+        if rec.get("listener") not in (None, vs.name) or rec.get("port") not in (None, vs.port):
+            return
+        when = rec.get("time") or dt.datetime.now().strftime("%H:%M:%S")
+        peer = rec.get("client") or rec.get("peer") or ""
+        live = self.query_one("#live", Static)
+        live.update(Content.styled(f"✓ An association from {vs.calling_ae} arrived"
+                                   + (f" from {peer}" if peer else "") + f" ({when}): Butterfly is connected.",
+                                   "bold"))
+        live.set_classes("ok")
+
+    def action_play_butterfly(self) -> None:
+        if self.check_action("play_butterfly", ()):
+            self._play()
+
+    @work(exclusive=True, group="nav", exit_on_error=False)
+    async def _play(self) -> None:
+        """Demo only: stand in for Butterfly and call in as BUTTERFLY."""
+        st = self.state
+        plan = st.build_plan()
+        host, port = echo_target(plan, st.role)
+        await self.guarded("Sending a C-ECHO as Butterfly would", self.services.echo, host, port, tls=True,
+                           insecure=True, calling_ae=st.vserver.calling_ae, called_ae=st.service.ae_title,
+                           policy=plan.cipher_policy.profile, timeout=10.0)
+
+    # --- runbook ---------------------------------------------------------------------------------------
+    def action_save_runbook(self) -> None:
+        self._save()
+
+    @work(exclusive=True, group="nav", exit_on_error=False)
+    async def _save(self) -> None:
+        st = self.state
+        plan = st.try_plan()
+        if plan is None:
+            return
+        hosts = dict(st.draft(self.KEY).get("hosts", {}))
+        hosts[st.role] = self.public_host
+        st.draft(self.KEY)["hosts"] = hosts
+        text = runbook.render(plan, st.show_path(st.plan_path), hosts, pem=st.pem, diff=st.diff,
+                              echo={st.role: st.echo_report} if st.echo_report else None, now=self.services.now())
+        path = Path(st.plan_path).parent / RUNBOOK_NAME
+        done = await self.guarded("Saving the runbook", _write, path, text)
+        if done is not None:
+            st.runbook_path = path
+            self.query_one("#runbook-result", Static).update(Content(f"✓ Saved the runbook to {st.show_path(path)}."))
+
+    async def commit(self) -> bool:
+        st = self.state
+        lines = [f"Set up: {st.role} on port {st.vserver.port if st.vserver else '?'}; "
+                 f"plan {st.plan_path}"]
+        if st.runbook_path:
+            lines.append(f"Runbook: {st.runbook_path}")
+        self.app.exit(0, message="\n".join(lines))
+        return False
+
+
+def _write(path: Path, text: str) -> bool:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return True

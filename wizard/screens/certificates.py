@@ -1,0 +1,195 @@
+"""Step 2: the certificate and key Butterfly Cloud gave you, checked before anything is touched."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import ValidationError
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.content import Content
+from textual.widgets import Button, Input, Static
+
+from engine import paths
+from engine.plan import DEFAULT_CERT_FILE, DEFAULT_KEY_FILE, Certificate
+from wizard.screens.base import StepScreen, error_text
+from wizard.widgets import FormField, PathSuggester, fingerprint_lines, wrap_indent
+
+PASSPHRASE_ENV = "DICOMTLS_KEY_PASSPHRASE"
+PASSPHRASE_CODES = {"encrypted_no_passphrase", "bad_passphrase"}
+
+
+def pem_summary(report, show_path) -> Content:
+    """The check's result in plain words."""
+    lines = [Content.styled("✓ The certificate and key match and can serve TLS.", "bold")]
+    expiry = report.not_after.strftime("%Y-%m-%d")
+    lines.append(Content(f"  Subject   {report.subject}"))
+    if report.sans:
+        lines.append(Content(f"  Names     {', '.join(report.sans)}"))
+    lines.append(Content(f"  Expires   {expiry} (in {report.days_left} days)"))
+    lines.append(Content("  SHA-256   " + fingerprint_lines(report.fingerprint_sha256, "            ").lstrip()))
+    key = f"{report.key_type} {report.key_bits}" + (" (encrypted)" if report.key_encrypted else "")
+    lines.append(Content(f"  Key       {key}{', self-signed' if report.self_signed else ''}"))
+    for w in report.warnings:
+        lines.append(Content.styled(wrap_indent(f"! {w}", "  "), "bold"))
+    return Content("\n").join(lines)
+
+
+class CertificatesScreen(StepScreen):
+    KEY = "certificates"
+    TITLE = "Certificates: the PEM pair from Butterfly Cloud"
+    INDEX = 1
+    BINDINGS = [
+        Binding("ctrl+t", "check", "Check pair", id="check"),
+        Binding("ctrl+g", "generate", "Generate test pair", id="generate"),
+    ]
+
+    def compose_body(self) -> ComposeResult:
+        st = self.state
+        cert, key = self._initial_paths()
+        yield Static("Butterfly Cloud's Connectivity page hands out the pair (Butterfly_SCP_Cert.pem and "
+                     "Butterfly_SCP_key.pem). Give their paths (→ completes a path).", id="intro")
+        found = self.services.find_butterfly_pair(self.search_folders())
+        if found and (str(found[0]), str(found[1])) != (cert, key):
+            with Horizontal(id="found-row"):
+                yield Static(f"Found {st.show_path(found[0].parent)}/{found[0].name} and its key. ", id="found")
+                yield Button("Use them", id="use-found", compact=True)
+            self.found = found
+        else:
+            self.found = None
+        yield FormField("Certificate", "cert", self.val("cert", st.show_path(cert)), suggester=PathSuggester(),
+                        placeholder=f"~/Downloads/{DEFAULT_CERT_FILE}")
+        yield FormField("Private key", "key", self.val("key", st.show_path(key)), suggester=PathSuggester(),
+                        placeholder=f"~/Downloads/{DEFAULT_KEY_FILE}")
+        yield FormField("Passphrase", "passphrase", st.passphrase or "", password=True,
+                        hint=f"the key is encrypted; kept in memory only (headless runs read ${PASSPHRASE_ENV})",
+                        field_id="field-passphrase")
+        yield FormField("Name on backend", "cert-name", self.val("cert-name", st.certificate.name))
+        with Horizontal(classes="buttons"):
+            yield Button("Check the pair  ctrl+t", id="check", compact=True)
+            yield Button("Generate a test pair  ctrl+g", id="generate", compact=True)
+        yield Static(self._result_text(cert, key), id="pem-result")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        st = self.state
+        need = st.passphrase is not None or st.certificate.passphrase_env is not None or \
+            bool(st.pem and st.pem.key_encrypted)
+        self.field("passphrase").display = need
+        self.query_one("#cert", Input).focus()
+
+    def search_folders(self) -> list[Path]:
+        return [Path.cwd(), Path.home() / "Downloads"]
+
+    def _initial_paths(self) -> tuple[str, str]:
+        st = self.state
+        c = st.certificate
+        plan_has = st.existing is not None or st.demo is not None or "certificates" in st.drafts
+        if plan_has or c.cert != DEFAULT_CERT_FILE or c.key != DEFAULT_KEY_FILE:
+            return c.cert, c.key
+        found = self.services.find_butterfly_pair(self.search_folders())
+        if found:
+            return str(found[0]), str(found[1])
+        return "", ""
+
+    def _result_text(self, cert: str, key: str) -> Content:
+        st = self.state
+        if st.pem is not None and st.pem_checked_for == (self._abs(cert), self._abs(key)):
+            return pem_summary(st.pem, st.show_path)
+        return Content("ctrl+t checks the pair: subject, expiry, fingerprint, and that the key matches.")
+
+    @staticmethod
+    def _abs(p: str) -> str:
+        return str(Path(p).expanduser().resolve()) if p else ""
+
+    # --- actions -----------------------------------------------------------------------------------
+    @on(Button.Pressed, "#use-found")
+    def use_found(self) -> None:
+        if self.found:
+            self.query_one("#cert", Input).value = self.state.show_path(self.found[0])
+            self.query_one("#key", Input).value = self.state.show_path(self.found[1])
+            self.query_one("#found-row").display = False
+            self.action_check()
+
+    @on(Button.Pressed, "#check")
+    def action_check(self) -> None:
+        self._check_worker()
+
+    @work(exclusive=True, group="nav", exit_on_error=False)
+    async def _check_worker(self) -> None:
+        await self.check_pair()
+
+    @on(Button.Pressed, "#generate")
+    def action_generate(self) -> None:
+        self._generate_worker()
+
+    @work(exclusive=True, group="nav", exit_on_error=False)
+    async def _generate_worker(self) -> None:
+        folder = paths.config_dir() / "test-pair"
+        made = await self.guarded("Generating a self-signed test pair", self.services.make_test_pair, folder)
+        if made is None:
+            return
+        self.query_one("#cert", Input).value = self.state.show_path(made[0])
+        self.query_one("#key", Input).value = self.state.show_path(made[1])
+        await self.check_pair()
+
+    async def check_pair(self) -> bool:
+        st = self.state
+        cert, key = self.value("cert"), self.value("key")
+        ok = True
+        for fid, v, what in (("cert", cert, "certificate"), ("key", key, "private key")):
+            self.field(fid).set_error(None if v else f"Give the path of the {what} file")
+            ok = ok and bool(v)
+        if not ok:
+            return False
+        passphrase = self.query_one("#passphrase", Input).value or None
+        result = self.query_one("#pem-result", Static)
+        from engine.certs import CertError
+
+        self.running = True
+        self.status("Checking the pair…", "busy")
+        try:
+            report = await self.in_thread(self.services.check_pair, self._abs(cert), self._abs(key), passphrase,
+                                          st.cipher_policy.profile)
+        except CertError as exc:
+            st.pem = None
+            result.update(error_text(exc.problem, exc.fix))
+            if exc.code in PASSPHRASE_CODES:
+                self.field("passphrase").display = True
+                self.field("passphrase").set_error("Type the key's passphrase" if exc.code != "bad_passphrase"
+                                                   else "That passphrase does not open the key")
+                self.query_one("#passphrase", Input).focus()
+            elif exc.code in ("der", "not_pem", "corrupt", "no_cert", "missing", "unreadable", "empty"):
+                self.query_one("#cert" if "certificate" in exc.problem.lower() else "#key", Input).focus()
+            return False
+        except Exception as exc:  # an engine error that is not a CertError (a UserError, say)
+            st.pem = None
+            result.update(error_text(getattr(exc, "problem", str(exc)), getattr(exc, "fix", "")))
+            return False
+        finally:
+            self.running = False
+            self.status("")
+        self.field("passphrase").set_error(None)
+        st.pem = report
+        st.pem_checked_for = (self._abs(cert), self._abs(key))
+        st.passphrase = passphrase
+        result.update(pem_summary(report, st.show_path))
+        return True
+
+    async def commit(self) -> bool:
+        st = self.state
+        cert, key = self._abs(self.value("cert")), self._abs(self.value("key"))
+        passphrase = self.query_one("#passphrase", Input).value or None
+        if st.pem is None or st.pem_checked_for != (cert, key) or passphrase != st.passphrase:
+            if not await self.check_pair():
+                return False
+        try:
+            st.certificate = Certificate(name=self.value("cert-name") or st.certificate.name, cert=cert, key=key,
+                                         passphrase_env=PASSPHRASE_ENV if st.passphrase else None)
+        except ValidationError as err:
+            self.field("cert-name").set_error("Name " + err.errors()[0]["msg"].removeprefix("Value error, "))
+            return False
+        self.field("cert-name").set_error(None)
+        return True

@@ -1,0 +1,115 @@
+"""Step 8: the proof. A real association and C-ECHO through the new TLS endpoint, calling as BUTTERFLY,
+each rung of the ladder ticked or explained."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.content import Content
+from textual.widgets import Static
+
+from engine.plan import Plan
+from wizard.messages import EchoStep
+from wizard.screens.backend import echo_verdict
+from wizard.screens.base import StepScreen
+from wizard.widgets import TLS_RUNGS, Ladder
+
+
+def echo_target(plan: Plan, role: str) -> tuple[str, int]:
+    """Where to test: the virtual server's address (loopback for a listener on every address)."""
+    vs = next(v for v in plan.virtual_server if v.role == role)
+    host = vs.ip
+    if ipaddress.ip_address(host).is_unspecified:
+        host = "::1" if ipaddress.ip_address(host).version == 6 else "127.0.0.1"
+    return host, vs.port
+
+
+class EchoScreen(StepScreen):
+    KEY = "echo"
+    TITLE = "Echo test: C-ECHO through the TLS endpoint, as Butterfly would"
+    INDEX = 7
+    BINDINGS = [Binding("ctrl+t", "test", "Run again", id="test")]
+
+    def compose_body(self) -> ComposeResult:
+        st = self.state
+        plan = st.try_plan()
+        vs, svc = st.vserver, st.service
+        if plan is None or vs is None or svc is None:
+            yield Static("The setup is not complete; go Back.", id="echo-intro")
+            return
+        host, port = echo_target(plan, st.role)
+        yield Static(f"TLS to {host}:{port} ({plan.policy.name}), calling AE {vs.calling_ae}, called AE "
+                     f"{svc.ae_title}; the server must present {st.show_path(plan.cert_path)}.", id="echo-intro")
+        yield Ladder(list(TLS_RUNGS), id="echo-ladder")
+        yield Static("", id="echo-result")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        rep = self.state.echo_report
+        if not self.query(Ladder):
+            return
+        if rep is not None and self.state.draft(self.KEY).get("for") == self.state.saved_text:
+            for s in rep.steps:
+                self.query_one(Ladder).show(s)
+            self._verdict(rep)
+        else:
+            self.action_test()
+
+    def action_test(self) -> None:
+        if self.query(Ladder):
+            self._run()
+
+    @work(exclusive=True, group="nav", exit_on_error=False)
+    async def _run(self) -> None:
+        st = self.state
+        plan = st.build_plan()
+        vs, svc = st.vserver, st.service
+        host, port = echo_target(plan, st.role)
+        ladder = self.query_one(Ladder)
+        ladder.reset()
+        self.query_one("#echo-result", Static).update("")
+
+        def on_step(step) -> None:
+            self.post_message(EchoStep("echo", step))
+
+        # Butterfly's certificates are self-signed and used for encryption, not identity, so the
+        # chain is not verified; instead the server must present exactly the configured certificate.
+        report = await self.guarded(f"C-ECHO through {host}:{port}", self.services.echo, host, port, tls=True,
+                                    insecure=True, expect_cert=str(plan.cert_path), calling_ae=vs.calling_ae,
+                                    called_ae=svc.ae_title, policy=plan.cipher_policy.profile, timeout=10.0,
+                                    on_step=on_step)
+        if report is None:
+            return
+        for s in report.steps:
+            ladder.show(s)
+        st.echo_report = report
+        st.draft(self.KEY)["for"] = st.saved_text
+        self._verdict(report)
+
+    def on_echo_step(self, message: EchoStep) -> None:
+        if message.ladder == "echo" and self.query(Ladder):
+            self.query_one(Ladder).show(message.step)
+
+    def _verdict(self, report) -> None:
+        text, cls = echo_verdict(report, "The PACS, through TLS,")
+        if report.ok:
+            text = Content.assemble(text, "\nButterfly's path works end to end. ctrl+n shows the values for "
+                                          "Butterfly Cloud.")
+        w = self.query_one("#echo-result", Static)
+        w.update(text)
+        w.set_classes(cls)
+
+    async def commit(self) -> bool:
+        rep = self.state.echo_report
+        if rep is None:
+            self.status("Wait for the echo test (or ctrl+t to run it).", "warn")
+            return False
+        if not rep.ok and not self.state.draft(self.KEY).get("go-on"):
+            self.state.draft(self.KEY)["go-on"] = True
+            self.status("The echo test failed; fix the rung shown, or press ctrl+n again to see Butterfly's values "
+                        "anyway.", "warn")
+            return False
+        return True

@@ -1,0 +1,131 @@
+"""Step 6: every change the backend will make; nothing is written before the user confirms."""
+
+from __future__ import annotations
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.content import Content
+from textual.widgets import Static
+
+from engine.backends import BackendOptions
+from engine.backends.base import Action, Diff
+from engine.plan import PlanError, dump_plan
+from wizard.screens.base import StepScreen, error_text
+from wizard.screens.modals import ChoiceModal
+from wizard.widgets import wrap_indent
+
+SYMBOL = {Action.CREATE: "+", Action.UPDATE: "~", Action.UNCHANGED: "=", Action.CONFLICT: "!"}
+STYLE = {Action.CREATE: "bold", Action.UPDATE: "bold", Action.UNCHANGED: "dim", Action.CONFLICT: "bold reverse"}
+
+
+def diff_text(diff: Diff) -> Content:
+    """The change list: one line per object, then its field changes and CLI lines, indented."""
+    lines: list[Content] = [Content(f"On {diff.target}:")]
+    for c in diff.changes:
+        head = f"{SYMBOL[c.action]} {c.action.value:<9} {c.kind} {c.name}"
+        lines.append(Content.styled(head, STYLE[c.action]))
+        if c.summary:
+            lines.append(Content(wrap_indent(c.summary, "      ")))
+        for field, (old, new) in c.fields.items():
+            lines.append(Content(wrap_indent(f"{field}: {_short(old)} -> {_short(new)}", "      ")))
+        if c.hint:
+            lines.append(Content(wrap_indent(f"fix: {c.hint}", "      ")))
+        if c.writes:
+            for cli in c.cli:
+                lines.append(Content.styled(wrap_indent(f"> {cli}", "      "), "italic"))
+    n = diff.counts()
+    lines.append(Content(""))
+    lines.append(Content.styled(f"{n['create']} to create, {n['update']} to update, {n['unchanged']} unchanged, "
+                                f"{n['conflict']} conflict(s)", "bold"))
+    return Content("\n").join(lines)
+
+
+def _short(v: object) -> str:
+    s = "(none)" if v is None else str(v)
+    return s if len(s) <= 40 else s[:37] + "..."
+
+
+class ReviewScreen(StepScreen):
+    KEY = "review"
+    TITLE = "Review: what will change (nothing is written yet)"
+    INDEX = 5
+    BINDINGS = [Binding("ctrl+r", "refresh", "Read again", id="refresh")]
+
+    def compose_body(self) -> ComposeResult:
+        yield Static("", id="warnings", classes="warn")
+        yield Static("", id="diff")
+        yield Static("", id="review-verdict")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        st = self.state
+        try:
+            plan = st.build_plan()
+        except PlanError as err:
+            self.query_one("#diff", Static).update(error_text("The setup is not complete:\n" +
+                                                               "\n".join(f"  - {p}" for p in err.problems),
+                                                               "go Back (ctrl+p) to the step named"))
+            return
+        warnings = self.query_one("#warnings", Static)
+        warnings.update("\n".join(wrap_indent(f"! {w}", "") for w in plan.warnings))
+        warnings.display = bool(plan.warnings)
+        if st.diff is not None and st.diff_for == dump_plan(plan):
+            self.show_diff(st.diff)
+        else:
+            self.action_refresh()
+
+    def action_refresh(self) -> None:
+        self._read()
+
+    @work(exclusive=True, group="nav", exit_on_error=False)
+    async def _read(self) -> None:
+        st = self.state
+        plan = st.build_plan()
+        self.query_one("#diff", Static).update("Reading the current state…")
+
+        def diff_now():
+            backend = self.services.backend(plan, BackendOptions(password=st.password, passphrase=st.passphrase))
+            try:
+                return backend.diff(plan)
+            finally:
+                backend.close()
+
+        diff = await self.guarded(f"Reading the {st.backend} backend", diff_now)
+        if diff is None:
+            self.query_one("#diff", Static).update("Could not read the backend; ctrl+r tries again.")
+            return
+        st.diff, st.diff_for = diff, dump_plan(plan)
+        self.show_diff(diff)
+
+    def show_diff(self, diff: Diff) -> None:
+        self.query_one("#diff", Static).update(diff_text(diff))
+        v = self.query_one("#review-verdict", Static)
+        if diff.conflicts:
+            v.update(error_text(f"{len(diff.conflicts)} conflict(s): nothing can be applied until they are resolved.",
+                                "go Back to the step that names the object, or change it on the backend"))
+            v.set_classes("error")
+        elif diff.is_noop:
+            v.update("Nothing to change: the backend already matches. ctrl+n saves the plan and goes on.")
+            v.set_classes("ok")
+        else:
+            v.update(f"ctrl+n asks once more, then applies these {len(diff.writes)} change(s).")
+            v.set_classes("")
+
+    async def commit(self) -> bool:
+        st = self.state
+        plan = st.try_plan()
+        if plan is None or st.diff is None or st.diff_for != dump_plan(plan):
+            self.status("The change list is not ready yet; wait for it, or press ctrl+r.", "warn")
+            return False
+        diff: Diff = st.diff
+        if diff.conflicts:
+            self.status("Resolve the conflicts first (see above).", "error")
+            return False
+        if diff.is_noop:
+            return True
+        key = await self.app.push_screen_wait(ChoiceModal(
+            f"Apply {len(diff.writes)} change(s) on {diff.target}?\nThe plan is saved to "
+            f"{st.show_path(st.plan_path)} when they succeed.",
+            [("y", "Apply"), ("n", "Not yet")], title="Confirm"))
+        return key == "y"

@@ -1,0 +1,223 @@
+"""Step 1: what this does, which backend, which role; on a re-run, what is already set up."""
+
+from __future__ import annotations
+
+import os
+
+from pydantic import ValidationError
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.content import Content
+from textual.widgets import Button, RadioButton, RadioSet, Static
+
+from engine.backends import BackendOptions
+from engine.plan import DEFAULT_PASSWORD_ENV, ROLE_PORTS, NetScaler, Plan
+from wizard.screens.base import StepScreen, error_text
+from wizard.screens.modals import ChoiceModal
+from wizard.widgets import FormField, fingerprint_lines
+
+INTRO = ("Butterfly Cloud sends studies over DICOM-TLS (TLS 1.2); your PACS speaks plain DICOM. "
+         "This wizard sets up the TLS termination in front of it, on this host or on a NetScaler, "
+         "shows every change before making it, and proves it with a C-ECHO as BUTTERFLY.")
+
+BACKENDS = ["builtin", "netscaler"]
+ROLES = ["store", "worklist"]
+
+
+def describe(plan: Plan) -> list[str]:
+    """One line per virtual server of a saved plan, for the re-run summary."""
+    out = []
+    for vs in plan.virtual_server:
+        svc = plan.service_named(vs.service)
+        out.append(f"{vs.role:<8} {vs.name} on {vs.ip}:{vs.port} -> {svc.ae_title} at {svc.host}:{svc.port}")
+    return out
+
+
+class StartScreen(StepScreen):
+    KEY = "start"
+    TITLE = "Terminate Butterfly's DICOM-TLS in front of your PACS"
+    INDEX = 0
+    BINDINGS = [
+        Binding("ctrl+t", "connect", "Connect", id="connect"),
+        Binding("ctrl+o", "add_worklist", "Add worklist port", id="add-worklist"),
+    ]
+
+    def compose_body(self) -> ComposeResult:
+        st = self.state
+        yield Static(INTRO, id="intro")
+        if st.demo is not None:
+            yield Static(Content.from_markup(
+                "[b]Rehearsal[/b]: a test certificate, a demo PACS and "
+                + ("the NITRO simulator" if st.backend == "netscaler" else "the built-in terminator")
+                + " on loopback; nothing outside the demo folder is touched. The fields are pre-filled: "
+                  "press ctrl+n to walk through."), id="demo-note", classes="note")
+        if st.existing is not None:
+            lines = describe(st.existing)
+            text = Content.assemble(Content.styled("Already set up", "bold"),
+                                    f" (plan {st.show_path(st.plan_path)}, {st.existing.backend}):\n",
+                                    "\n".join(f"  {line}" for line in lines) or "  no virtual server yet")
+            yield Static(text, id="existing", classes="note")
+            if st.vserver_for("worklist") is None and st.vserver_for("store") is not None:
+                yield Button(f"Add the worklist port ({ROLE_PORTS['worklist']})  ctrl+o", id="add-worklist",
+                             compact=True)
+        yield Static(Content.styled("Where is TLS terminated?", "bold"), classes="question")
+        with RadioSet(id="backend", compact=True):
+            idx = self.val("backend", BACKENDS.index(st.backend))
+            yield RadioButton("Built-in terminator on this host", value=idx == 0)
+            yield RadioButton("NetScaler (Citrix ADC) over its NITRO API", value=idx == 1)
+        ns = st.netscaler
+        with Vertical(id="ns"):
+            yield FormField("NITRO URL", "ns-url", self.val("ns-url", ns.url if ns else ""),
+                            placeholder="https://192.0.2.10")
+            yield FormField("User", "ns-user", self.val("ns-user", ns.username if ns else "nsroot"))
+            env = ns.password_env if ns else DEFAULT_PASSWORD_ENV
+            yield FormField("Password", "ns-password", st.password or os.environ.get(env, ""), password=True,
+                            hint=f"kept in memory only; or set ${env} before starting")
+            yield Static(self._ns_text(), id="ns-result")
+        yield Static(Content.styled("Which port does this pass set up?", "bold"), classes="question")
+        with RadioSet(id="role", compact=True):
+            idx = self.val("role", ROLES.index(st.role))
+            yield RadioButton(f"Store: Butterfly sends studies (port {ROLE_PORTS['store']})", value=idx == 0)
+            yield RadioButton(f"Worklist: Butterfly queries the worklist (port {ROLE_PORTS['worklist']})",
+                              value=idx == 1)
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self._show_ns()
+        self.query_one("#backend", RadioSet).focus()
+
+    def _ns_text(self) -> Content:
+        st = self.state
+        if st.nitro_ok and st.netscaler is not None:
+            fp = st.netscaler.fingerprint
+            return Content.assemble(Content.styled("✓ Connected", "bold"),
+                                    f"; management certificate {'pinned ' + fp if fp else 'not verified (http)'}")
+        if st.netscaler is not None and st.netscaler.fingerprint:
+            return Content(f"Pinned management certificate: {st.netscaler.fingerprint}")
+        return Content("ctrl+t connects: the management certificate is shown and pinned on first connect.")
+
+    @property
+    def backend_choice(self) -> str:
+        return BACKENDS[max(0, self.query_one("#backend", RadioSet).pressed_index)]
+
+    @property
+    def role_choice(self) -> str:
+        return ROLES[max(0, self.query_one("#role", RadioSet).pressed_index)]
+
+    @on(RadioSet.Changed, "#backend")
+    def _show_ns(self) -> None:
+        self.query_one("#ns").display = self.backend_choice == "netscaler"
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "connect":
+            return self.is_mounted and self.backend_choice == "netscaler"
+        if action == "add_worklist":
+            return bool(self.query("#add-worklist"))
+        return super().check_action(action, parameters)
+
+    # --- NetScaler connection ----------------------------------------------------------------------
+    def action_connect(self) -> None:
+        self._connect_worker()
+
+    @work(exclusive=True, group="nav", exit_on_error=False)
+    async def _connect_worker(self) -> None:
+        await self.connect()
+
+    async def connect(self) -> bool:
+        """Check the fields, pin the management certificate on first connect, log in."""
+        st = self.state
+        url, user = self.value("ns-url"), self.value("ns-user")
+        password = self.query_one("#ns-password").value  # type: ignore[attr-defined]
+        prev = st.netscaler
+        try:
+            ns = NetScaler(url=url, username=user or "nsroot",
+                           password_env=prev.password_env if prev else DEFAULT_PASSWORD_ENV,
+                           ca_file=prev.ca_file if prev and prev.url == url.rstrip("/") else None,
+                           fingerprint=prev.fingerprint if prev and prev.url == url.rstrip("/") else None)
+            self.field("ns-url").set_error(None)
+        except ValidationError as err:
+            self.field("ns-url").set_error("NITRO URL " + err.errors()[0]["msg"].removeprefix("Value error, "))
+            self.query_one("#ns-url").focus()
+            return False
+        if not password:
+            self.field("ns-password").set_error(f"Type the password (or set ${ns.password_env} and start again)")
+            self.query_one("#ns-password").focus()
+            return False
+        self.field("ns-password").set_error(None)
+        result = self.query_one("#ns-result", Static)
+        if ns.url.startswith("https://") and not ns.ca_file:
+            seen = await self.guarded("Reading the management certificate", self.services.fetch_fingerprint, ns.url)
+            if seen is None:
+                return False
+            seen = NetScaler(url=ns.url, fingerprint=seen).fingerprint
+            if ns.fingerprint and ns.fingerprint != seen:
+                result.update(error_text(
+                    f"The management certificate changed: pinned {ns.fingerprint}, now {seen}.",
+                    "if the ADC's certificate was renewed on purpose, remove `fingerprint` from the plan's "
+                    "[netscaler] table and connect again; otherwise stop: someone may be in the middle"))
+                return False
+            if not ns.fingerprint:
+                key = await self.app.push_screen_wait(ChoiceModal(
+                    f"First connection to {ns.url}.\nIts management certificate's SHA-256 fingerprint is\n\n"
+                    f"{fingerprint_lines(seen, '  ')}\n\nCompare it with the ADC's own (CLI: show ssl certKey ns-server-certificate). "
+                    "Pin it? Every later connection must then present this certificate.",
+                    [("y", "Pin it"), ("n", "Do not connect")], title="Pin the management certificate"))
+                if key != "y":
+                    result.update("Not connected: the certificate was not pinned.")
+                    return False
+                ns = ns.model_copy(update={"fingerprint": seen})
+        st.netscaler = ns
+        st.password = password
+        groups = await self.guarded("Logging in to NITRO", self.services.list_cipher_groups, ns,
+                                    BackendOptions(password=password))
+        if groups is None:
+            st.nitro_ok = False
+            self.field("ns-password").set_error("NITRO did not accept the login; check the user and password")
+            return False
+        st.cipher_groups = groups
+        st.nitro_ok = True
+        result.update(self._ns_text())
+        return True
+
+    # --- navigation --------------------------------------------------------------------------------
+    async def commit(self) -> bool:
+        st = self.state
+        backend, role = self.backend_choice, self.role_choice
+        if backend == "netscaler":
+            if not st.nitro_ok or st.netscaler is None or st.netscaler.url != self.value("ns-url").rstrip("/") \
+                    or st.password != self.query_one("#ns-password").value:  # type: ignore[attr-defined]
+                if not await self.connect():
+                    return False
+        if backend != st.backend:
+            st.diff = None
+        st.backend = backend
+        self.set_role(role)
+        return True
+
+    def set_role(self, role: str) -> None:
+        st = self.state
+        st.role = role
+        vs = st.vserver_for(role)
+        if vs is not None:
+            st.service_name = vs.service
+        elif st.service_name is None and st.services:
+            st.service_name = st.services[0].name
+
+    def action_add_worklist(self) -> None:
+        self._add_worklist()
+
+    @on(Button.Pressed, "#add-worklist")
+    def _add_worklist_button(self) -> None:
+        self._add_worklist()
+
+    @work(exclusive=True, group="nav", exit_on_error=False)
+    async def _add_worklist(self) -> None:
+        """The short path: everything else is set up already, so go straight to the virtual server."""
+        self.query_one("#role", RadioSet).query(RadioButton)[1].value = True
+        self.store_draft()
+        if await self.commit():
+            self.store_draft()
+            self.wizard.goto(4)

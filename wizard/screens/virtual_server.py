@@ -1,0 +1,166 @@
+"""Step 5: the TLS endpoint Butterfly connects to; conflicts (port in use, name taken) found here."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from pydantic import ValidationError
+from textual.app import ComposeResult
+from textual.content import Content
+from textual.widgets import Input, Static
+
+from engine.backends import BackendOptions
+from engine.plan import PlanError, VirtualServer, check_ae_title, check_ip, check_name, dump_plan
+from wizard.screens.backend import parse_port
+from wizard.screens.base import StepScreen, error_text
+from wizard.widgets import FormField
+
+
+def split_list(text: str) -> list[str]:
+    return [p.strip() for p in text.replace(";", ",").split(",") if p.strip()]
+
+
+class VirtualServerScreen(StepScreen):
+    KEY = "virtual_server"
+    TITLE = "Virtual server: the TLS endpoint Butterfly connects to"
+    INDEX = 4
+
+    def draft_key(self, name: str) -> str:
+        return f"{self.state.role}-{name}"  # store and worklist passes keep separate drafts
+
+    def compose_body(self) -> ComposeResult:
+        st = self.state
+        vs = st.vserver
+        d = st.default_vserver()
+        cur = vs.model_dump() if vs else d
+        svc = st.service
+        target = f"{svc.ae_title} at {svc.host}:{svc.port}" if svc else "the PACS"
+        builtin = st.backend == "builtin"
+        yield Static(f"Role {st.role}: TLS in on this endpoint, plain DICOM out to {target}.", id="intro")
+        yield FormField("Name", "vs-name", self.val(self.draft_key("name"), cur["name"]))
+        ip_hint = "0.0.0.0 = every address of this host" if builtin else \
+            "the VIP Butterfly connects to (its public IP, or the address it is NATed to)"
+        yield FormField("IP address", "vs-ip", self.val(self.draft_key("ip"), cur["ip"]), hint=ip_hint,
+                        placeholder="0.0.0.0" if builtin else "192.0.2.20")
+        yield FormField("Port", "vs-port", self.val(self.draft_key("port"), str(cur["port"])),
+                        hint=f"{st.role} usually uses {d['port']}")
+        yield FormField("Calling AE", "vs-calling", self.val(self.draft_key("calling"), cur["calling_ae"]),
+                        hint="the AE title Butterfly calls as (its SCU calling AET)")
+        if builtin:
+            yield FormField("Allowed AEs", "vs-allowed-aes",
+                            self.val(self.draft_key("allowed-aes"), ", ".join(vs.allowed_calling_aes) if vs else ""),
+                            placeholder="optional, e.g. BUTTERFLY (others are rejected)")
+            yield FormField("Allowed clients", "vs-allowed-clients",
+                            self.val(self.draft_key("allowed-clients"),
+                                     ", ".join(vs.allowed_clients) if vs else ""),
+                            placeholder="optional, e.g. 203.0.113.0/24 (others are closed)")
+        yield Static("", id="vs-problems")
+
+    def store_draft(self) -> None:
+        d = self.state.draft(self.KEY)
+        for inp in self.query(Input):
+            if inp.id:
+                d[self.draft_key(inp.id.removeprefix("vs-"))] = inp.value
+
+    def val(self, widget_id: str, default):  # drafts are keyed by role
+        return self.state.draft(self.KEY).get(widget_id, default)
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        first_empty = next((i for i in self.query(Input) if not i.value and i.id in ("vs-name", "vs-ip")), None)
+        (first_empty or self.query_one("#vs-name", Input)).focus()
+
+    def validate_fields(self) -> VirtualServer | None:
+        st = self.state
+        name = self.check("vs-name", check_name)
+        ip = self.check("vs-ip", lambda v: check_ip(v or "0.0.0.0") if st.backend == "builtin" else check_ip(v))
+        if ip is not None and st.backend == "netscaler" and ipaddress.ip_address(ip).is_unspecified:
+            self.field("vs-ip").set_error("IP address: a NetScaler virtual server needs its own VIP, not 0.0.0.0")
+            ip = None
+        port = self.check("vs-port", parse_port)
+        calling = self.check("vs-calling", check_ae_title)
+        aes: list[str] | None = []
+        clients: list[str] | None = []
+        if st.backend == "builtin":
+            aes = self.check("vs-allowed-aes", lambda v: [check_ae_title(a) for a in split_list(v)])
+            clients = self.check("vs-allowed-clients", _check_clients)
+        fields = ["vs-name", "vs-ip", "vs-port", "vs-calling", "vs-allowed-aes", "vs-allowed-clients"]
+        if None in (name, ip, port, calling, aes, clients):
+            bad = next(f for f in fields if self.query(f"#field-{f}") and self.field(f).error)
+            self.query_one(f"#{bad}", Input).focus()
+            return None
+        try:
+            return VirtualServer(name=name, ip=ip, port=port, role=st.role, service=st.service_name or "",
+                                 calling_ae=calling, allowed_calling_aes=aes or [], allowed_clients=clients or [])
+        except ValidationError as err:
+            self.status(str(err), "error")
+            return None
+
+    def problems(self, lines: list[str]) -> None:
+        w = self.query_one("#vs-problems", Static)
+        if lines:
+            w.update(Content.assemble(Content.styled("✗ Conflicts to resolve first:\n", "bold"),
+                                      "\n".join(f"  - {line}" for line in lines)))
+            w.set_classes("error")
+        else:
+            w.update("")
+
+    async def commit(self) -> bool:
+        st = self.state
+        vs = self.validate_fields()
+        if vs is None:
+            return False
+        before = list(st.virtual_servers)
+        st.set_vserver(vs)
+        try:
+            plan = st.build_plan()
+        except PlanError as err:
+            st.virtual_servers = before
+            self.problems(err.problems)
+            return False
+        problems: list[str] = []
+        if st.backend == "builtin":
+            ours = st.existing is not None and any(v.ip == vs.ip and v.port == vs.port
+                                                   for v in st.existing.virtual_server)
+            try:
+                in_use = await self.in_thread(self.services.port_in_use, vs.ip, vs.port)
+            except ValueError as exc:
+                self.field("vs-ip").set_error(f"IP address: {exc}")
+                st.virtual_servers = before
+                return False
+            if in_use and not ours:
+                problems.append(f"port {vs.port} on {vs.ip} is already in use by another program on this host; "
+                                f"choose another port, or stop that program (`ss -ltnp 'sport = :{vs.port}'` "
+                                "names it)")
+        if not problems:
+            diff = await self.guarded(f"Reading the current state of the {st.backend} backend",
+                                      self._diff, plan)
+            if diff is None:
+                st.virtual_servers = before
+                return False
+            problems += [f"{c.kind} {c.name}: {c.summary}" + (f" (fix: {c.hint})" if c.hint else "")
+                         for c in diff.conflicts]
+            st.diff, st.diff_for = diff, dump_plan(plan)
+        self.problems(problems)
+        if problems:
+            st.virtual_servers = before
+            return False
+        return True
+
+    def _diff(self, plan):
+        st = self.state
+        backend = self.services.backend(plan, BackendOptions(password=st.password, passphrase=st.passphrase))
+        try:
+            return backend.diff(plan)
+        finally:
+            backend.close()
+
+
+def _check_clients(text: str) -> list[str]:
+    out = []
+    for c in split_list(text):
+        try:
+            out.append(str(ipaddress.ip_network(c, strict=False)))
+        except ValueError:
+            raise ValueError(f"{c!r} is not an address or CIDR block like 203.0.113.0/24") from None
+    return out

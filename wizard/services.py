@@ -1,0 +1,106 @@
+"""Everything the wizard asks of the engine, in one place.
+
+Every method blocks (certificate checks, sockets, NITRO calls), so screens call them from thread
+workers only. Engine modules are imported lazily: the wizard starts fast and a screen that does
+not need NetScaler never loads httpx. Tests may pass a subclass (a fixed clock, say) to the App.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import ipaddress
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from engine.backends import BackendOptions, get_backend
+from engine.backends.base import Backend
+from engine.plan import DEFAULT_CERT_FILE, DEFAULT_KEY_FILE, Plan
+
+
+class Services:
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC)
+
+    # --- certificates ---------------------------------------------------------------------------
+    def check_pair(self, cert: str, key: str, passphrase: str | None = None, policy: str | None = None):
+        from engine.certs import check_pair
+
+        return check_pair(cert, key, passphrase=passphrase.encode() if passphrase else None, policy=policy,
+                          now=self.now())
+
+    def make_test_pair(self, folder: Path) -> tuple[Path, Path]:
+        """A self-signed rehearsal pair named like Butterfly's, in `folder` (an existing pair is kept)."""
+        from engine.certs import make_self_signed
+
+        cert, key = folder / DEFAULT_CERT_FILE, folder / DEFAULT_KEY_FILE
+        if not (cert.exists() and key.exists()):
+            make_self_signed(cert, key, common_name="dicomtls-test", overwrite=True)
+        return cert, key
+
+    def find_butterfly_pair(self, folders: list[Path]) -> tuple[Path, Path] | None:
+        """Butterfly's download names in the first folder holding both."""
+        for folder in folders:
+            cert, key = folder / DEFAULT_CERT_FILE, folder / DEFAULT_KEY_FILE
+            if cert.is_file() and key.is_file():
+                return cert, key
+        return None
+
+    # --- DICOM ------------------------------------------------------------------------------------
+    def echo(self, host: str, port: int, *, on_step: Callable[[Any], None] | None = None, **kw: Any):
+        from engine.verify import echo
+
+        return echo(host, port, on_step=on_step, **kw)
+
+    # --- backends ---------------------------------------------------------------------------------
+    def backend(self, plan: Plan, options: BackendOptions) -> Backend:
+        return get_backend(plan, options)
+
+    def fetch_fingerprint(self, url: str) -> str:
+        """The NetScaler management certificate's SHA-256, for pinning on first connect."""
+        from engine.backends.netscaler import fetch_fingerprint
+
+        return fetch_fingerprint(url)
+
+    def list_cipher_groups(self, ns: Any, options: BackendOptions) -> list[str]:
+        """Names of the cipher groups on the ADC `ns` (a plan's [netscaler]); also proves the login works."""
+        from engine.backends.netscaler import NetScalerBackend
+
+        backend = NetScalerBackend(Plan(backend="netscaler", netscaler=ns), options)
+        try:
+            return list(backend.list_cipher_groups())
+        finally:
+            backend.close()
+
+    # --- this host --------------------------------------------------------------------------------
+    def port_in_use(self, ip: str, port: int) -> bool:
+        """Whether something on this host already listens on ip:port (a bind test, closed at once)."""
+        addr = ipaddress.ip_address(ip)
+        fam = socket.AF_INET6 if addr.version == 6 else socket.AF_INET
+        with socket.socket(fam, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((ip, port))
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    return True
+                if exc.errno == errno.EADDRNOTAVAIL:
+                    raise ValueError(f"{ip} is not an address of this host; use 0.0.0.0 or one of its own "
+                                     "addresses") from None
+                if exc.errno == errno.EACCES:
+                    return False  # a privileged port: the service (as root/with CAP_NET_BIND) can bind it
+                raise
+        return False
+
+    # --- the built-in terminator's association log ----------------------------------------------
+    def watch_associations(self, state: Any, plan: Plan, callback: Callable[[dict], None]) -> Callable[[], None] | None:
+        """Call `callback(record)` for each association the terminator logs; returns an unsubscribe.
+
+        Works with a terminator running in this process (the demo, or one started from the wizard)."""
+        handle = getattr(state.demo, "terminator", None) if state.demo is not None else None
+        if handle is None:
+            raise RuntimeError("the terminator is not running in this process; watch `dicomtls status` instead")
+        unsubscribe = handle.subscribe(callback)
+        return unsubscribe if callable(unsubscribe) else None

@@ -1,0 +1,200 @@
+"""The wizard's state: the plan being edited, in parts, plus what this run learned along the way.
+
+The Plan model validates cross-references (a virtual server's service must exist, a NetScaler plan
+needs a [netscaler] table), so it cannot be edited half-way. The state therefore keeps the plan's
+parts, each validated by its own screen, and builds a Plan from them when one is needed (review,
+apply, save). Raw field text is kept per screen as well, so going Back never loses what was typed,
+even when it is not valid yet.
+
+Secrets (the NetScaler password, a key passphrase) live only in this object, in memory.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from engine.plan import (DEFAULT_CALLING_AE, DEFAULT_VSERVER_NAMES, ROLE_PORTS, Builtin, Certificate, CipherPolicy,
+                         NetScaler, Plan, PlanError, Service, VirtualServer, dump_plan, explain, load_plan, save_plan)
+
+ROLES = ("store", "worklist")
+
+
+@dataclass
+class WizardState:
+    plan_path: Path
+    backend: str = "builtin"
+    role: str = "store"
+    certificate: Certificate = field(default_factory=Certificate)
+    cipher_policy: CipherPolicy = field(default_factory=CipherPolicy)
+    services: list[Service] = field(default_factory=list)
+    virtual_servers: list[VirtualServer] = field(default_factory=list)
+    netscaler: NetScaler | None = None
+    builtin: Builtin = field(default_factory=Builtin)
+    # The service the current pass forwards to (its name in `services`).
+    service_name: str | None = None
+
+    # What is on disk: the plan text as saved (None: nothing saved yet) and the loaded plan.
+    saved_text: str | None = None
+    existing: Plan | None = None
+
+    # Raw field values per screen ("start", "certificates", ...): restored when a screen is rebuilt.
+    drafts: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    # In memory only, never saved or logged.
+    password: str | None = None
+    passphrase: str | None = None
+
+    # Results of this run, shown again when a screen is revisited.
+    pem: Any = None  # engine.certs.PemReport of the last good check
+    pem_checked_for: tuple[str, str] | None = None  # (cert, key) the report belongs to
+    nitro_fingerprint: str | None = None  # management certificate seen on connect
+    nitro_ok: bool = False  # logged in with the password
+    cipher_groups: list[str] = field(default_factory=list)  # existing groups on the ADC
+    pacs_report: Any = None  # engine.verify.EchoReport of the plain C-ECHO to the PACS
+    diff: Any = None  # the Diff last computed (engine.backends.base.Diff)
+    diff_for: str | None = None  # the plan text it was computed for
+    apply_result: Any = None
+    applied_for: str | None = None  # the plan text last applied successfully
+    echo_report: Any = None
+    runbook_path: Path | None = None
+
+    # Demo: the running rehearsal environment (engine.demo.Demo), if any.
+    demo: Any = None
+
+    # --- construction --------------------------------------------------------------------------
+    @classmethod
+    def from_plan_file(cls, plan_path: Path) -> WizardState:
+        """A state pre-filled from the saved plan, or a fresh one when there is none yet."""
+        state = cls(plan_path=plan_path)
+        if plan_path.exists():
+            plan = load_plan(plan_path)
+            state.load(plan)
+            state.existing = plan
+            state.saved_text = dump_plan(plan)
+        return state
+
+    def load(self, plan: Plan) -> None:
+        """Take every part from `plan` (absolute paths, so the plan file may move)."""
+        self.backend = plan.backend
+        self.certificate = plan.certificate.model_copy(update={"cert": str(plan.cert_path),
+                                                               "key": str(plan.key_path)})
+        self.cipher_policy = plan.cipher_policy.model_copy()
+        self.services = [s.model_copy() for s in plan.service]
+        self.virtual_servers = [v.model_copy() for v in plan.virtual_server]
+        self.netscaler = plan.netscaler.model_copy() if plan.netscaler else None
+        self.builtin = plan.builtin.model_copy()
+        vs = self.vserver_for(self.role) or (self.virtual_servers[0] if self.virtual_servers else None)
+        if vs is not None:
+            self.role = vs.role
+            self.service_name = vs.service
+        elif self.services:
+            self.service_name = self.services[0].name
+
+    # --- the parts the current pass edits ------------------------------------------------------
+    def vserver_for(self, role: str) -> VirtualServer | None:
+        return next((v for v in self.virtual_servers if v.role == role), None)
+
+    @property
+    def vserver(self) -> VirtualServer | None:
+        return self.vserver_for(self.role)
+
+    @property
+    def service(self) -> Service | None:
+        return next((s for s in self.services if s.name == self.service_name), None)
+
+    def set_service(self, svc: Service, previous_name: str | None) -> None:
+        """Replace the service this pass edits (renaming follows into the virtual servers)."""
+        idx = next((i for i, s in enumerate(self.services) if s.name == (previous_name or svc.name)), None)
+        if idx is None:
+            idx = next((i for i, s in enumerate(self.services) if s.name == svc.name), None)
+        if idx is None:
+            self.services.append(svc)
+        else:
+            old = self.services[idx].name
+            self.services[idx] = svc
+            if old != svc.name:
+                self.virtual_servers = [v.model_copy(update={"service": svc.name}) if v.service == old else v
+                                        for v in self.virtual_servers]
+        self.service_name = svc.name
+
+    def set_vserver(self, vs: VirtualServer) -> None:
+        idx = next((i for i, v in enumerate(self.virtual_servers) if v.role == vs.role), None)
+        if idx is None:
+            self.virtual_servers.append(vs)
+        else:
+            self.virtual_servers[idx] = vs
+
+    def shared_by(self) -> list[VirtualServer]:
+        """Other passes' virtual servers that forward to the service this pass edits."""
+        return [v for v in self.virtual_servers if v.service == self.service_name and v.role != self.role]
+
+    def default_vserver(self, role: str | None = None) -> dict[str, Any]:
+        role = role or self.role
+        ip = "0.0.0.0" if self.backend == "builtin" else ""
+        other = next((v for v in self.virtual_servers if v.role != role), None)
+        if other is not None and self.backend == "netscaler":
+            ip = other.ip  # one VIP, two ports is the usual NetScaler layout
+        return {"name": DEFAULT_VSERVER_NAMES[role], "ip": ip, "port": ROLE_PORTS[role], "role": role,
+                "calling_ae": other.calling_ae if other else DEFAULT_CALLING_AE}
+
+    # --- the whole plan ------------------------------------------------------------------------
+    def plan_data(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "backend": self.backend,
+            "certificate": self.certificate.model_dump(exclude_none=True),
+            "cipher_policy": self.cipher_policy.model_dump(),
+            "service": [s.model_dump() for s in self.services],
+            "virtual_server": [v.model_dump() for v in self.virtual_servers],
+            "builtin": self.builtin.model_dump(exclude_none=True),
+        }
+        if self.backend == "netscaler" and self.netscaler is not None:
+            data["netscaler"] = self.netscaler.model_dump(exclude_none=True)
+        return data
+
+    def build_plan(self) -> Plan:
+        """The plan from the parts; PlanError (problems as sentences) if they do not fit together."""
+        try:
+            plan = Plan.model_validate(self.plan_data())
+        except ValidationError as err:
+            raise PlanError("the setup", explain(err)) from None
+        return plan.with_base_dir(self.plan_path.parent)
+
+    def try_plan(self) -> Plan | None:
+        try:
+            return self.build_plan()
+        except PlanError:
+            return None
+
+    @property
+    def dirty(self) -> bool:
+        """True when the setup differs from what is saved (or nothing is saved and something was entered)."""
+        plan = self.try_plan()
+        if plan is None:
+            return bool(self.drafts) or self.saved_text is not None
+        return dump_plan(plan) != self.saved_text
+
+    def save(self) -> Path:
+        plan = self.build_plan()
+        path = save_plan(plan, self.plan_path)
+        self.saved_text = dump_plan(plan)
+        self.existing = plan
+        return path
+
+    # --- helpers for screens -------------------------------------------------------------------
+    def draft(self, screen: str) -> dict[str, Any]:
+        return self.drafts.setdefault(screen, {})
+
+    def show_path(self, p: str | os.PathLike[str] | None) -> str:
+        """A path as people read it: the home folder as ~ (also keeps snapshots free of temp names)."""
+        if not p:
+            return ""
+        s = str(p)
+        home = str(Path.home())
+        if home not in ("", "/") and (s == home or s.startswith(home + os.sep)):
+            return "~" + s[len(home):]
+        return s
