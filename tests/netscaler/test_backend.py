@@ -1,0 +1,330 @@
+"""The NetScaler backend against the simulator: the seed procedure, idempotence, the worklist addition,
+conflicts, failures part-way and their completion, renewal, status; request budgets asserted."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+
+import pytest
+from cryptography import x509
+
+from engine.backends.base import Action
+from engine.backends.netscaler.client import NitroClient
+from engine.backends.netscaler.simulator import start_in_thread
+from engine.ciphers import POLICIES
+from engine.errors import UserError
+from engine.plan import load_plan
+
+from .conftest import CERT_NAME, KEY_NAME, PASSWORD, TcpListener, backend, run_apply, write_plan
+
+STORE, MWL = "Butterfly-DICOM-TLS", "Butterfly-DICOM-TLS-MWL"
+PAIR, GROUP, SERVICE = "Butterfly-Cert-Key-Pair", "TLS-1.2-Only", "Qlink-DICOM"
+CONFIG_RESOURCES = {"nsfeature", "systemfile", "sslcertkey", "service", "sslcipher", "sslcipher_sslciphersuite_binding"}
+
+
+def reader(sim) -> NitroClient:
+    return NitroClient(sim.url, "nsroot", PASSWORD, fingerprint=sim.fingerprint)
+
+
+def writes_since(sim, n: int) -> list[tuple[str, str]]:
+    return [(e.method, e.resource) for e in sim.log[n:] if e.write]
+
+
+def serial(path) -> int:
+    return x509.load_pem_x509_certificate(path.read_bytes()).serial_number
+
+
+def check_seed_state(sim, workdir, vservers=(STORE,), policy="bcp195-nd") -> None:
+    """Read the ADC back through NITRO, object by object, and compare with the plan."""
+    with reader(sim) as ns:
+        assert {"LB", "SSL"} <= set(ns.get("nsfeature")[0]["feature"])
+        for name in (CERT_NAME, KEY_NAME):
+            row = ns.get("systemfile", name, args={"filelocation": "/nsconfig/ssl"})[0]
+            assert base64.b64decode(row["filecontent"]) == (workdir / name).read_bytes()
+        ck = ns.get("sslcertkey", PAIR)[0]
+        assert (ck["cert"], ck["key"]) == (CERT_NAME, KEY_NAME)
+        assert int(ck["serial"], 16) == serial(workdir / CERT_NAME)
+        svc = ns.get("service", SERVICE)[0]
+        assert (svc["ipaddress"], int(svc["port"]), svc["servicetype"], svc["monconnectionclose"]) == (
+            "10.0.0.20", 104, "TCP", "RESET")
+        rows = ns.get("sslcipher_sslciphersuite_binding", GROUP)
+        assert [r["ciphername"] for r in sorted(rows, key=lambda r: int(r["cipherpriority"]))] == \
+            POLICIES[policy].netscaler_ciphers
+        for vs_name, port in ((STORE, 2761), (MWL, 2762)):
+            if vs_name not in vservers:
+                assert ns.get("lbvserver", vs_name, missing_ok=True) == []
+                continue
+            vs = ns.get("lbvserver", vs_name)[0]
+            assert (vs["servicetype"], vs["ipv46"], int(vs["port"])) == ("SSL_TCP", "10.0.0.10", port)
+            assert [b["servicename"] for b in ns.get("lbvserver_service_binding", vs_name)] == [SERVICE]
+            sb = ns.get("sslvserver_binding", vs_name)[0]
+            assert [b["certkeyname"] for b in sb["sslvserver_sslcertkey_binding"]] == [PAIR]
+            assert [b["ciphername"] for b in sb["sslvserver_sslcipher_binding"]] == [GROUP]  # DEFAULT unbound
+            flags = ns.get("sslvserver", vs_name)[0]
+            assert {k: flags[k] for k in ("ssl3", "tls1", "tls11", "tls12", "tls13")} == \
+                POLICIES[policy].netscaler_protocol_flags()
+        assert ns.get("nsconfig")[0]["configchanged"] is False  # saved
+
+
+def test_seed_procedure_then_state_object_by_object(sim, workdir):
+    plan = write_plan(workdir, sim)
+    diff, result = run_apply(plan)
+    assert result.ok, result.error
+    assert {c.action for c in diff.changes} == {Action.CREATE, Action.UPDATE}
+    assert result.not_done == [] and len(result.done) == len([c for c in diff.changes if c.writes])
+    # budget: the seed's first apply in at most 30 requests; the client's count is the server's count
+    assert result.requests <= 30
+    assert result.requests == sim.state.requests
+    assert result.writes == len([e for e in sim.log if e.write])
+    check_seed_state(sim, workdir)
+    assert sim.state.saves == 1
+    print(f"first apply: {result.requests} requests, {result.writes} writes, diff {diff.requests} reads")
+
+
+def test_second_apply_makes_no_writes(sim, workdir):
+    plan = write_plan(workdir, sim)
+    run_apply(plan)
+    n = len(sim.log)
+    diff, result = run_apply(plan)
+    assert diff.is_noop and all(c.action is Action.UNCHANGED for c in diff.changes)
+    assert result.ok and result.writes == 0 and result.done == []
+    assert writes_since(sim, n) == []
+    assert result.requests <= 10 and result.requests == len(sim.log) - n
+    print(f"no-change re-run: {result.requests} requests, {result.writes} writes")
+
+
+def test_worklist_addition_writes_only_what_is_new(sim, workdir):
+    run_apply(write_plan(workdir, sim))
+    n = len(sim.log)
+    diff, result = run_apply(write_plan(workdir, sim, "plan-mwl.toml", worklist=True))
+    assert result.ok, result.error
+    new = {c.kind + " " + c.name for c in diff.changes if c.writes}
+    assert all(MWL in name or name == "nsconfig save" for name in new), new
+    unchanged = {(c.kind, c.name) for c in diff.changes if c.action is Action.UNCHANGED}
+    assert {("sslcertkey", PAIR), ("sslcipher", GROUP), ("service", SERVICE), ("lbvserver", STORE)} <= unchanged
+    written = writes_since(sim, n)
+    assert not {r for _, r in written} & CONFIG_RESOURCES  # the pair, files, group, service are reused
+    assert ("POST", "lbvserver") in written and ("POST", "nsconfig") in written
+    check_seed_state(sim, workdir, vservers=(STORE, MWL))
+    assert result.requests <= 20
+    print(f"worklist addition: {result.requests} requests, {result.writes} writes")
+
+
+def test_worklist_with_its_own_service_reuses_pair_and_group(sim, workdir):
+    run_apply(write_plan(workdir, sim))
+    n = len(sim.log)
+    _, result = run_apply(write_plan(workdir, sim, "p2.toml", worklist=True, extra_service=True,
+                                     worklist_service="Qlink-MWL"))
+    assert result.ok
+    written = {r for _, r in writes_since(sim, n)}
+    assert "service" in written and not written & (CONFIG_RESOURCES - {"service"})
+    assert sim.state.services["Qlink-MWL"]["port"] == 105
+    assert [b["servicename"] for b in sim.state.lb_bindings if b["name"] == MWL] == ["Qlink-MWL"]
+    assert result.requests <= 20
+
+
+def test_diff_alone_writes_nothing(sim, workdir):
+    b = backend(write_plan(workdir, sim))
+    diff = b.diff()
+    b.close()
+    assert diff.writes and diff.requests <= 9
+    assert [e for e in sim.log if e.write] == []
+    assert {c.kind for c in diff.changes} >= {"nsfeature", "systemfile", "sslcertkey", "service", "sslcipher",
+                                              "lbvserver", "lbvserver_service_binding",
+                                              "sslvserver_sslcertkey_binding", "sslvserver_sslcipher_binding",
+                                              "sslvserver", "nsconfig"}
+    assert all(c.cli for c in diff.changes if c.writes)
+
+
+# --- conflicts: reported with the object, nothing written -------------------------------------------------
+
+def _setup_other_pair(ns, other_pem_pair):
+    for name, path in (("other.pem", other_pem_pair[0]), ("other.key", other_pem_pair[1])):
+        ns.post("systemfile", {"systemfile": {"filename": name, "filelocation": "/nsconfig/ssl",
+                                              "filecontent": base64.b64encode(path.read_bytes()).decode()}})
+    ns.post("sslcertkey", {"sslcertkey": {"certkey": PAIR, "cert": "other.pem", "key": "other.key"}})
+
+
+def _setup_other_file(ns, other_pem_pair):
+    ns.post("systemfile", {"systemfile": {"filename": CERT_NAME, "filelocation": "/nsconfig/ssl",
+                                          "filecontent": base64.b64encode(other_pem_pair[0].read_bytes()).decode()}})
+
+
+def _setup_taken_ip_port(ns, _):
+    ns.post("lbvserver", {"lbvserver": {"name": "Legacy-VIP", "servicetype": "TCP", "ipv46": "10.0.0.10",
+                                        "port": 2761}})
+
+
+def _setup_service_elsewhere(ns, _):
+    ns.post("service", {"service": {"name": SERVICE, "ip": "10.0.0.99", "servicetype": "TCP", "port": 104}})
+
+
+@pytest.mark.parametrize("setup, kind, name, words", [
+    (_setup_other_pair, "sslcertkey", PAIR, "another certificate"),
+    (_setup_other_file, "systemfile", f"/nsconfig/ssl/{CERT_NAME}", "other content"),
+    (_setup_taken_ip_port, "lbvserver", STORE, "10.0.0.10:2761 is taken by lbvserver 'Legacy-VIP'"),
+    (_setup_service_elsewhere, "service", SERVICE, "points elsewhere: TCP 10.0.0.99:104"),
+])
+def test_conflicts_are_reported_never_overwritten(sim, workdir, other_pem_pair, setup, kind, name, words):
+    with reader(sim) as ns:
+        setup(ns, other_pem_pair)
+    n = len(sim.log)
+    b = backend(write_plan(workdir, sim))
+    diff = b.diff()
+    conflicts = diff.conflicts
+    assert [(c.kind, c.name) for c in conflicts] == [(kind, name)]
+    assert words in conflicts[0].summary and conflicts[0].hint
+    with pytest.raises(UserError) as info:
+        b.apply(diff=diff)
+    b.close()
+    assert info.value.exit_code == 3 and "nothing was changed" in info.value.problem
+    assert writes_since(sim, n) == []
+
+
+def test_default_ssl_profile_is_a_conflict_with_the_exact_fix(workdir):
+    with start_in_thread(password=PASSWORD, default_profile=True) as h:
+        b = backend(write_plan(workdir, h))
+        diff = b.diff()
+        b.close()
+        (c,) = diff.conflicts
+        assert (c.kind, c.name) == ("sslparameter", "defaultprofile")
+        assert "3740" in c.summary and "set ssl parameter -defaultProfile DISABLED" in c.hint
+        assert [e for e in h.log if e.write] == []
+
+
+# --- failures part-way and the run that completes them ------------------------------------------------------
+
+def test_expired_session_mid_run_is_renewed_transparently(sim, workdir):
+    sim.state.faults.expire_sessions_at_request = 12  # in the middle of the writes
+    _, result = run_apply(write_plan(workdir, sim))
+    assert result.ok, result.error
+    assert [e.errorcode for e in sim.log].count(444) == 1
+    assert len(sim.state.logins()) == 2
+    check_seed_state(sim, workdir)
+
+
+@pytest.mark.parametrize("die_after", [1, 3, 4, 9, 12])
+def test_killed_mid_apply_then_rerun_completes(sim, workdir, die_after):
+    plan = write_plan(workdir, sim)
+    sim.state.faults.die_after_writes = die_after
+    diff, result = run_apply(plan)
+    assert not result.ok
+    assert "broke" in result.error or "cannot reach" in result.error
+    assert "run again" in result.fix
+    planned = [f"{c.kind} {c.name}: {c.action.value}" for c in diff.changes if c.writes]
+    assert result.done + result.not_done == planned  # every step accounted for, in order
+    assert result.not_done  # the step in flight and the rest
+    assert sim.wait_dead()
+    sim.restart()
+    n = len(sim.log)
+    diff2, result2 = run_apply(plan)
+    assert result2.ok, result2.error
+    # the re-run redoes nothing that was done, including the write that was made but never answered
+    redone = {c.kind + " " + c.name for c in diff2.changes if c.writes} - {"nsconfig save"}
+    assert not redone & {d.rsplit(":", 1)[0] for d in result.done}
+    assert len(writes_since(sim, n)) < len([e for e in sim.log[:n] if e.write]) + 13
+    check_seed_state(sim, workdir)
+    assert sim.state.configchanged is False
+    _, result3 = run_apply(plan)
+    assert result3.writes == 0  # and the marker of the unsaved run is gone
+
+
+def test_unknown_attribute_on_older_firmware_fails_clearly_then_completes(workdir):
+    with start_in_thread(password=PASSWORD, firmware="12.0") as h:
+        plan = write_plan(workdir, h)
+        _, result = run_apply(plan)
+        assert not result.ok
+        assert "NITRO 278" in result.error and "Invalid argument [tls13]" in result.error
+        assert "firmware" in result.fix
+        assert result.not_done == [f"sslvserver {STORE}: update", "nsconfig save: update"]
+        _, result = run_apply(plan)  # the vserver now shows the firmware has no tls13: it is not sent
+        assert result.ok, result.error
+        flags = h.state.sslvservers[STORE]
+        assert (flags["ssl3"], flags["tls1"], flags["tls11"], flags["tls12"]) == (
+            "DISABLED", "DISABLED", "DISABLED", "ENABLED")
+        assert run_apply(plan)[1].writes == 0
+
+
+# --- renewal, policy change, status ---------------------------------------------------------------------------
+
+def test_renewal_only_with_replace_cert_and_without_a_gap(sim, workdir, other_pem_pair):
+    plan = write_plan(workdir, sim)
+    run_apply(plan)
+    shutil.copy(other_pem_pair[0], workdir / CERT_NAME)
+    shutil.copy(other_pem_pair[1], workdir / KEY_NAME)
+    b = backend(plan)
+    diff = b.diff()
+    b.close()
+    assert [(c.kind, c.name) for c in diff.conflicts] == [("sslcertkey", PAIR)]
+    assert "--replace-cert" in diff.conflicts[0].hint
+    n = len(sim.log)
+    diff, result = run_apply(plan, replace_cert=True)
+    assert result.ok, result.error
+    assert [(c.kind, c.action) for c in diff.changes if c.writes] == [
+        ("systemfile", Action.CREATE), ("systemfile", Action.CREATE), ("sslcertkey", Action.UPDATE),
+        ("nsconfig", Action.UPDATE)]
+    written = writes_since(sim, n)
+    assert ("POST", "sslcertkey") in written  # ?action=update
+    assert not [w for w in written if w[0] == "DELETE"]  # no unbind, no removal: never without a certificate
+    assert sim.state.certkeys[PAIR]["serial"] == format(serial(other_pem_pair[0]), "X")
+    assert sim.state.certkeys[PAIR]["cert"] != CERT_NAME  # new file names, the old files untouched
+    assert sim.state.files["/nsconfig/ssl"][CERT_NAME] != other_pem_pair[0].read_bytes()
+    assert [b["certkeyname"] for b in sim.state.cert_bindings] == [PAIR]
+    assert run_apply(plan)[1].writes == 0
+
+
+def test_policy_change_rewrites_the_group_in_order_and_enables_tls13(sim, workdir):
+    run_apply(write_plan(workdir, sim))
+    diff, result = run_apply(write_plan(workdir, sim, "p13.toml", profile="bcp195-rfc8996"))
+    assert result.ok, result.error
+    kinds = {c.kind: c.action for c in diff.changes if c.writes}
+    assert kinds["sslcipher"] is Action.UPDATE and kinds["sslvserver"] is Action.UPDATE
+    assert sim.state.ciphergroups[GROUP] == POLICIES["bcp195-rfc8996"].netscaler_ciphers
+    assert sim.state.sslvservers[STORE]["tls13"] == "ENABLED"
+
+
+def test_status_and_cipher_groups(sim, workdir):
+    pacs = TcpListener()
+    try:
+        plan = write_plan(workdir, sim, pacs_host="127.0.0.1", pacs_port=pacs.port)
+        b = backend(plan)
+        before = {(i.kind, i.name): i.state for i in b.status().items}
+        assert before[("lbvserver", STORE)] == "absent"
+        result = b.apply()  # no diff given: it reads first
+        assert result.ok, result.error
+        st = {(i.kind, i.name): i for i in b.status().items}
+        assert st[("lbvserver", STORE)].state == "UP"
+        assert st[("lbvserver", STORE)].detail["services_up"] == "1/1"
+        assert "tothits" in st[("lbvserver", STORE)].detail
+        assert st[("service", SERVICE)].state == "UP"
+        assert st[("sslcertkey", PAIR)].state == "Valid"
+        groups = b.list_cipher_groups()
+        assert GROUP in groups and "DEFAULT" in groups
+        b.close()
+    finally:
+        pacs.close()
+    sim.state.monitor_interval = 0  # probe now, not at the next monitor interval
+    b = backend(plan)
+    assert {(i.kind, i.name): i.state for i in b.status().items}[("service", SERVICE)] == "DOWN"
+    b.close()
+
+
+def test_host_name_for_a_service_is_a_clear_error(sim, workdir):
+    b = backend(write_plan(workdir, sim, pacs_host="pacs.example.org"))
+    with pytest.raises(UserError, match="by IP address"):
+        b.diff()
+    b.close()
+
+
+def test_missing_password_and_bad_pem_before_touching_the_adc(sim, workdir):
+    plan = load_plan(write_plan(workdir, sim))
+    b = backend(plan, password="")
+    with pytest.raises(UserError, match="DICOMTLS_NITRO_PASSWORD"):
+        b.diff()
+    (workdir / KEY_NAME).write_text("not a key\n")
+    b = backend(plan)
+    with pytest.raises(UserError):
+        b.diff()
+    b.close()
+    assert sim.log == []
