@@ -328,3 +328,34 @@ def test_missing_password_and_bad_pem_before_touching_the_adc(sim, workdir):
         b.diff()
     b.close()
     assert sim.log == []
+
+
+def test_encrypted_key_with_its_passphrase(sim, workdir):
+    from cryptography.hazmat.primitives import serialization
+
+    phrase = "key-phrase-91d2"
+    key = serialization.load_pem_private_key((workdir / KEY_NAME).read_bytes(), None)
+    (workdir / KEY_NAME).write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                       serialization.BestAvailableEncryption(phrase.encode())))
+    plan = write_plan(workdir, sim)
+    b = backend(plan)  # no passphrase: refused locally, before the ADC is touched
+    with pytest.raises(UserError):
+        b.diff()
+    b.close()
+    assert sim.log == []
+    diff, result = run_apply(plan, passphrase=phrase)
+    assert result.ok, result.error
+    assert "-password" in next(c for c in diff.changes if c.kind == "sslcertkey").cli[0]
+    assert phrase not in repr(sim.log) and phrase not in repr(diff.model_dump())
+    assert sim.state.certkeys[PAIR]["serial"] == format(serial(workdir / CERT_NAME), "X")
+
+
+def test_service_monitor_close_bit_is_updated_in_place(sim, workdir):
+    with reader(sim) as ns:
+        ns.post("service", {"service": {"name": SERVICE, "ip": "10.0.0.20", "servicetype": "TCP", "port": 104}})
+    diff, result = run_apply(write_plan(workdir, sim))
+    assert result.ok
+    (c,) = [c for c in diff.changes if c.kind == "service"]
+    assert c.action is Action.UPDATE and c.fields == {"monconnectionclose": ("NONE", "RESET")}
+    assert c.cli == [f"set service {SERVICE} -monConnectionClose RESET"]
+    assert sim.state.services[SERVICE]["monconnectionclose"] == "RESET"

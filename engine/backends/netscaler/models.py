@@ -159,7 +159,6 @@ class NitroRequest(BaseModel):
     action: str | None = None
     args: dict[str, Any] = Field(default_factory=dict)
     body: dict[str, Any] | None = None
-    secret_fields: list[str] = Field(default_factory=list, exclude=True)  # body keys to mask when printed
 
     @property
     def path(self) -> str:

@@ -211,12 +211,11 @@ def _q(name: str) -> str:
     return f'"{name}"' if any(ch in name for ch in ' "\'') else name
 
 
-def _batch(resource: str, items: list[dict[str, Any]], method: str = "POST", action: str | None = None,
-           secret: list[str] | None = None) -> NitroRequest:
+def _batch(resource: str, items: list[dict[str, Any]], method: str = "POST",
+           action: str | None = None) -> NitroRequest:
     """One request for several objects of one type: NITRO's array payload (§13)."""
     body: Any = items[0] if len(items) == 1 else items
-    return NitroRequest(method=method, resource=resource, action=action, body={resource: body},
-                        secret_fields=secret or [])
+    return NitroRequest(method=method, resource=resource, action=action, body={resource: body})
 
 
 @dataclass
@@ -353,7 +352,6 @@ def _certificate(plan: Plan, cur: Current, local: LocalCert, replace_cert: bool,
     have = cur.certkeys.get(ck_name)
     same_elsewhere = next((ck for ck in cur.certkeys.values() if ck.certkey != ck_name and local.serial is not None
                            and ck.serial_int() == local.serial), None)
-    secret = ["passplain"] if passphrase else []
 
     def pair_body(cert_file: str, key_file: str, update: bool) -> dict[str, Any]:
         body: dict[str, Any] = {"certkey": ck_name, "cert": cert_file, "key": key_file, "inform": "PEM"}
@@ -435,8 +433,7 @@ def _certificate(plan: Plan, cur: Current, local: LocalCert, replace_cert: bool,
                         + (" -password" if passphrase else "") + " -noDomainCheck"])
         changes.append(c)
         steps.append(Step([c], [NitroRequest(method="POST", resource="sslcertkey", action="update",
-                                             body={"sslcertkey": pair_body(cert_file, key_file, True)},
-                                             secret_fields=secret)]))
+                                             body={"sslcertkey": pair_body(cert_file, key_file, True)})]))
         return
     c = Change(kind="sslcertkey", name=ck_name, action=Action.CREATE,
                summary="cert-key pair" + (f" (serial {format(local.serial, 'X')}, expires {local.not_after})"
@@ -445,8 +442,7 @@ def _certificate(plan: Plan, cur: Current, local: LocalCert, replace_cert: bool,
                     + (" -password" if passphrase else "")])
     changes.append(c)
     steps.append(Step([c], [NitroRequest(method="POST", resource="sslcertkey",
-                                         body={"sslcertkey": pair_body(cert_file, key_file, False)},
-                                         secret_fields=secret)]))
+                                         body={"sslcertkey": pair_body(cert_file, key_file, False)})]))
 
 
 def _vservers(plan: Plan, cur: Current, ck_name: str, group: str, changes: list[Change], steps: list[Step]) -> None:
