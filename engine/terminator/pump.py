@@ -15,6 +15,11 @@ Guarantees: bytes are forwarded in order and completely; each direction has one 
 a client EOF (close_notify or TCP FIN) becomes a FIN to the PACS and the PACS's remaining replies
 are still delivered; a PACS EOF becomes a close_notify after its data is flushed; a reset on either
 side becomes a reset (SO_LINGER 0) on the other.
+
+After the PACS has closed and our close_notify is out, the connection is closing (TLS 1.2, RFC 5246
+§7.2.1: the peer answers with its own close_notify and discards pending writes); client bytes that
+cross our close_notify on the wire may be dropped. In DICOM the PACS closes only after A-RELEASE-RP
+or A-ABORT, when the client has nothing left to send.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ _IN, _OUT = select.POLLIN, select.POLLOUT
 _ERR = select.POLLERR | select.POLLHUP | select.POLLNVAL
 _RESET_ERRNOS = {errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED, errno.ETIMEDOUT}
 _LINGER0 = struct.pack("ii", 1, 0)
+_TCP_CLOSE = 7  # include/net/tcp_states.h
 
 
 class _Buf:
@@ -62,6 +68,15 @@ class _Buf:
             n = self.end - self.start
             self.buf[:n] = self.mv[self.start:self.end]
             self.start, self.end = 0, n
+
+
+def _was_reset(sock: socket.socket) -> bool:
+    """OpenSSL reports a reset like a FIN (SSLEOFError, errno lost); the TCP state tells them apart:
+    CLOSE after a RST, CLOSE_WAIT after a FIN (Linux TCP_INFO, first byte tcpi_state)."""
+    try:
+        return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0] == _TCP_CLOSE
+    except (OSError, AttributeError):
+        return False
 
 
 def abort_socket(sock: socket.socket) -> None:
@@ -161,6 +176,10 @@ class Pump:
                 except (ssl.SSLEOFError, ssl.SSLZeroReturnError) as exc:
                     if self._abort_reason:
                         break
+                    if isinstance(exc, ssl.SSLEOFError) and _was_reset(tls):
+                        abort_socket(be)
+                        abort_socket(tls)
+                        return "client_reset"
                     client_eof = True
                     self.closed_first = self.closed_first or "client"
                     self.client_close = "close_notify" if isinstance(exc, ssl.SSLZeroReturnError) else "fin"
@@ -261,7 +280,10 @@ class Pump:
                     moved = True
             if not tls_pending and down.start and down.space() < self.buf_size // 4:
                 down.compact()
-            if backend_eof and not len(down) and not tls_shut:
+            # The PACS closed and all it sent is delivered: close_notify. Only right after a read found
+            # nothing more from the client, because CPython's unwrap() calls SSL_shutdown twice and the
+            # second call reads, and discards, client records already waiting in the socket.
+            if backend_eof and not len(down) and not tls_shut and (client_eof or tls_rd_wait == _IN):
                 tls_shut = True
                 self._send_close_notify()
 
@@ -333,10 +355,8 @@ class Pump:
             pass
         except (ssl.SSLError, OSError, ValueError):
             pass
-        try:
-            socket.socket.shutdown(self.tls, socket.SHUT_WR)
-        except (OSError, ValueError):
-            pass
+        # No TCP FIN yet: with our side still open, a later FIN from the client leaves the socket in
+        # CLOSE_WAIT and only a RST in CLOSE, which is how _was_reset tells them apart.
 
     def _close_both(self) -> None:
         for s in (self.tls, self.backend):

@@ -285,6 +285,10 @@ class Terminator:
         rec: dict[str, Any] = {"client": f"{addr[0]}:{addr[1]}", "listener": lc.name, "role": lc.role,
                                "service": lc.service}
         conn.setblocking(False)
+        try:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # PDUs are forwarded as they come
+        except OSError:
+            pass
         tls: ssl.SSLSocket | None = None
         task = asyncio.current_task()
         try:

@@ -1,0 +1,277 @@
+"""Shared pieces for the terminator tests: plan files, real TCP backends that count and hash what they
+get, TLS clients, a valid A-ASSOCIATE-RQ, and polling helpers (deadlines, never fixed sleeps)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import socket
+import ssl
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from engine.plan import load_plan
+from engine.tlsctx import client_context
+from tests.support.peers import LOOPBACK, free_port
+
+REPO = Path(__file__).resolve().parents[2]
+VERIFICATION = "1.2.840.10008.1.1"
+IMPLICIT_LE = "1.2.840.10008.1.2"
+APP_CONTEXT = "1.2.840.10008.3.1.1.1"
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    end = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.01)  # poll interval
+
+
+# --- plans ----------------------------------------------------------------------------------------
+
+def write_plan(folder: Path, cert: Path, key: Path, services: list[dict], listeners: list[dict],
+               policy: str = "bcp195-nd", builtin: dict | None = None, name: str = "plan.toml") -> Path:
+    """A plan TOML file; listeners default to ip 127.0.0.1, role store."""
+    def val(v: Any) -> str:
+        return json.dumps(v)  # TOML basic strings, numbers and arrays share JSON's spelling here
+
+    lines = ['backend = "builtin"', "[certificate]", f"cert = {val(str(cert))}", f"key = {val(str(key))}",
+             "[cipher_policy]", f"profile = {val(policy)}"]
+    for s in services:
+        lines.append("[[service]]")
+        lines += [f"{k} = {val(v)}" for k, v in {"ae_title": "PACS", **s}.items()]
+    for vs in listeners:
+        lines.append("[[virtual_server]]")
+        lines += [f"{k} = {val(v)}" for k, v in {"ip": LOOPBACK, **vs}.items()]
+    lines.append("[builtin]")
+    lines += [f"{k} = {val(v)}" for k, v in (builtin or {}).items()]
+    path = folder / name
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# --- DICOM bytes ----------------------------------------------------------------------------------
+
+def assoc_rq(calling: str = "BUTTERFLY", called: str = "PACS") -> bytes:
+    """A well-formed A-ASSOCIATE-RQ proposing Verification, encoded by pynetdicom."""
+    from pynetdicom.pdu import A_ASSOCIATE_RQ
+    from pynetdicom.pdu_primitives import A_ASSOCIATE, MaximumLengthNotification
+    from pynetdicom.presentation import build_context
+
+    prim = A_ASSOCIATE()
+    prim.application_context_name = APP_CONTEXT
+    prim.calling_ae_title = calling
+    prim.called_ae_title = called
+    cx = build_context(VERIFICATION, [IMPLICIT_LE])
+    cx.context_id = 1
+    prim.presentation_context_definition_list = [cx]
+    ml = MaximumLengthNotification()
+    ml.maximum_length_received = 16384
+    prim.user_information = [ml]
+    rq = A_ASSOCIATE_RQ()
+    rq.from_primitive(prim)
+    return rq.encode()
+
+
+def decode_pdu(data: bytes) -> tuple[int, bytes]:
+    assert len(data) >= 6, data
+    t, length = data[0], struct.unpack(">I", data[2:6])[0]
+    return t, data[6:6 + length]
+
+
+# --- backends -------------------------------------------------------------------------------------
+
+class Backend:
+    """A plain TCP server standing in for the PACS. mode "discard" reads and counts; "hash" answers
+    the SHA-256 hex of everything it got once the client half-closes; "echo" sends back what it gets.
+    `accepts` counts every accepted connection (health probes included); `data_conns` those that sent
+    at least one byte, i.e. real dials by the terminator."""
+
+    def __init__(self, mode: str = "discard", port: int = 0) -> None:
+        self.mode = mode
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((LOOPBACK, port))
+        self.sock.listen(256)
+        self.port = self.sock.getsockname()[1]
+        self.accepts = 0
+        self.data_conns = 0
+        self.received: list[int] = []
+        self._stop = False
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with self._lock:
+                self.accepts += 1
+            threading.Thread(target=self._conn, args=(c,), daemon=True).start()
+
+    def _conn(self, c: socket.socket) -> None:
+        h, n, buf = hashlib.sha256(), 0, bytearray(1 << 18)
+        try:
+            while True:
+                k = c.recv_into(buf)
+                if not k:
+                    break
+                if n == 0:
+                    with self._lock:
+                        self.data_conns += 1
+                n += k
+                if self.mode == "hash":
+                    h.update(memoryview(buf)[:k])
+                elif self.mode == "echo":
+                    c.sendall(memoryview(buf)[:k])
+            if self.mode == "hash":
+                c.sendall(h.hexdigest().encode())
+        except OSError:
+            pass
+        finally:
+            with self._lock:
+                self.received.append(n)
+            c.close()
+
+    def close(self) -> None:
+        self._stop = True
+        self.sock.close()
+
+
+@contextlib.contextmanager
+def backend(mode: str = "discard", port: int = 0) -> Iterator[Backend]:
+    b = Backend(mode, port)
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+# --- clients --------------------------------------------------------------------------------------
+
+def tls_connect(port: int, cafile: Path | None = None, policy: str = "bcp195-nd", timeout: float = 10.0) -> ssl.SSLSocket:
+    ctx = client_context(policy, cafile, insecure=cafile is None)
+    raw = socket.create_connection((LOOPBACK, port), timeout=timeout)
+    return ctx.wrap_socket(raw, server_hostname="localhost")
+
+
+def peer_fingerprint(s: ssl.SSLSocket) -> str:
+    der = s.getpeercert(binary_form=True)
+    return ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())
+
+
+def recv_all(s: socket.socket) -> bytes:
+    out = bytearray()
+    while True:
+        try:
+            b = s.recv(65536)
+        except (ssl.SSLEOFError, ConnectionResetError):
+            break
+        if not b:
+            break
+        out += b
+    return bytes(out)
+
+
+def echoscu(port: int, *args: str, calling: str = "BUTTERFLY", called: str = "PACS",
+            timeout: float = 30) -> subprocess.CompletedProcess:
+    """DCMTK echoscu over anonymous TLS (+tla) without verifying our test certificate (-ic)."""
+    cmd = ["echoscu", "-aet", calling, "-aec", called, *(args or ("+tla", "-ic")), LOOPBACK, str(port)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+# --- the terminator ---------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def terminator(plan_path: Path) -> Iterator[tuple[Any, list[dict]]]:
+    """The terminator in this process (run_in_thread); yields (handle, records) where records fill
+    with every JSON log record."""
+    from engine.terminator import run_in_thread
+
+    handle = run_in_thread(load_plan(plan_path))
+    records: list[dict] = []
+    handle.subscribe(records.append)
+    try:
+        assert handle.wait_ready(10), "terminator did not start"
+        yield handle, records
+    finally:
+        handle.stop(drain_timeout=1.0)
+
+
+def ended(records: list[dict], **match: Any) -> list[dict]:
+    return [r for r in records if r.get("event") == "association" and all(r.get(k) == v for k, v in match.items())]
+
+
+def wait_record(records: list[dict], timeout: float = 10.0, **match: Any) -> dict:
+    return wait_for(lambda: (ended(records, **match) or [None])[-1], timeout, f"association record {match}")
+
+
+class ServeProcess:
+    """`dicomtls serve PLAN` as a subprocess, its JSON lines collected from stderr."""
+
+    def __init__(self, plan_path: Path, home: Path, env: dict | None = None) -> None:
+        self.env = dict(os.environ, DICOMTLS_HOME=str(home), **(env or {}))
+        self.proc = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", str(plan_path)], cwd=REPO,
+                                     env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.records: list[dict] = []
+        self.other: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            try:
+                self.records.append(json.loads(line))
+            except ValueError:
+                self.other.append(line)
+
+    def event(self, name: str, timeout: float = 15.0, after: int = 0, **match: Any) -> dict:
+        def find() -> dict | None:
+            if self.proc.poll() is not None and not self._reader.is_alive():
+                raise AssertionError(f"serve exited with {self.proc.returncode}: {''.join(self.other)[-2000:]}")
+            return next((r for r in self.records[after:] if r.get("event") == name
+                         and all(r.get(k) == v for k, v in match.items())), None)
+
+        return wait_for(find, timeout, f"serve event {name} {match}")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._reader.join(5)
+        return self.proc.returncode
+
+
+@contextlib.contextmanager
+def serve_process(plan_path: Path, home: Path, env: dict | None = None) -> Iterator[ServeProcess]:
+    sp = ServeProcess(plan_path, home, env)
+    try:
+        sp.event("started")
+        yield sp
+    finally:
+        sp.stop()
+
+
+__all__ = ["LOOPBACK", "free_port", "wait_for", "write_plan", "assoc_rq", "Backend", "backend", "tls_connect",
+           "echoscu", "terminator", "ended", "wait_record", "serve_process", "ServeProcess", "recv_all",
+           "peer_fingerprint", "decode_pdu"]
