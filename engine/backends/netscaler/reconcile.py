@@ -179,7 +179,8 @@ def read_current(client: NitroClient, plan: Plan) -> Current:
             cur.certs_bound[sb.vservername] = [b.certkeyname for b in sb.sslvserver_sslcertkey_binding
                                                if not b.ca and not b.snicert]
             cur.ciphers_bound[sb.vservername] = [b.group for b in sb.sslvserver_sslcipher_binding]
-        for r in client.get("sslvserver", attrs="vservername,ssl3,tls1,tls11,tls12,tls13"):
+        # No attrs= here: asking an old firmware for an attribute it lacks (tls13) might itself be refused.
+        for r in client.get("sslvserver"):
             row = SslVserverRow.model_validate(r)
             cur.flags[row.vservername] = row.flags()
             if row.tls13 is None:
