@@ -12,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 from engine.backends.netscaler.client import fetch_fingerprint
 from engine.backends.netscaler.simulator import start_in_thread
