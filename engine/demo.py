@@ -13,6 +13,7 @@ built-in terminator in for the ADC's data plane on the same VIP and port (and sa
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import tempfile
 import threading
@@ -112,7 +113,8 @@ class Demo:
             try:
                 from engine.backends.netscaler.simulator import start_in_thread
 
-                demo.nitro = start_in_thread(port=0, tls=True)
+                # A fresh random password, as a real ADC would not have nsroot/nsroot either.
+                demo.nitro = start_in_thread(port=0, tls=True, password=secrets.token_urlsafe(12))
             except Exception:
                 demo.stop()
                 raise

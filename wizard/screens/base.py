@@ -4,6 +4,7 @@ Back, Next that validates first, and a way to run blocking engine calls in threa
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -76,6 +77,10 @@ class StepScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.wizard.check_size()
+        # A steady cursor: blinking redraws twice a second, which is traffic over a slow SSH link
+        # (and noise in snapshots).
+        for inp in self.query(Input):
+            inp.cursor_blink = False
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel":
@@ -190,8 +195,13 @@ class StepScreen(Screen[None]):
 
 
 def error_text(problem: str, fix: str = "") -> Content:
-    return Content.assemble(Content.styled("✗ ", "bold"), problem,
-                            *(["\n  fix: ", fix] if fix else []))
+    """A problem and its fix, as the engine phrased them (the home folder shown as ~)."""
+    return Content.assemble(Content.styled("✗ ", "bold"), tidy(problem), *(["\n  fix: ", tidy(fix)] if fix else []))
+
+
+def tidy(text: str) -> str:
+    home = str(Path.home())
+    return text.replace(home + "/", "~/") if home not in ("", "/") else text
 
 
 def _sentence(exc: Exception) -> str:

@@ -156,6 +156,7 @@ class CertificatesScreen(StepScreen):
         except CertError as exc:
             st.pem = None
             result.update(error_text(exc.problem, exc.fix))
+            result.set_classes("error")
             if exc.code in PASSPHRASE_CODES:
                 self.field("passphrase").display = True
                 self.field("passphrase").set_error("Type the key's passphrase" if exc.code != "bad_passphrase"
@@ -167,6 +168,7 @@ class CertificatesScreen(StepScreen):
         except Exception as exc:  # an engine error that is not a CertError (a UserError, say)
             st.pem = None
             result.update(error_text(getattr(exc, "problem", str(exc)), getattr(exc, "fix", "")))
+            result.set_classes("error")
             return False
         finally:
             self.running = False
@@ -176,6 +178,7 @@ class CertificatesScreen(StepScreen):
         st.pem_checked_for = (self._abs(cert), self._abs(key))
         st.passphrase = passphrase
         result.update(pem_summary(report, st.show_path))
+        result.set_classes("ok")
         return True
 
     async def commit(self) -> bool:

@@ -1,0 +1,90 @@
+"""The whole wizard, keyboard only, at 80x24, against real parts: the demo PACS (pynetdicom), the
+NITRO simulator over HTTPS, the built-in terminator. The echo screen must end green."""
+
+from __future__ import annotations
+
+import tomllib
+
+from wizard_helpers import modal_open, on_step, pilot_test, screen_text, text_of, until
+
+from engine.plan import load_plan
+from wizard.app import WizardApp
+from wizard.state import WizardState
+
+
+def demo_state(demo) -> WizardState:
+    state = WizardState(plan_path=demo.plan_path)
+    state.load(demo.plan())
+    state.demo = demo
+    return state
+
+
+async def walk_to_review(pilot, app) -> None:
+    """Steps 2-5 with ctrl+n; each step validates (pair check, PACS echo, conflicts) before moving on."""
+    for i in range(1, 5):
+        await until(pilot, on_step(app, i), what=f"step {i + 1}")
+        await pilot.press("ctrl+n")
+    await until(pilot, lambda: app.index == 5 and app.state.diff is not None, what="the change list")
+
+
+async def apply_echo_finish(pilot, app, state) -> None:
+    await pilot.press("ctrl+n")
+    await until(pilot, lambda: modal_open(app), what="the confirmation")
+    assert "Apply" in screen_text(app)
+    await pilot.press("y")
+    await until(pilot, lambda: app.index == 6 and state.apply_result is not None, 60, "apply")
+    assert state.apply_result.ok, screen_text(app)
+    assert "Saved the plan" in text_of(app, "#apply-result")
+    await pilot.press("ctrl+n")
+    await until(pilot, lambda: app.index == 7 and state.echo_report is not None, 30, "the echo ladder")
+    await until(pilot, lambda: app.screen.query_one("#echo-result").has_class("ok"), 5, "a green result")
+    rungs = [s.name for s in state.echo_report.steps]
+    assert rungs == ["resolve", "tcp", "tls", "associate", "echo", "release"]
+    assert all(s.ok for s in state.echo_report.steps)
+    assert state.echo_report.calling_ae == "BUTTERFLY"
+    assert all(w.has_class("-ok") for w in app.screen.query(".rung")), screen_text(app)
+
+
+@pilot_test
+async def test_netscaler_demo_end_to_end(demo_netscaler) -> None:
+    demo = demo_netscaler
+    state = demo_state(demo)
+    app = WizardApp(state)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, on_step(app, 0))
+        assert "NITRO URL" in screen_text(app)
+        await pilot.press("ctrl+n")  # connects: the management certificate is shown for pinning
+        await until(pilot, lambda: modal_open(app), what="the pinning question")
+        shown = screen_text(app)
+        fp = demo.nitro.fingerprint.upper().removeprefix("SHA256:")
+        assert fp[:47] in shown, shown  # the first 16 bytes, on one line of the question
+        await pilot.press("y")
+        await walk_to_review(pilot, app)
+        diff = state.diff
+        assert diff.backend == "netscaler" and not diff.conflicts
+        listing = text_of(app, "#diff")
+        assert "+ create    lbvserver Butterfly-DICOM-TLS" in listing
+        assert "> add ssl certKey Butterfly-Cert-Key-Pair" in listing
+        assert demo.nitro.state.writes == 0  # nothing is written before the confirmation
+        await apply_echo_finish(pilot, app, state)
+        assert demo.nitro.state.writes > 0
+        assert "Butterfly-DICOM-TLS" in demo.nitro.state.lbvservers
+        await pilot.press("ctrl+n")
+        await until(pilot, on_step(app, 8), what="the Butterfly screen")
+        values = text_of(app, "#values")
+        assert "TLS              Active" in values and "SCU calling AET  BUTTERFLY" in values
+        assert f"Port             {demo.ports['store']}" in values and "SCP AET          DEMO-PACS" in values
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: state.runbook_path is not None and state.runbook_path.exists())
+        await pilot.press("ctrl+n")
+        await until(pilot, lambda: not app.is_running, what="the app to finish")
+    assert app.return_code == 0
+    saved = load_plan(demo.plan_path)
+    assert saved.backend == "netscaler" and saved.netscaler is not None
+    assert saved.netscaler.fingerprint and saved.netscaler.fingerprint.upper().endswith(fp[-20:])
+    raw = tomllib.loads(demo.plan_path.read_text())
+    assert "password" not in raw["netscaler"] and demo.nitro.password not in demo.plan_path.read_text()
+    runbook = state.runbook_path.read_text()
+    assert "| SCU calling AET | BUTTERFLY |" in runbook and "add ssl certKey" in runbook
+    # The PACS saw the wizard's plain test and the echo through TLS, both calling as BUTTERFLY.
+    assert demo.pacs.echoes.count("BUTTERFLY") >= 2
