@@ -59,6 +59,7 @@ class WizardApp(App[int], inherit_bindings=False):
 
     # --- screens ---------------------------------------------------------------------------------
     def on_mount(self) -> None:
+        self.state.mark_clean()
         self.goto(0)
 
     def goto(self, index: int) -> None:
@@ -106,6 +107,9 @@ class WizardApp(App[int], inherit_bindings=False):
         self._ask_quit()
 
     def _ask_quit(self) -> None:
+        screen = self.step_screen
+        if screen is not None and screen.touched:
+            self.state.touched = True
         if not self.state.dirty:
             self.exit(0)
             return

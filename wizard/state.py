@@ -66,6 +66,11 @@ class WizardState:
     # Demo: the running rehearsal environment (engine.demo.Demo), if any.
     demo: Any = None
 
+    # Unsaved work: something typed differs from what a screen showed, or the plan differs from the
+    # one this run started with (see dirty).
+    touched: bool = False
+    baseline: str | None = None
+
     # --- construction --------------------------------------------------------------------------
     @classmethod
     def from_plan_file(cls, plan_path: Path) -> WizardState:
@@ -139,7 +144,8 @@ class WizardState:
         other = next((v for v in self.virtual_servers if v.role != role), None)
         if other is not None and self.backend == "netscaler":
             ip = other.ip  # one VIP, two ports is the usual NetScaler layout
-        return {"name": DEFAULT_VSERVER_NAMES[role], "ip": ip, "port": ROLE_PORTS[role], "role": role,
+        port = self.demo.ports[role] if self.demo is not None else ROLE_PORTS[role]
+        return {"name": DEFAULT_VSERVER_NAMES[role], "ip": ip, "port": port, "role": role,
                 "calling_ae": other.calling_ae if other else DEFAULT_CALLING_AE}
 
     # --- the whole plan ------------------------------------------------------------------------
@@ -170,19 +176,27 @@ class WizardState:
         except PlanError:
             return None
 
+    def plan_text(self) -> str | None:
+        plan = self.try_plan()
+        return dump_plan(plan) if plan is not None else None
+
+    def mark_clean(self) -> None:
+        """What is on screen now counts as saved (the start of a run, or after saving)."""
+        self.touched = False
+        self.baseline = self.plan_text()
+
     @property
     def dirty(self) -> bool:
-        """True when the setup differs from what is saved (or nothing is saved and something was entered)."""
-        plan = self.try_plan()
-        if plan is None:
-            return bool(self.drafts) or self.saved_text is not None
-        return dump_plan(plan) != self.saved_text
+        """True when quitting now would lose something the user entered and has not saved."""
+        text = self.plan_text()
+        return self.touched or (text != self.baseline and text != self.saved_text)
 
     def save(self) -> Path:
         plan = self.build_plan()
         path = save_plan(plan, self.plan_path)
         self.saved_text = dump_plan(plan)
         self.existing = plan
+        self.mark_clean()
         return path
 
     # --- helpers for screens -------------------------------------------------------------------

@@ -81,6 +81,27 @@ class StepScreen(Screen[None]):
         # (and noise in snapshots).
         for inp in self.query(Input):
             inp.cursor_blink = False
+        self.call_after_refresh(self._remember_initial)
+
+    def on_resize(self) -> None:
+        self.wizard.check_size()
+
+    def _remember_initial(self) -> None:
+        self._initial = self._values()
+
+    def _values(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for inp in self.query(Input):
+            out[f"i:{inp.id}"] = inp.value
+        for rs in self.query(RadioSet):
+            out[f"r:{rs.id}"] = rs.pressed_index
+        return out
+
+    @property
+    def touched(self) -> bool:
+        """Did the user change a field on this screen since it opened?"""
+        initial = getattr(self, "_initial", None)
+        return initial is not None and self._values() != initial
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel":
@@ -93,6 +114,8 @@ class StepScreen(Screen[None]):
         return self.state.draft(self.KEY).get(widget_id, default)
 
     def store_draft(self) -> None:
+        if self.touched:
+            self.state.touched = True
         d = self.state.draft(self.KEY)
         for inp in self.query(Input):
             if inp.id and not inp.password:

@@ -64,6 +64,9 @@ class CipherPolicyScreen(StepScreen):
     def choice(self) -> str:
         return self.chosen
 
+    def _values(self) -> dict:
+        return {**super()._values(), "policy": self.chosen}
+
     def store_draft(self) -> None:
         super().store_draft()
         self.state.draft(self.KEY)["policy"] = NAMES.index(self.chosen)

@@ -57,6 +57,8 @@ class VirtualServerScreen(StepScreen):
         yield Static("", id="vs-problems")
 
     def store_draft(self) -> None:
+        if self.touched:
+            self.state.touched = True
         d = self.state.draft(self.KEY)
         for inp in self.query(Input):
             if inp.id:
