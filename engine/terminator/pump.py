@@ -109,7 +109,7 @@ class Pump:
         self.bytes_up = 0  # client -> PACS
         self.bytes_down = 0  # PACS -> client
         self.closed_first = ""
-        self.client_close = ""  # "close_notify" or "fin" (TCP FIN without close_notify)
+        self.client_close = ""  # "close_notify", "fin" (TCP FIN without close_notify) or "reset" (after ours)
         self.end = ""
         self._abort_reason = ""
         self._lock = threading.Lock()
@@ -176,13 +176,17 @@ class Pump:
                 except (ssl.SSLEOFError, ssl.SSLZeroReturnError) as exc:
                     if self._abort_reason:
                         break
-                    if isinstance(exc, ssl.SSLEOFError) and _was_reset(tls):
+                    reset = isinstance(exc, ssl.SSLEOFError) and _was_reset(tls)
+                    if reset and not tls_shut:
                         abort_socket(be)
                         abort_socket(tls)
                         return "client_reset"
+                    # After our close_notify a client RST is just its way of closing: a socket closed
+                    # with our close_notify still unread sends RST instead of FIN.
                     client_eof = True
                     self.closed_first = self.closed_first or "client"
-                    self.client_close = "close_notify" if isinstance(exc, ssl.SSLZeroReturnError) else "fin"
+                    self.client_close = ("reset" if reset else
+                                         "close_notify" if isinstance(exc, ssl.SSLZeroReturnError) else "fin")
                 except ssl.SSLError as exc:
                     if self._abort_reason:
                         break
@@ -193,6 +197,9 @@ class Pump:
                     if self._abort_reason:
                         break
                     if exc.errno in _RESET_ERRNOS:
+                        if tls_shut:
+                            client_eof, self.client_close = True, "reset"
+                            break
                         abort_socket(be)
                         abort_socket(tls)
                         return "client_reset"

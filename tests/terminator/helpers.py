@@ -43,7 +43,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "c
 
 def write_plan(folder: Path, cert: Path, key: Path, services: list[dict], listeners: list[dict],
                policy: str = "bcp195-nd", builtin: dict | None = None, name: str = "plan.toml") -> Path:
-    """A plan TOML file; listeners default to ip 127.0.0.1, role store."""
+    """A plan TOML file; listeners default to ip 127.0.0.1, role store; the state dir is folder/state."""
     def val(v: Any) -> str:
         return json.dumps(v)  # TOML basic strings, numbers and arrays share JSON's spelling here
 
@@ -56,7 +56,7 @@ def write_plan(folder: Path, cert: Path, key: Path, services: list[dict], listen
         lines.append("[[virtual_server]]")
         lines += [f"{k} = {val(v)}" for k, v in {"ip": LOOPBACK, **vs}.items()]
     lines.append("[builtin]")
-    lines += [f"{k} = {val(v)}" for k, v in (builtin or {}).items()]
+    lines += [f"{k} = {val(v)}" for k, v in {"state_dir": str(folder / "state"), **(builtin or {})}.items()]
     path = folder / name
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -160,6 +160,21 @@ def backend(mode: str = "discard", port: int = 0) -> Iterator[Backend]:
         yield b
     finally:
         b.close()
+
+
+@contextlib.contextmanager
+def echo_scp(port: int = 0, ae_title: str = "PACS") -> Iterator[int]:
+    """A pynetdicom Verification SCP on 127.0.0.1:port (0 = any free port); yields the port. Unlike
+    tests.support.peers.pynetdicom_scp it can come back on the same port (backend-recovery tests)."""
+    from pynetdicom import AE, evt
+
+    ae = AE(ae_title=ae_title)
+    ae.add_supported_context(VERIFICATION)
+    server = ae.start_server((LOOPBACK, port), block=False, evt_handlers=[(evt.EVT_C_ECHO, lambda e: 0x0000)])
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
 
 
 # --- clients --------------------------------------------------------------------------------------
@@ -274,4 +289,4 @@ def serve_process(plan_path: Path, home: Path, env: dict | None = None) -> Itera
 
 __all__ = ["LOOPBACK", "free_port", "wait_for", "write_plan", "assoc_rq", "Backend", "backend", "tls_connect",
            "echoscu", "terminator", "ended", "wait_record", "serve_process", "ServeProcess", "recv_all",
-           "peer_fingerprint", "decode_pdu"]
+           "peer_fingerprint", "decode_pdu", "echo_scp"]
