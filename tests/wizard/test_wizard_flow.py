@@ -88,3 +88,61 @@ async def test_netscaler_demo_end_to_end(demo_netscaler) -> None:
     assert "| SCU calling AET | BUTTERFLY |" in runbook and "add ssl certKey" in runbook
     # The PACS saw the wizard's plain test and the echo through TLS, both calling as BUTTERFLY.
     assert demo.pacs.echoes.count("BUTTERFLY") >= 2
+
+
+def first_pass_with_the_engine(demo):
+    """The store port set up and saved, as a first wizard run leaves it (done through the engine, fast)."""
+    from engine.backends import BackendOptions, get_backend
+    from engine.plan import save_plan
+
+    plan = demo.plan()
+    if plan.backend == "netscaler":
+        plan.netscaler.fingerprint = demo.nitro.fingerprint
+    backend = get_backend(plan, BackendOptions(password=demo.nitro.password if demo.nitro else None))
+    try:
+        result = backend.apply(plan)
+    finally:
+        backend.close()
+    assert result.ok, result
+    save_plan(plan, demo.plan_path)
+    return load_plan(demo.plan_path)
+
+
+async def add_worklist_port(pilot, app, state, demo) -> None:
+    """Re-run: Start offers the short path, which goes straight to the worklist virtual server."""
+    await until(pilot, on_step(app, 0))
+    start = screen_text(app)
+    assert "Already set up" in start and f"store    Butterfly-DICOM-TLS on 127.0.0.1:{demo.ports['store']}" in start
+    assert "Add the worklist port" in start
+    await pilot.press("ctrl+o")
+    await until(pilot, on_step(app, 4), what="the virtual server step, directly")
+    form = {i.id: i.value for i in app.screen.query("Input")}
+    assert form["vs-name"] == "Butterfly-DICOM-TLS-MWL" and form["vs-port"] == str(demo.ports["worklist"])
+    assert form["vs-calling"] == "BUTTERFLY"
+    await pilot.press("ctrl+n")
+    await until(pilot, lambda: app.index == 5 and state.diff is not None, what="the change list")
+
+
+@pilot_test
+async def test_netscaler_rerun_adds_only_the_worklist_vserver(demo_netscaler) -> None:
+    demo = demo_netscaler
+    first_pass_with_the_engine(demo)
+    writes_after_first = demo.nitro.state.writes
+    state = WizardState.from_plan_file(demo.plan_path)
+    state.demo = demo
+    app = WizardApp(state)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await add_worklist_port(pilot, app, state, demo)
+        writes = state.diff.writes
+        assert writes, "the worklist vserver is new"
+        for c in writes:  # only the new vserver and its bindings, plus the final save
+            assert "Butterfly-DICOM-TLS-MWL" in c.name or c.kind == "nsconfig", (c.kind, c.name, c.action)
+        unchanged = {(c.kind, c.name) for c in state.diff.changes if c.action == "unchanged"}
+        assert ("sslcertkey", "Butterfly-Cert-Key-Pair") in unchanged
+        assert ("lbvserver", "Butterfly-DICOM-TLS") in unchanged
+        assert demo.nitro.state.writes == writes_after_first
+        await apply_echo_finish(pilot, app, state)
+        assert state.echo_report.port == demo.ports["worklist"]
+    saved = load_plan(demo.plan_path)
+    assert sorted(v.role for v in saved.virtual_server) == ["store", "worklist"]
+    assert set(demo.nitro.state.lbvservers) == {"Butterfly-DICOM-TLS", "Butterfly-DICOM-TLS-MWL"}

@@ -104,7 +104,16 @@ class StartScreen(StepScreen):
 
     @property
     def role_choice(self) -> str:
+        if self.role_override:
+            return self.role_override
         return ROLES[max(0, self.query_one("#role", RadioSet).pressed_index)]
+
+    role_override: str | None = None
+
+    def store_draft(self) -> None:
+        super().store_draft()
+        if self.role_override:  # the radio button's change may not have been processed yet
+            self.state.draft(self.KEY)["role"] = ROLES.index(self.role_override)
 
     @on(RadioSet.Changed, "#backend")
     def _show_ns(self) -> None:
@@ -216,8 +225,9 @@ class StartScreen(StepScreen):
     @work(exclusive=True, group="nav", exit_on_error=False)
     async def _add_worklist(self) -> None:
         """The short path: everything else is set up already, so go straight to the virtual server."""
+        self.role_override = "worklist"
         self.query_one("#role", RadioSet).query(RadioButton)[1].value = True
         self.store_draft()
         if await self.commit():
-            self.store_draft()
             self.wizard.goto(4)
+        self.role_override = None
