@@ -107,3 +107,76 @@ def associate_rj(result: int, source: int, reason: int) -> bytes:
 
 def a_abort(source: int, reason: int) -> bytes:
     return struct.pack(">BBIBBBB", ABORT, 0, 4, 0, 0, source, reason)
+
+
+class PduTracker:
+    """Follows PDU boundaries in one direction of a pumped stream, to tell the log how the
+    association ended (released, aborted, rejected) whatever the transport did afterwards.
+
+    Cost: a few operations per PDU; within a PDU's body, one comparison per chunk.
+    """
+
+    __slots__ = ("_head", "_remaining", "_body", "_type", "pdus", "associate", "release_rq", "release_rp",
+                 "abort")
+
+    def __init__(self) -> None:
+        self._head = bytearray()
+        self._remaining = 0
+        self._body = bytearray()
+        self._type = 0
+        self.pdus = 0
+        self.associate = ""  # "accepted" or "rejected r/s/r" (PACS -> client direction)
+        self.release_rq = self.release_rp = False
+        self.abort: tuple[int, int] | None = None  # (source, reason)
+
+    def feed(self, data: memoryview | bytes) -> None:
+        n, i = len(data), 0
+        while i < n:
+            if self._remaining:
+                take = min(self._remaining, n - i)
+                if self._type in (ASSOCIATE_RJ, ABORT) and len(self._body) < 4:
+                    self._body += data[i:i + min(take, 4 - len(self._body))]
+                self._remaining -= take
+                i += take
+                if not self._remaining:
+                    self._done()
+                continue
+            take = min(HEADER_LEN - len(self._head), n - i)
+            self._head += data[i:i + take]
+            i += take
+            if len(self._head) == HEADER_LEN:
+                self._type = self._head[0]
+                self._remaining = struct.unpack(">I", self._head[2:6])[0]
+                self._head.clear()
+                self._body.clear()
+                self.pdus += 1
+                if not self._remaining:
+                    self._done()
+
+    def _done(self) -> None:
+        t, body = self._type, self._body
+        if t == ASSOCIATE_AC:
+            self.associate = "accepted"
+        elif t == ASSOCIATE_RJ and len(body) == 4:
+            self.associate = f"rejected {body[1]}/{body[2]}/{body[3]}"
+        elif t == RELEASE_RQ:
+            self.release_rq = True
+        elif t == RELEASE_RP:
+            self.release_rp = True
+        elif t == ABORT and len(body) == 4:
+            self.abort = (body[2], body[3])
+
+
+def outcome(up: PduTracker, down: PduTracker) -> str:
+    """The association's end in DICOM terms, from both directions' trackers."""
+    if down.associate.startswith("rejected"):
+        return f"rejected_by_pacs {down.associate.split()[1]}"
+    if up.abort:
+        return "aborted_by_client"
+    if down.abort:
+        return f"aborted_by_pacs {down.abort[0]}/{down.abort[1]}"
+    if up.release_rq and down.release_rp:
+        return "released"
+    if down.release_rq and up.release_rp:
+        return "released_by_pacs"
+    return "no_release" if down.associate == "accepted" else "no_answer"

@@ -32,6 +32,8 @@ import struct
 import threading
 import time
 
+from engine.terminator.pdu import PduTracker
+
 BUF_SIZE = 256 * 1024
 TLS_WRITE_CHUNK = 128 * 1024  # plaintext per SSL_write: several 16 KiB records per call
 
@@ -114,6 +116,8 @@ class Pump:
         self._abort_reason = ""
         self._lock = threading.Lock()
         self.done = threading.Event()
+        self.up_pdus = PduTracker()  # client -> PACS (the A-ASSOCIATE-RQ went before the pump started)
+        self.down_pdus = PduTracker()  # PACS -> client
 
     # --- control from other threads -------------------------------------------------------------
     def abort(self, reason: str) -> None:
@@ -210,6 +214,7 @@ class Pump:
                         self.closed_first = self.closed_first or "client"
                         self.client_close = "close_notify"
                     else:
+                        self.up_pdus.feed(up.mv[up.end:up.end + n])
                         up.end += n
                         self.bytes_up += n
                         moved = True
@@ -259,6 +264,7 @@ class Pump:
                         backend_eof = True
                         self.closed_first = self.closed_first or "backend"
                     else:
+                        self.down_pdus.feed(down.mv[down.end:down.end + n])
                         down.end += n
                         self.bytes_down += n
                         moved = True

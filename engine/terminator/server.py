@@ -374,8 +374,10 @@ class Terminator:
             end = await done
         finally:
             self.live.pop(live.id, None)
-        rec.update(end=end, closed_first=pump.closed_first, client_close=pump.client_close,
-                   bytes_from_client=pump.bytes_up + len(rq_bytes), bytes_to_client=pump.bytes_down)
+        rec.update(outcome=pdu.outcome(pump.up_pdus, pump.down_pdus), end=end, closed_first=pump.closed_first,
+                   client_close=pump.client_close, bytes_from_client=pump.bytes_up + len(rq_bytes),
+                   bytes_to_client=pump.bytes_down, pdus_from_client=pump.up_pdus.pdus + 1,
+                   pdus_to_client=pump.down_pdus.pdus)
         self._emit_end(rec, t0)
 
     def _emit_end(self, rec: dict[str, Any], t0: float) -> None:

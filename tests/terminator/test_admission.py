@@ -34,7 +34,7 @@ def test_calling_ae_allowlist_gives_a_proper_reject(tmp_path, tls_files):  # noq
             assert rec["calling_ae"] == "INTRUDER" and "backend_connect_ms" not in rec  # never dialled
             ok = echoscu(port, calling="BUTTERFLY")
             assert ok.returncode == 0, ok.stderr
-            assert wait_record(records, end="closed", calling_ae="BUTTERFLY")["listener"] == "mwl"
+            assert wait_record(records, outcome="released", calling_ae="BUTTERFLY")["listener"] == "mwl"
 
 
 def test_client_outside_allowed_cidrs_is_closed_before_the_handshake(tmp_path, tls_files):  # noqa: F811

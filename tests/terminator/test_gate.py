@@ -178,6 +178,6 @@ def test_a_valid_associate_rq_does_reach_the_pacs(rig):
     s.unwrap()
     s.close()
     rec = wait_record(records, end="closed")
-    assert rec["calling_ae"] == "BUTTERFLY" and rec["called_ae"] == "PACS"
+    assert rec["calling_ae"] == "BUTTERFLY" and rec["called_ae"] == "PACS" and rec["outcome"] == "no_answer"
     assert rec["bytes_from_client"] == len(rq) and rec["cipher"] == "ECDHE-RSA-AES128-GCM-SHA256"
     wait_for(lambda: [n for n in pacs.received if n] == [len(rq)], 5, "the PACS to get exactly the RQ")
