@@ -4,6 +4,7 @@ check and redo it. Pure text from the plan and this run's results, so it is easy
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from typing import Any
 
 from engine.plan import Plan, VirtualServer
@@ -21,11 +22,18 @@ def butterfly_values(plan: Plan, vs: VirtualServer, public_host: str) -> list[tu
     ]
 
 
-def firewall_rule(plan: Plan, vs: VirtualServer, public_host: str) -> str:
+def firewall_rule(plan: Plan, vs: VirtualServer, public_host: str) -> list[str]:
+    """The two openings the path needs: Butterfly Cloud in to the endpoint, the endpoint on to the PACS."""
     svc = plan.service_named(vs.service)
+    specific = not ipaddress.ip_address(vs.ip).is_unspecified
+    target = f"{public_host or '<public IP>'}:{vs.port}"
+    if specific and public_host != vs.ip:
+        target += f" (NAT to {vs.ip}:{vs.port})"
+    elif not specific:
+        target += " (NAT to this host)" if public_host else ""
     where = "this host" if plan.backend == "builtin" else "the NetScaler's SNIP"
-    return (f"inbound: allow TCP from Butterfly Cloud to {public_host or vs.ip}:{vs.port} "
-            f"(forwarded to {vs.ip}:{vs.port}); inside: allow TCP from {where} to {svc.host}:{svc.port}")
+    return [f"inbound: TCP from Butterfly Cloud to {target}",
+            f"inside:  TCP from {where} to the PACS {svc.host}:{svc.port}"]
 
 
 def render(plan: Plan, plan_path: str, public_hosts: dict[str, str], *, pem: Any = None, diff: Any = None,
@@ -67,7 +75,7 @@ def render(plan: Plan, plan_path: str, public_hosts: dict[str, str], *, pem: Any
         host = public_hosts.get(vs.role, "")
         out += [f"### {vs.role} ({vs.name})", "", "| field | value |", "|---|---|"]
         out += [f"| {k} | {v} |" for k, v in butterfly_values(plan, vs, host)]
-        out += ["", f"Firewall: {firewall_rule(plan, vs, host)}", ""]
+        out += ["", "Firewall:", *(f"- {line}" for line in firewall_rule(plan, vs, host)), ""]
     out += ["Download the PEM pair (Butterfly_SCP_Cert.pem, Butterfly_SCP_key.pem) from that page; it is the "
             "pair configured above. If it is ever regenerated there, install the new one with "
             f"`dicomtls apply {plan_path} --replace-cert`.", ""]

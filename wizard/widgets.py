@@ -4,6 +4,7 @@ ladder, and path completion for the certificate fields."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ PLAIN_RUNGS = ["resolve", "tcp", "associate", "echo", "release"]
 TLS_RUNGS = ["resolve", "tcp", "tls", "associate", "echo", "release"]
 
 OK, BAD, TODO = "✓", "✗", "·"
+_FP = re.compile(r"\b(?:[0-9A-F]{2}:){31}[0-9A-F]{2}\b")
 
 
 class StepBar(Static):
@@ -124,7 +126,8 @@ class Ladder(Vertical):
         label = RUNG_LABELS.get(name, name)
         secs = f"{step.seconds:.2f} s" if getattr(step, "seconds", None) is not None else ""
         head = f"{OK if step.ok else BAD} {label:<18} {secs:>7}  "
-        text = head + wrap_indent(step.detail, " " * len(head), width=76)[len(head):]
+        detail = _FP.sub(lambda m: m.group(0)[:11] + "…" + m.group(0)[-5:], step.detail)  # shown in full on step 2
+        text = head + wrap_indent(detail, " " * len(head), width=76)[len(head):]
         if not step.ok:
             if step.cause:
                 text += "\n" + wrap_indent(f"why: {step.cause}", "    ")

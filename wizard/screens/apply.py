@@ -10,7 +10,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.content import Content
-from textual.widgets import Log, Static
+from textual.widgets import RichLog, Static
 from textual.worker import get_current_worker
 
 from engine.backends import BackendOptions
@@ -35,7 +35,7 @@ class ApplyScreen(StepScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="apply-status")
-        yield Log(id="apply-log", max_lines=1000, auto_scroll=True)
+        yield RichLog(id="apply-log", max_lines=1000, wrap=True, markup=False, highlight=False, min_width=40)
         yield Static("", id="apply-result")
 
     def on_mount(self) -> None:
@@ -43,7 +43,9 @@ class ApplyScreen(StepScreen):
         st = self.state
         plan = st.try_plan()
         if plan is not None and st.applied_for == dump_plan(plan) and st.apply_result is not None:
-            self.query_one("#apply-log", Log).write_lines(st.draft(self.KEY).get("log", []))
+            log = self.query_one("#apply-log", RichLog)
+            for line in st.draft(self.KEY).get("log", []):
+                log.write(Content(line))
             self._finish(st.apply_result, st.draft(self.KEY).get("saved", ""), st.draft(self.KEY).get("note", ""))
         else:
             self.start()
@@ -105,7 +107,7 @@ class ApplyScreen(StepScreen):
         line = f"{MARK.get(p.state, '·')} {p.step}" + (f": {p.message}" if p.message else "")
         self.query_one("#apply-status", Static).update(Content(line))
         if p.state != "start":
-            self.query_one("#apply-log", Log).write_line(line)
+            self.query_one("#apply-log", RichLog).write(Content(line))
             self.state.draft(self.KEY).setdefault("log", []).append(line)
 
     def on_apply_done(self, message: ApplyDone) -> None:

@@ -31,8 +31,7 @@ def echo_verdict(report, what: str) -> tuple[Content, str]:
     """One line: the ladder's outcome, and the CSS class that colours it."""
     if report.ok:
         total = sum(s.seconds or 0 for s in report.steps)
-        return Content.styled(f"✓ {what} answered C-ECHO with status 0x0000 (success) in {total:.2f} s.",
-                              "bold"), "ok"
+        return Content.styled(f"✓ {what} answered C-ECHO: status 0x0000 (success), {total:.2f} s.", "bold"), "ok"
     bad = next((s for s in report.steps if not s.ok), None)
     if bad is None:
         status = f"0x{report.status:04X}" if report.status is not None else "none"

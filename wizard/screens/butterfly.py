@@ -43,7 +43,7 @@ class ButterflyScreen(StepScreen):
         default_host = vs.ip if vs and not ipaddress.ip_address(vs.ip).is_unspecified else ""
         yield Static("Organization Settings → Connectivity → DICOM in Butterfly Cloud:", id="where")
         yield FormField("Public host", "public-host", self.val("public-host", default_host),
-                        placeholder="the public IP Butterfly connects to (NAT: the outside address)")
+                        placeholder="the public IP Butterfly connects to")
         yield Static("", id="values")
         yield Static("", id="firewall")
         yield Static("Download the PEM pair (Butterfly_SCP_Cert.pem, Butterfly_SCP_key.pem) on that page; "
@@ -94,7 +94,7 @@ class ButterflyScreen(StepScreen):
         rows = runbook.butterfly_values(plan, vs, self.public_host)
         self.query_one("#values", Static).update(Content("\n".join(f"  {k:<16} {val}" for k, val in rows)))
         self.query_one("#firewall", Static).update(
-            Content(f"Firewall: {runbook.firewall_rule(plan, vs, self.public_host)}"))
+            Content("Firewall:\n" + "\n".join(f"  {line}" for line in runbook.firewall_rule(plan, vs, self.public_host))))
 
     # --- the live line (built-in terminator) -----------------------------------------------------------
     def _waiting(self) -> None:
@@ -117,18 +117,31 @@ class ButterflyScreen(StepScreen):
             live.set_classes("warn")
 
     def on_association_seen(self, message: AssociationSeen) -> None:
+        """Green for an admitted association calling as BUTTERFLY; otherwise say what arrived and why
+        it does not count (a refused association, or another calling AE: a typo in Butterfly Cloud)."""
         rec, vs = message.record, self.state.vserver
-        if vs is None or str(rec.get("calling_ae", "")).strip() != vs.calling_ae:
+        if vs is None or rec.get("event") != "association" or rec.get("listener") not in (None, vs.name):
             return
-        if rec.get("listener") not in (None, vs.name) or rec.get("port") not in (None, vs.port):
-            return
-        when = rec.get("time") or dt.datetime.now().strftime("%H:%M:%S")
-        peer = rec.get("client") or rec.get("peer") or ""
+        calling = str(rec.get("calling_ae") or "").strip()
+        if not calling:
+            return  # closed before it said who it is (a port probe, a TLS failure)
+        when = _clock(rec.get("ts"))
+        peer = str(rec.get("client") or "")
+        source = f" from {peer}" if peer else ""
         live = self.query_one("#live", Static)
-        live.update(Content.styled(f"✓ An association from {vs.calling_ae} arrived"
-                                   + (f" from {peer}" if peer else "") + f" ({when}): Butterfly is connected.",
-                                   "bold"))
-        live.set_classes("ok")
+        admitted = "bytes_to_client" in rec
+        if calling == vs.calling_ae and admitted:
+            live.update(Content.styled(f"✓ {when} An association from {calling}{source} reached the PACS: "
+                                       "Butterfly is connected.", "bold"))
+            live.set_classes("ok")
+        elif calling == vs.calling_ae:
+            live.update(Content(f"✗ {when} {calling}{source} arrived but was refused: "
+                                f"{rec.get('detail') or rec.get('end')}"))
+            live.set_classes("error")
+        elif not live.has_class("ok"):
+            live.update(Content(f"! {when} An association from {calling!r}{source} arrived, not {vs.calling_ae}: "
+                                "check the SCU calling AET in Butterfly Cloud."))
+            live.set_classes("warn")
 
     def action_play_butterfly(self) -> None:
         if self.check_action("play_butterfly", ()):
@@ -179,3 +192,11 @@ def _write(path: Path, text: str) -> bool:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return True
+
+
+def _clock(ts: object) -> str:
+    """HH:MM:SS (UTC) of a log record's ISO timestamp."""
+    try:
+        return dt.datetime.fromisoformat(str(ts)).strftime("%H:%M:%S")
+    except ValueError:
+        return dt.datetime.now(dt.UTC).strftime("%H:%M:%S")

@@ -94,10 +94,9 @@ class EchoScreen(StepScreen):
             self.query_one(Ladder).show(message.step)
 
     def _verdict(self, report) -> None:
-        text, cls = echo_verdict(report, "The PACS, through TLS,")
+        text, cls = echo_verdict(report, "Through TLS, the PACS")
         if report.ok:
-            text = Content.assemble(text, "\nButterfly's path works end to end. ctrl+n shows the values for "
-                                          "Butterfly Cloud.")
+            text = Content.assemble(text, "\nButterfly's path works end to end; ctrl+n shows Butterfly's values.")
         w = self.query_one("#echo-result", Static)
         w.update(text)
         w.set_classes(cls)

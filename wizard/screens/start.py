@@ -90,12 +90,13 @@ class StartScreen(StepScreen):
 
     def _ns_text(self) -> Content:
         st = self.state
+        fp = st.netscaler.fingerprint if st.netscaler is not None else None
+        pinned = f"management certificate pinned:\n{fingerprint_lines(fp, '  ')}" if fp else ""
         if st.nitro_ok and st.netscaler is not None:
-            fp = st.netscaler.fingerprint
-            return Content.assemble(Content.styled("✓ Connected", "bold"),
-                                    f"; management certificate {'pinned ' + fp if fp else 'not verified (http)'}")
-        if st.netscaler is not None and st.netscaler.fingerprint:
-            return Content(f"Pinned management certificate: {st.netscaler.fingerprint}")
+            return Content.assemble(Content.styled("✓ Connected", "bold"), "; ",
+                                    pinned or "management certificate not verified (http://)")
+        if fp:
+            return Content(pinned[0].upper() + pinned[1:])
         return Content("ctrl+t connects: the management certificate is shown and pinned on first connect.")
 
     @property
