@@ -129,14 +129,20 @@ class ButterflyScreen(StepScreen):
         peer = str(rec.get("client") or "")
         source = f" from {peer}" if peer else ""
         live = self.query_one("#live", Static)
-        admitted = "bytes_to_client" in rec
-        if calling == vs.calling_ae and admitted:
+        outcome = str(rec.get("outcome") or "")
+        admitted = outcome.startswith("released") if outcome else "bytes_to_client" in rec
+        if calling == vs.calling_ae and outcome.startswith("rejected_by_pacs"):
+            live.update(Content(f"✗ {when} {calling}{source} got through TLS, but the PACS rejected the association "
+                                f"({outcome.split()[-1]}): check the SCP AET in Butterfly Cloud and that the PACS "
+                                f"accepts calling AE {calling}."))
+            live.set_classes("error")
+        elif calling == vs.calling_ae and admitted:
             live.update(Content.styled(f"✓ {when} An association from {calling}{source} reached the PACS: "
                                        "Butterfly is connected.", "bold"))
             live.set_classes("ok")
         elif calling == vs.calling_ae:
-            live.update(Content(f"✗ {when} {calling}{source} arrived but was refused: "
-                                f"{rec.get('detail') or rec.get('end')}"))
+            live.update(Content(f"✗ {when} {calling}{source} arrived but did not complete: "
+                                f"{rec.get('detail') or outcome or rec.get('end')}"))
             live.set_classes("error")
         elif not live.has_class("ok"):
             live.update(Content(f"! {when} An association from {calling!r}{source} arrived, not {vs.calling_ae}: "
