@@ -111,7 +111,7 @@ class Pump:
         self.bytes_up = 0  # client -> PACS
         self.bytes_down = 0  # PACS -> client
         self.closed_first = ""
-        self.client_close = ""  # "close_notify", "fin" (TCP FIN without close_notify) or "reset" (after ours)
+        self.client_close = ""  # "eof" (close_notify or a bare FIN: the same under OP_IGNORE_UNEXPECTED_EOF) or "reset"
         self.end = ""
         self._abort_reason = ""
         self._lock = threading.Lock()
@@ -189,8 +189,7 @@ class Pump:
                     # with our close_notify still unread sends RST instead of FIN.
                     client_eof = True
                     self.closed_first = self.closed_first or "client"
-                    self.client_close = ("reset" if reset else
-                                         "close_notify" if isinstance(exc, ssl.SSLZeroReturnError) else "fin")
+                    self.client_close = "reset" if reset else "eof"
                 except ssl.SSLError as exc:
                     if self._abort_reason:
                         break
@@ -212,7 +211,7 @@ class Pump:
                     if n == 0:
                         client_eof = True
                         self.closed_first = self.closed_first or "client"
-                        self.client_close = "close_notify"
+                        self.client_close = "eof"
                     else:
                         self.up_pdus.feed(up.mv[up.end:up.end + n])
                         up.end += n

@@ -5,6 +5,9 @@ Choices, and why:
   TLS 1.3 suites are OpenSSL's defaults, which is what the policies list (Python 3.11 cannot set them).
 - No compression (CRIME), no renegotiation (OP_NO_RENEGOTIATION: a client-initiated renegotiation is
   a cheap CPU-exhaustion lever and DICOM never needs one), server cipher preference.
+- A client's TCP FIN without close_notify counts as its end of data (OP_IGNORE_UNEXPECTED_EOF).
+  Without it OpenSSL 3 answers with a fatal decode_error alert and the PACS's last replies could no
+  longer reach the client. DICOM's own framing (PDU lengths, A-RELEASE) shows any truncation.
 - No session tickets (OP_NO_TICKET, num_tickets = 0): ticket keys would live for the whole process
   lifetime and weaken forward secrecy, and Butterfly's few long associations gain nothing from them.
   Resumption still works through OpenSSL's in-memory session-ID cache.
@@ -78,7 +81,8 @@ def server_context(policy: Policy, cert_file: str | Path, key_file: str | Path,
         ciphers += ":@SECLEVEL=0"
     ctx.set_ciphers(ciphers)
     ctx.options |= (ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION | ssl.OP_CIPHER_SERVER_PREFERENCE
-                    | ssl.OP_NO_TICKET | ssl.OP_SINGLE_DH_USE | ssl.OP_SINGLE_ECDH_USE)
+                    | ssl.OP_NO_TICKET | ssl.OP_SINGLE_DH_USE | ssl.OP_SINGLE_ECDH_USE
+                    | ssl.OP_IGNORE_UNEXPECTED_EOF)
     ctx.num_tickets = 0
     if policy.needs_dh_params:
         if dh_file is None:

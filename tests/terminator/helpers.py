@@ -258,10 +258,12 @@ class ServeProcess:
 
     def event(self, name: str, timeout: float = 15.0, after: int = 0, **match: Any) -> dict:
         def find() -> dict | None:
-            if self.proc.poll() is not None and not self._reader.is_alive():
+            exited = self.proc.poll() is not None and not self._reader.is_alive()
+            found = next((r for r in self.records[after:] if r.get("event") == name
+                          and all(r.get(k) == v for k, v in match.items())), None)
+            if found is None and exited:
                 raise AssertionError(f"serve exited with {self.proc.returncode}: {''.join(self.other)[-2000:]}")
-            return next((r for r in self.records[after:] if r.get("event") == name
-                         and all(r.get(k) == v for k, v in match.items())), None)
+            return found
 
         return wait_for(find, timeout, f"serve event {name} {match}")
 
