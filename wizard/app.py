@@ -157,6 +157,12 @@ def run(plan_path: str | None = None, demo: bool = False, backend: str | None = 
         from engine.demo import Demo
 
         demo_env = Demo.start(backend or "builtin")
+        try:  # the demo's own log file, next to its plan and runbook
+            from engine.logs import setup_file_logging
+
+            setup_file_logging()
+        except OSError:
+            pass
         state = WizardState(plan_path=demo_env.plan_path)
         state.load(demo_env.plan())
         state.demo = demo_env
