@@ -96,11 +96,55 @@ class Services:
 
     # --- the built-in terminator's association log ----------------------------------------------
     def watch_associations(self, state: Any, plan: Plan, callback: Callable[[dict], None]) -> Callable[[], None] | None:
-        """Call `callback(record)` for each association the terminator logs; returns an unsubscribe.
+        """Call `callback(record)` for each association the terminator logs from now on; returns a stop.
 
-        Works with a terminator running in this process (the demo, or one started from the wizard)."""
-        handle = getattr(state.demo, "terminator", None) if state.demo is not None else None
-        if handle is None:
-            raise RuntimeError("the terminator is not running in this process; watch `dicomtls status` instead")
-        unsubscribe = handle.subscribe(callback)
-        return unsubscribe if callable(unsubscribe) else None
+        A terminator in this process (the demo, or one started from the wizard) is subscribed to
+        directly; otherwise the log file `dicomtls serve` writes (same user, same log dir) is followed."""
+        handle = getattr(state, "terminator", None) or (getattr(state.demo, "terminator", None) if state.demo else None)
+        if handle is not None:
+            unsubscribe = handle.subscribe(callback)
+            return unsubscribe if callable(unsubscribe) else None
+        from engine import paths
+
+        log = paths.log_dir() / "dicomtls.log"
+        if not log.exists():
+            raise RuntimeError(f"no terminator log at {log}; is `dicomtls serve` running as this user?")
+        return _follow(log, callback)
+
+
+def _follow(path: Path, callback: Callable[[dict], None]) -> Callable[[], None]:
+    """Follow a log file from its current end in a daemon thread; JSON records of the terminator go
+    to `callback`. Returns a function that stops following."""
+    import json
+    import threading
+
+    stop = threading.Event()
+    marker = "dicomtls.terminator: "
+
+    f = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115 - closed by the thread
+    f.seek(0, 2)  # here, not in the thread: records written after this call are the new ones
+
+    def run() -> None:
+        with f:
+            buf = ""
+            while not stop.is_set():
+                chunk = f.read()
+                if not chunk:
+                    if path.stat().st_size < f.tell():  # rotated: start again at the top
+                        f.seek(0)
+                    stop.wait(0.3)
+                    continue
+                buf += chunk
+                *lines, buf = buf.split("\n")
+                for line in lines:
+                    at = line.find(marker)
+                    if at >= 0:
+                        try:
+                            rec = json.loads(line[at + len(marker):])
+                        except ValueError:
+                            continue
+                        if isinstance(rec, dict):
+                            callback(rec)
+
+    threading.Thread(target=run, name="dicomtls-log-follow", daemon=True).start()
+    return stop.set

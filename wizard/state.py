@@ -65,6 +65,8 @@ class WizardState:
 
     # Demo: the running rehearsal environment (engine.demo.Demo), if any.
     demo: Any = None
+    # A terminator this wizard started in its own process (engine.terminator handle), if any.
+    terminator: Any = None
 
     # Unsaved work: something typed differs from what a screen showed, or the plan differs from the
     # one this run started with (see dirty).
