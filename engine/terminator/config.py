@@ -88,6 +88,8 @@ class StateFiles:
         self.pid = self.dir / "serve.pid"
         self.control = self.dir / "control.sock"
         self.log = self.dir / "serve.log"  # stderr of a terminator started by `apply` (not under systemd)
+        self.plan = self.dir / "plan.toml"  # the applied plan, pointing at cert.pem/key.pem: what the service runs
+        self.unit = self.dir / "systemd-unit"  # name of the systemd unit that runs it, if install-service made one
 
     def read_runtime(self) -> RuntimeConfig | None:
         try:

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from engine import paths
 from engine.certs import CertError, check_pair, fingerprint
 from engine.errors import UserError
-from engine.plan import Plan
+from engine.plan import Plan, dump_plan
 from engine.terminator.config import RuntimeConfig, StateFiles, runtime_from_plan, state_dir_for
 from engine.terminator.tlsserver import FFDHE2048_PEM, MIN_DH_BITS, dh_bits, ensure_dh_params, server_context
 
@@ -81,8 +81,22 @@ class Prepared:
         tmp.replace(st.cert)
         if self.dh_pem is not None:
             ensure_dh_params(st.dh)
+        self._write_applied_plan()
         st.write_runtime(self.runtime)
         return self.runtime
+
+    def _write_applied_plan(self) -> None:
+        """The plan as installed: certificate and key are the state dir's copies (no passphrase needed),
+        every path absolute. The service started by `apply` or `install-service` serves this file."""
+        applied = self.plan.model_copy(deep=True)
+        applied.certificate.cert = str(self.state.cert.resolve())
+        applied.certificate.key = str(self.state.key.resolve())
+        applied.certificate.passphrase_env = None
+        applied.builtin.state_dir = str(self.state.dir.resolve())
+        tmp = self.state.plan.with_name(self.state.plan.name + ".tmp")
+        tmp.write_text("# Written by dicomtls apply: the plan this terminator serves. Edit your own plan and run\n"
+                       "# `dicomtls apply` again rather than this file.\n" + dump_plan(applied), encoding="utf-8")
+        tmp.replace(self.state.plan)
 
 
 def prepare(plan: Plan, passphrase: str | bytes | None = None, plan_path: Path | None = None,

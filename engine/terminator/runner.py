@@ -71,12 +71,11 @@ async def _serve(path: Path, prepared: Prepared, passphrase_env: str | None, eve
             plan = load_plan(path)
             new = prepare(plan, _passphrase(plan, passphrase_env), path)
         except UserError as exc:
-            term.counters["reload_failures"] += 1
-            events.emit("reload_failed", error=exc.problem, fix=exc.fix, generation=term.gen.number)
+            term.reload_failed(exc.problem, exc.fix)
             return
         if new.state.dir != state.dir:
-            events.emit("reload_failed", error=f"the new plan moves the state dir to {new.state.dir}",
-                        fix="restart the service to change [builtin] state_dir", generation=term.gen.number)
+            term.reload_failed(f"the new plan moves the state dir to {new.state.dir}",
+                               "restart the service to change [builtin] state_dir")
             return
         if await term.reload(new.runtime, new.context):
             new.write()

@@ -126,6 +126,7 @@ class Terminator:
         self.counters = {"connections": 0, "associations": 0, "rejected": 0, "probes": 0, "tls_failures": 0,
                          "gate_failures": 0, "backend_failures": 0, "reloads": 0, "reload_failures": 0}
         self.draining = False
+        self.last_reload_error = ""
         self.started = time.time()
         self._ids = count(1)
         self._control_enabled = control
@@ -177,8 +178,7 @@ class Terminator:
             except UserError as exc:
                 for s in new_socks.values():
                     s.close()
-                self.counters["reload_failures"] += 1
-                self.events.emit("reload_failed", error=exc.problem, fix=exc.fix, generation=self.gen.number)
+                self.reload_failed(exc.problem, exc.fix)
                 return False
             # Commit: from here nothing can fail.
             old_listeners = self.listeners
@@ -204,6 +204,11 @@ class Terminator:
                              listeners=[f"{lc.name}={lc.ip}:{lc.port}->{lc.service}" for lc in config.listeners],
                              live_associations=len(self.live))
             return True
+
+    def reload_failed(self, error: str, fix: str) -> None:
+        self.counters["reload_failures"] += 1
+        self.last_reload_error = error
+        self.events.emit("reload_failed", error=error, fix=fix, generation=self.gen.number)
 
     async def shutdown(self, drain_timeout: float | None = None) -> None:
         """Stop accepting, let live associations finish for up to drain_timeout, then cut the rest."""
@@ -548,6 +553,7 @@ class Terminator:
             "pid": os.getpid(), "started": self.started, "generation": self.gen.number,
             "loaded": self.gen.loaded, "policy": cfg.policy, "policy_title": POLICIES[cfg.policy].title,
             "cert_fingerprint": cfg.cert_fingerprint, "draining": self.draining, "plan_path": cfg.plan_path,
+            "last_reload_error": self.last_reload_error,
             "listeners": [{"name": lst.cfg.name, "ip": lst.cfg.ip, "port": lst.cfg.port,
                            "bound_port": _bound_port(lst.sock), "role": lst.cfg.role, "service": lst.cfg.service,
                            "state": "draining" if self.draining else "listening",
