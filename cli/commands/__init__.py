@@ -14,5 +14,6 @@ MODULES = [
     "export",
     "nitro_sim",
     "serve",
+    "install_service",
     "echo",
 ]
