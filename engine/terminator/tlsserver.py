@@ -22,9 +22,10 @@ Choices, and why:
 from __future__ import annotations
 
 import ssl
+import warnings
 from pathlib import Path
 
-from engine.ciphers import PROTOCOL_NAMES, SSL_VERSIONS, Policy
+from engine.ciphers import SSL_VERSIONS, Policy
 from engine.errors import UserError
 
 # RFC 7919 Appendix A.1, as printed by `openssl genpkey -genparam -algorithm DH -pkeyopt group:ffdhe2048`.
@@ -73,8 +74,10 @@ def generate_dh_params(path: Path, bits: int = MIN_DH_BITS) -> Path:
 def server_context(policy: Policy, cert_file: str | Path, key_file: str | Path,
                    password: bytes | str | None = None, dh_file: str | Path | None = None) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = SSL_VERSIONS[policy.min_version]
-    ctx.maximum_version = SSL_VERSIONS[policy.max_version]
+    with warnings.catch_warnings():  # TLS 1.0/1.1 are deprecated; only the (warned) legacy policy has them
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version = SSL_VERSIONS[policy.min_version]
+        ctx.maximum_version = SSL_VERSIONS[policy.max_version]
     ciphers = policy.openssl_cipher_string
     if policy.min_version in ("1.0", "1.1"):
         # OpenSSL 3 refuses TLS < 1.2 at security level >= 1 (SHA-1 handshake signatures).
@@ -107,7 +110,3 @@ def _check_suites(ctx: ssl.SSLContext, policy: Policy) -> None:
         raise UserError(f"this OpenSSL cannot offer exactly the {policy.name} suites "
                         f"(missing {sorted(want - have)}, extra {sorted(have - want)})",
                         "use a system OpenSSL 3 with the default providers, or another cipher policy")
-
-
-def protocol_name(version: str) -> str:
-    return PROTOCOL_NAMES[version]
