@@ -5,9 +5,12 @@ a temp folder, a generated test pair named like Butterfly's, a demo PACS (pynetd
 Storage SCP on 127.0.0.1), and either the built-in terminator (started in-process after apply) or
 the NITRO simulator. Used by the wizard's --demo and by tests; it knows nothing about the wizard.
 
-The NITRO simulator only simulates the ADC's management API; it carries no DICOM traffic. So that
-the echo ladder still runs end to end in a NetScaler rehearsal, after apply the demo stands the
-built-in terminator in for the ADC's data plane on the same VIP and port (and says so).
+Built-in backend: apply is the real one, so it starts a background `dicomtls serve` (state and logs
+in the demo folder); stop() ends that process, so a rehearsal leaves nothing running.
+
+NetScaler backend: the NITRO simulator only simulates the ADC's management API and carries no DICOM
+traffic. So that the echo ladder still runs end to end, after apply the demo stands the built-in
+terminator (in this process) in for the ADC's data plane on the same VIP and port, and says so.
 """
 
 from __future__ import annotations
@@ -137,22 +140,29 @@ class Demo:
         return Plan.model_validate(data).with_base_dir(self.plan_path.parent)
 
     def after_apply(self, plan: Plan) -> str:
-        """Bring up the data plane for the applied plan; returns a line saying what runs where."""
+        """After a successful apply: say what runs where (NetScaler: start the stand-in data plane)."""
+        ports = ", ".join(f"{v.ip}:{v.port}" for v in plan.virtual_server)
+        if plan.backend == "builtin":
+            pid = self.serve_pid()
+            return (f"Demo: `dicomtls serve` (pid {pid}) listens on {ports}; it is stopped when the demo ends.")
         from engine.terminator import run_in_thread
 
         if self.terminator is not None:
             self.terminator.stop()
             self.terminator = None
-        data_plane = plan
-        if plan.backend == "netscaler":
-            data_plane = Plan.model_validate({**plan.model_dump(exclude_none=True), "backend": "builtin",
-                                              "netscaler": None}).with_base_dir(plan.base_dir)
+        data_plane = Plan.model_validate({**plan.model_dump(exclude_none=True), "backend": "builtin",
+                                          "netscaler": None}).with_base_dir(plan.base_dir)
         self.terminator = run_in_thread(data_plane)
-        ports = ", ".join(f"{v.ip}:{v.port}" for v in plan.virtual_server)
-        if plan.backend == "netscaler":
-            return (f"Demo: the NITRO simulator has no data plane, so the built-in terminator stands in for the "
-                    f"ADC's VIP on {ports}.")
-        return f"Demo: the built-in terminator runs in this process on {ports} until the wizard ends."
+        self.terminator.wait_ready()
+        return (f"Demo: the NITRO simulator has no data plane, so the built-in terminator stands in for the "
+                f"ADC's VIP on {ports}.")
+
+    def serve_pid(self) -> int | None:
+        """The background `dicomtls serve` that the built-in backend's apply started in the demo folder."""
+        from engine.terminator.config import StateFiles
+        from engine.terminator.runner import running_pid
+
+        return running_pid(StateFiles(self.home / "state"))
 
     def stop(self) -> None:
         for thing in (self.terminator, self.nitro, self.pacs):
@@ -162,8 +172,39 @@ class Demo:
                 except Exception:
                     pass
         self.terminator = None
+        pid = self.serve_pid()
+        if pid is not None:
+            _terminate(pid)
         for k, v in self._old_env.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def _terminate(pid: int, timeout: float = 15.0) -> None:
+    """SIGTERM (serve drains and exits), then SIGKILL if it is still there after `timeout`."""
+    import signal
+    import time
+
+    def gone() -> bool:
+        try:
+            os.waitpid(pid, os.WNOHANG)  # reap it if it is our child, or it lingers as a zombie
+        except ChildProcessError:
+            pass
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while not gone():
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 5
+        time.sleep(0.05)  # poll interval while the process drains

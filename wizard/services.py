@@ -8,9 +8,6 @@ not need NetScaler never loads httpx. Tests may pass a subclass (a fixed clock, 
 from __future__ import annotations
 
 import datetime as dt
-import errno
-import ipaddress
-import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -73,26 +70,6 @@ class Services:
             return list(backend.list_cipher_groups())
         finally:
             backend.close()
-
-    # --- this host --------------------------------------------------------------------------------
-    def port_in_use(self, ip: str, port: int) -> bool:
-        """Whether something on this host already listens on ip:port (a bind test, closed at once)."""
-        addr = ipaddress.ip_address(ip)
-        fam = socket.AF_INET6 if addr.version == 6 else socket.AF_INET
-        with socket.socket(fam, socket.SOCK_STREAM) as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind((ip, port))
-            except OSError as exc:
-                if exc.errno == errno.EADDRINUSE:
-                    return True
-                if exc.errno == errno.EADDRNOTAVAIL:
-                    raise ValueError(f"{ip} is not an address of this host; use 0.0.0.0 or one of its own "
-                                     "addresses") from None
-                if exc.errno == errno.EACCES:
-                    return False  # a privileged port: the service (as root/with CAP_NET_BIND) can bind it
-                raise
-        return False
 
     # --- the built-in terminator's association log ----------------------------------------------
     def watch_associations(self, state: Any, plan: Plan, callback: Callable[[dict], None]) -> Callable[[], None] | None:

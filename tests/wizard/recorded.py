@@ -67,9 +67,6 @@ class SnapshotServices(Services):
     def list_cipher_groups(self, ns, options) -> list[str]:
         return ["DEFAULT", "DEFAULT_BACKEND", "HIGH", "ECDHE"]
 
-    def port_in_use(self, ip: str, port: int) -> bool:
-        return False
-
     def watch_associations(self, state, plan, callback):
         callback({"ts": "2027-01-15T09:31:07.412+00:00", "event": "association", "client": "203.0.113.7:50112",
                   "listener": "Butterfly-DICOM-TLS", "calling_ae": "BUTTERFLY", "called_ae": "QLINK", "outcome": "released",

@@ -14,6 +14,7 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from engine.backends import BackendOptions, get_backend
 from engine.demo import DEMO_PACS_AE, Demo, DemoPacs, free_port
 from engine.verify import echo
 
@@ -55,7 +56,7 @@ def test_demo_pacs_answers_echoscu_and_storescu(tmp_path) -> None:
     assert refused(pacs.port)
 
 
-def test_demo_builtin_start_plan_data_plane_stop(tmp_path, monkeypatch) -> None:
+def test_demo_builtin_start_plan_serve_stop(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("DICOMTLS_HOME", "/somewhere/else")
     demo = Demo.start("builtin", home=tmp_path / "demo")
     try:
@@ -65,9 +66,11 @@ def test_demo_builtin_start_plan_data_plane_stop(tmp_path, monkeypatch) -> None:
         assert plan.backend == "builtin" and plan.service[0].port == demo.pacs.port
         vs = plan.virtual_server[0]
         assert (vs.ip, vs.port, vs.calling_ae) == ("127.0.0.1", demo.ports["store"], "BUTTERFLY")
-        note = demo.after_apply(plan)
-        assert "built-in terminator runs in this process" in note
-        demo.terminator.wait_ready()
+        result = get_backend(plan, BackendOptions()).apply(plan)  # the real apply: a background `dicomtls serve`
+        assert result.ok, result
+        pid = demo.serve_pid()
+        assert pid is not None and f"`dicomtls serve` (pid {pid}) listens on 127.0.0.1:{vs.port}" in \
+            demo.after_apply(plan)
         rep = echo("127.0.0.1", vs.port, tls=True, insecure=True, expect_cert=str(demo.cert),
                    called_ae=DEMO_PACS_AE, policy=plan.cipher_policy.profile)
         assert rep.ok, rep
@@ -76,6 +79,8 @@ def test_demo_builtin_start_plan_data_plane_stop(tmp_path, monkeypatch) -> None:
         demo.stop()
     assert os.environ["DICOMTLS_HOME"] == "/somewhere/else"  # restored
     assert refused(vs.port) and refused(demo.pacs.port)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # the rehearsal left nothing running
 
 
 def test_demo_netscaler_has_a_simulator_and_a_stand_in_data_plane(tmp_path, monkeypatch) -> None:

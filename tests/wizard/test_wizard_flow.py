@@ -146,3 +146,58 @@ async def test_netscaler_rerun_adds_only_the_worklist_vserver(demo_netscaler) ->
     saved = load_plan(demo.plan_path)
     assert sorted(v.role for v in saved.virtual_server) == ["store", "worklist"]
     assert set(demo.nitro.state.lbvservers) == {"Butterfly-DICOM-TLS", "Butterfly-DICOM-TLS-MWL"}
+
+
+@pilot_test
+async def test_builtin_demo_end_to_end(demo_builtin) -> None:
+    """Built-in terminator: the real apply starts `dicomtls serve`; the echo goes through it to the
+    pynetdicom PACS; Butterfly's C-ECHO (played by the demo) turns the live line green."""
+    demo = demo_builtin
+    state = demo_state(demo)
+    app = WizardApp(state)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, on_step(app, 0))
+        await pilot.press("ctrl+n")
+        await walk_to_review(pilot, app)
+        listing = text_of(app, "#diff")
+        assert "+ create    listener Butterfly-DICOM-TLS" in listing
+        assert "+ create    process dicomtls serve" in listing
+        assert demo.serve_pid() is None  # nothing runs before the confirmation
+        await apply_echo_finish(pilot, app, state)
+        pid = demo.serve_pid()
+        assert pid is not None and f"(pid {pid})" in state.drafts["apply"]["note"]
+        await pilot.press("ctrl+n")
+        await until(pilot, on_step(app, 8), what="the Butterfly screen")
+        assert "Waiting for Butterfly's C-ECHO (calling AE BUTTERFLY)" in text_of(app, "#live")
+        await until(pilot, lambda: "^t Send a test C-ECHO" in screen_text(app), what="the demo's key")
+        await pilot.press("ctrl+t")  # the demo stands in for Butterfly
+        await until(pilot, lambda: app.screen.query_one("#live").has_class("ok"), 20, "the live line to turn green")
+        assert "An association from BUTTERFLY from 127.0.0.1:" in text_of(app, "#live")
+        assert "reached the PACS" in text_of(app, "#live")
+    saved = load_plan(demo.plan_path)
+    assert saved.backend == "builtin" and [v.port for v in saved.virtual_server] == [demo.ports["store"]]
+    assert demo.pacs.echoes.count("BUTTERFLY") >= 3  # the PACS test, the echo test, the played C-ECHO
+
+
+@pilot_test
+async def test_builtin_rerun_adds_only_the_worklist_listener(demo_builtin) -> None:
+    demo = demo_builtin
+    first_pass_with_the_engine(demo)
+    pid = demo.serve_pid()
+    assert pid is not None
+    state = WizardState.from_plan_file(demo.plan_path)
+    state.demo = demo
+    app = WizardApp(state)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await add_worklist_port(pilot, app, state, demo)
+        writes = state.diff.writes
+        assert {(c.kind, c.name, c.action.value) for c in writes} == {
+            ("listener", "Butterfly-DICOM-TLS-MWL", "create"), ("process", "dicomtls serve", "update")}
+        unchanged = {(c.kind, c.name) for c in state.diff.changes if c.action == "unchanged"}
+        assert {("certificate", "Butterfly-Cert-Key-Pair"), ("listener", "Butterfly-DICOM-TLS")} <= unchanged
+        await apply_echo_finish(pilot, app, state)
+        assert state.echo_report.port == demo.ports["worklist"]
+        assert demo.serve_pid() == pid  # reloaded in place (SIGHUP), not restarted
+    saved = load_plan(demo.plan_path)
+    assert sorted((v.role, v.port) for v in saved.virtual_server) == [
+        ("store", demo.ports["store"]), ("worklist", demo.ports["worklist"])]

@@ -1,9 +1,8 @@
-"""wizard/services.py pieces that are not screens: following the terminator's log file, the port check."""
+"""wizard/services.py pieces that are not screens: following the terminator's log file."""
 
 from __future__ import annotations
 
 import json
-import socket
 import threading
 
 import pytest
@@ -41,15 +40,3 @@ def test_watch_without_a_log_says_so(tmp_path, monkeypatch) -> None:
     state = WizardState(plan_path=tmp_path / "plan.toml")
     with pytest.raises(RuntimeError, match="is `dicomtls serve` running as this user"):
         Services().watch_associations(state, state.build_plan(), lambda r: None)
-
-
-def test_port_in_use() -> None:
-    svc = Services()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        s.listen()
-        port = s.getsockname()[1]
-        assert svc.port_in_use("127.0.0.1", port)
-    assert not svc.port_in_use("127.0.0.1", port)
-    with pytest.raises(ValueError, match="not an address of this host"):
-        svc.port_in_use("192.0.2.1", port)

@@ -227,6 +227,8 @@ async def test_policy_must_fit_the_certificate_key(home, tmp_path) -> None:
 
 def vs_state(home: Path) -> WizardState:
     state = fresh_state(home)
+    pair = home / "Downloads"
+    state.certificate = Certificate(cert=str(pair / "Butterfly_SCP_Cert.pem"), key=str(pair / "Butterfly_SCP_key.pem"))
     state.services = [Service(name="PACS", host="127.0.0.1", port=104, ae_title="QLINK")]
     state.service_name = "PACS"
     return state
@@ -253,7 +255,7 @@ async def test_virtual_server_fields(home) -> None:
 
 
 @pilot_test
-async def test_port_in_use_is_a_conflict_here(home) -> None:
+async def test_port_in_use_is_a_conflict_here(home, butterfly_pair) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -265,8 +267,8 @@ async def test_port_in_use_is_a_conflict_here(home) -> None:
             await type_into(pilot, app, "vs-port", str(port))
             await next_and_settle(pilot, app, 4)
             assert app.index == 4
-            problems = text_of(app, "#vs-problems")
-            assert f"port {port} on 127.0.0.1 is already in use by another program" in problems
+            problems = text_of(app, "#vs-problems")  # found by the built-in backend's diff
+            assert f"listener Butterfly-DICOM-TLS: port {port} on 127.0.0.1 is in use by another program" in problems
             assert app.state.virtual_servers == []
 
 

@@ -12,7 +12,7 @@ from textual.widgets import Input, Static
 from engine.backends import BackendOptions
 from engine.plan import PlanError, VirtualServer, check_ae_title, check_ip, check_name, dump_plan
 from wizard.screens.backend import parse_port
-from wizard.screens.base import StepScreen, error_text
+from wizard.screens.base import StepScreen
 from wizard.widgets import FormField
 
 
@@ -121,28 +121,14 @@ class VirtualServerScreen(StepScreen):
             self.problems(err.problems)
             return False
         problems: list[str] = []
-        if st.backend == "builtin":
-            ours = st.existing is not None and any(v.ip == vs.ip and v.port == vs.port
-                                                   for v in st.existing.virtual_server)
-            try:
-                in_use = await self.in_thread(self.services.port_in_use, vs.ip, vs.port)
-            except ValueError as exc:
-                self.field("vs-ip").set_error(f"IP address: {exc}")
-                st.virtual_servers = before
-                return False
-            if in_use and not ours:
-                problems.append(f"port {vs.port} on {vs.ip} is already in use by another program on this host; "
-                                f"choose another port, or stop that program (`ss -ltnp 'sport = :{vs.port}'` "
-                                "names it)")
-        if not problems:
-            diff = await self.guarded(f"Reading the current state of the {st.backend} backend",
-                                      self._diff, plan)
-            if diff is None:
-                st.virtual_servers = before
-                return False
-            problems += [f"{c.kind} {c.name}: {c.summary}" + (f" (fix: {c.hint})" if c.hint else "")
-                         for c in diff.conflicts]
-            st.diff, st.diff_for = diff, dump_plan(plan)
+        # The backend finds the conflicts (a port another program holds, a name taken on the ADC):
+        # its diff is the one place that knows what exists.
+        diff = await self.guarded(f"Reading the current state of the {st.backend} backend", self._diff, plan)
+        if diff is None:
+            st.virtual_servers = before
+            return False
+        problems += [f"{c.kind} {c.name}: {c.hint or c.summary}" for c in diff.conflicts]
+        st.diff, st.diff_for = diff, dump_plan(plan)
         self.problems(problems)
         if problems:
             st.virtual_servers = before
