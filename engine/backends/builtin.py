@@ -32,6 +32,8 @@ from engine.terminator.control import query_status
 from engine.terminator.install import installed_fingerprint, prepare
 from engine.terminator.runner import running_pid
 
+# [builtin] settings the running terminator uses (state_dir is where it all lives, not a setting of it).
+SETTINGS = ("handshake_timeout", "connect_timeout", "idle_timeout", "drain_timeout", "health_interval", "status_port")
 START_TIMEOUT = 20.0
 RELOAD_TIMEOUT = 15.0
 
@@ -60,6 +62,10 @@ class BuiltinBackend:
         installed = state.read_runtime()
         live = self._live(state, installed, plan)
         changes = [self._cert_change(plan, state), self._policy_change(plan, installed)]
+        b = plan.builtin
+        settings = {k: getattr(b, k) for k in SETTINGS}
+        changes.append(_compare("settings", "builtin", installed.model_dump(include=set(SETTINGS)) if installed
+                                else None, settings, ", ".join(f"{k}={v:g}" for k, v in settings.items())))
         have_svcs = {s.name: s for s in installed.services} if installed else {}
         for s in plan.service:
             want = {"host": s.host, "port": s.port, "ae_title": s.ae_title}
@@ -142,6 +148,8 @@ class BuiltinBackend:
             say(Progress(step=steps[0], state="done", message=f"certificate {prepared.fingerprint[:23]}..."))
             result.done.append(steps[0])
             say(Progress(step=steps[1], state="start"))
+            before = state.read_runtime()
+            live = self._live(state, before, plan)  # found where the running terminator answers now
             cfg = prepared.write()
             result.writes += 1
             for c in diff.writes:
@@ -150,7 +158,7 @@ class BuiltinBackend:
             say(Progress(step=steps[1], state="done", message=str(state.dir)))
             result.done.append(steps[1])
             say(Progress(step=steps[2], state="start"))
-            message = self._start_or_reload(state, cfg)
+            message = self._start_or_reload(state, cfg, live, before)
             say(Progress(step=steps[2], state="done", message=message))
             result.done.append(steps[2])
         except UserError as exc:
@@ -160,15 +168,19 @@ class BuiltinBackend:
             result.not_done = steps[len(result.done):]
         return result
 
-    def _start_or_reload(self, state: StateFiles, cfg: RuntimeConfig) -> str:
-        live = self._live(state, cfg, self.plan)
+    def _start_or_reload(self, state: StateFiles, cfg: RuntimeConfig, live: dict | None,
+                         before: RuntimeConfig | None) -> str:
         if live is not None:
             pid, gen = live["pid"], live["generation"]
             failures = live.get("counters", {}).get("reload_failures", 0)
             os.kill(pid, signal.SIGHUP)
             end = time.monotonic() + RELOAD_TIMEOUT
             while time.monotonic() < end:
-                now = self._live(state, cfg, self.plan)
+                # The status endpoint may move with this very reload (status_port): ask at both places.
+                now = self._live(state, cfg, self.plan) or self._live(state, before, self.plan)
+                if now is None and running_pid(state) == pid:
+                    time.sleep(0.1)  # moving its endpoint right now
+                    continue
                 if now is None:
                     raise UserError(f"the terminator (pid {pid}) stopped answering during the reload",
                                     f"look at its log (journalctl, or {state.log}) and start it again")

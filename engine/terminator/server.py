@@ -197,6 +197,8 @@ class Terminator:
                     self._close_listener(lst)
             self.gen = Generation(self.gen.number + 1, config, context)
             self._sync_health(config)
+            if self._control is not None and config.status_port != old.status_port:
+                await self._restart_control(old)
             self.counters["reloads"] += 1
             self.events.emit("reloaded", generation=self.gen.number, policy=config.policy,
                              cert_fingerprint=config.cert_fingerprint,
@@ -204,6 +206,22 @@ class Terminator:
                              listeners=[f"{lc.name}={lc.ip}:{lc.port}->{lc.service}" for lc in config.listeners],
                              live_associations=len(self.live))
             return True
+
+    async def _restart_control(self, old: RuntimeConfig) -> None:
+        """The status endpoint moved (unix socket <-> loopback port): serve it where the new config says."""
+        assert self._control is not None
+        self._control.close()
+        if not old.status_port:
+            try:
+                StateFiles(old.state_dir).control.unlink()
+            except OSError:
+                pass
+        cfg = self.gen.config
+        try:
+            self._control = await start_control(self.status, StateFiles(cfg.state_dir).control, cfg.status_port)
+        except (OSError, UserError) as exc:
+            self._control = None
+            self.events.emit("control_failed", error=str(exc), status_port=cfg.status_port)
 
     def reload_failed(self, error: str, fix: str) -> None:
         self.counters["reload_failures"] += 1

@@ -59,8 +59,8 @@ def test_apply_installs_starts_and_then_is_a_noop(tmp_path, tls_files, stop_term
         dry = cli(home, "apply", str(plan), "--dry-run", "--json")
         assert dry.returncode == 0, dry.stderr
         kinds = {(c["kind"], c["action"]) for c in json.loads(dry.stdout)["diff"]["changes"]}
-        assert kinds == {("certificate", "create"), ("cipher_policy", "create"), ("service", "create"),
-                         ("listener", "create"), ("process", "create")}
+        assert kinds == {("certificate", "create"), ("cipher_policy", "create"), ("settings", "create"),
+                         ("service", "create"), ("listener", "create"), ("process", "create")}
         assert not (tmp_path / "state" / "runtime.json").exists()  # --dry-run wrote nothing
 
         r = cli(home, "apply", str(plan), "--yes")
@@ -182,3 +182,23 @@ def test_serve_refuses_a_netscaler_plan(tmp_path):
     for args in (["serve", str(plan)], ["install-service", str(plan), "--print"]):
         r = cli(tmp_path / "home", *args)
         assert r.returncode == 2 and "built-in terminator" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_moving_the_status_endpoint_to_a_loopback_port_by_apply(tmp_path, tls_files, stop_terminator):  # noqa: F811
+    services = [{"name": "PACS", "host": LOOPBACK, "port": 104}]
+    listeners = [{"name": "store", "port": free_port(), "service": "PACS"}]
+    plan = write_plan(tmp_path, tls_files.server_cert, tls_files.server_key, services, listeners)
+    home = tmp_path / "home"
+    assert cli(home, "apply", str(plan), "--yes").returncode == 0
+    assert (tmp_path / "state" / "control.sock").exists()
+    status_port = free_port()
+    write_plan(tmp_path, tls_files.server_cert, tls_files.server_key, services, listeners,
+               builtin={"status_port": status_port})
+    r = cli(home, "apply", str(plan), "--yes")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"status_port: 0 -> {status_port}" in r.stdout
+    assert not (tmp_path / "state" / "control.sock").exists()
+    from engine.terminator.control import query_status
+
+    assert query_status(tmp_path / "nowhere", status_port)["generation"] == 2
+    assert "UP" in cli(home, "status", str(plan)).stdout
