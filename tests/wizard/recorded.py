@@ -59,7 +59,7 @@ class SnapshotServices(Services):
         return report
 
     def backend(self, plan, options):
-        return RecordedBackend(json.loads((FIXTURES / "netscaler_run.json").read_text()), plan.backend)
+        return RecordedBackend(json.loads((FIXTURES / f"{plan.backend}_run.json").read_text()), plan.backend)
 
     def fetch_fingerprint(self, url: str) -> str:
         return FINGERPRINT

@@ -60,6 +60,14 @@ def test_5_virtual_server(snap, home) -> None:
     assert snap(story(home), at_step(4))
 
 
+def test_6_review(snap, home) -> None:
+    assert snap(story(home), at_step(5, ready=lambda app: app.state.diff is not None))
+
+
+def test_7_apply(snap, home) -> None:
+    assert snap(story(home), at_step(6, ready=lambda app: app.state.apply_result is not None))
+
+
 def test_6_review_netscaler(snap, home) -> None:
     assert snap(story(home, "netscaler"), at_step(5, ready=lambda app: app.state.diff is not None))
 

@@ -10,7 +10,8 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.content import Content
-from textual.widgets import RichLog, Static
+from textual.containers import VerticalScroll
+from textual.widgets import Static
 from textual.worker import get_current_worker
 
 from engine.backends import BackendOptions
@@ -19,6 +20,7 @@ from engine.errors import UserError
 from engine.plan import dump_plan
 from wizard.messages import ApplyDone, ApplyProgress
 from wizard.screens.base import StepScreen, error_text
+from wizard.widgets import wrap_indent
 
 MARK = {"start": "…", "done": "✓", "failed": "✗", "info": "·"}
 
@@ -35,7 +37,8 @@ class ApplyScreen(StepScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="apply-status")
-        yield RichLog(id="apply-log", max_lines=1000, wrap=True, markup=False, highlight=False, min_width=40)
+        with VerticalScroll(id="apply-log"):  # a plain wrapped text that follows its end, like a log
+            yield Static("", id="apply-log-text")
         yield Static("", id="apply-result")
 
     def on_mount(self) -> None:
@@ -43,9 +46,7 @@ class ApplyScreen(StepScreen):
         st = self.state
         plan = st.try_plan()
         if plan is not None and st.applied_for == dump_plan(plan) and st.apply_result is not None:
-            log = self.query_one("#apply-log", RichLog)
-            for line in st.draft(self.KEY).get("log", []):
-                log.write(Content(line))
+            self._show_log()
             self._finish(st.apply_result, st.draft(self.KEY).get("saved", ""), st.draft(self.KEY).get("note", ""))
         else:
             self.start()
@@ -61,6 +62,8 @@ class ApplyScreen(StepScreen):
             self.start()
 
     def start(self) -> None:
+        self.state.draft(self.KEY)["log"] = []
+        self._show_log()
         self.running = True
         self.refresh_bindings()
         self.query_one("#apply-result", Static).update("")
@@ -73,9 +76,12 @@ class ApplyScreen(StepScreen):
         worker = get_current_worker()
         plan = st.build_plan()
 
+        messages: list[str] = []
+
         def progress(p: Progress) -> None:
             if worker.is_cancelled:
                 raise Cancelled()  # stops between steps; a later run completes the rest
+            messages.append(p.message)
             self.post_message(ApplyProgress(p))
 
         saved, note = "", ""
@@ -90,6 +96,9 @@ class ApplyScreen(StepScreen):
                 saved = str(st.save())
                 if st.demo is not None:
                     note = st.demo.after_apply(plan) or ""
+                elif plan.backend == "builtin" and any(m.startswith("started pid") for m in messages):
+                    note = (f"The terminator runs in the background. To keep it across reboots: "
+                            f"sudo dicomtls install-service {st.show_path(saved)}")
         except Cancelled:
             result = ApplyResult(ok=False, error="cancelled between steps",
                                  fix="ctrl+r runs apply again; it does only what is still missing")
@@ -107,8 +116,13 @@ class ApplyScreen(StepScreen):
         line = f"{MARK.get(p.state, '·')} {p.step}" + (f": {p.message}" if p.message else "")
         self.query_one("#apply-status", Static).update(Content(line))
         if p.state != "start":
-            self.query_one("#apply-log", RichLog).write(Content(line))
             self.state.draft(self.KEY).setdefault("log", []).append(line)
+            self._show_log()
+
+    def _show_log(self) -> None:
+        lines = self.state.draft(self.KEY).get("log", [])
+        self.query_one("#apply-log-text", Static).update(Content("\n".join(wrap_indent(x, "", 74) for x in lines)))
+        self.query_one("#apply-log", VerticalScroll).scroll_end(animate=False)
 
     def on_apply_done(self, message: ApplyDone) -> None:
         self.running = False
