@@ -46,6 +46,7 @@ def raise_nofile() -> int:
 @dataclass
 class Stats:
     connections: int = 0
+    closed: int = 0
     associations: int = 0
     echoes: int = 0
     releases: int = 0
@@ -151,6 +152,7 @@ class _Proto(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
+        self.stats.add(closed=1)
 
 
 async def serve_async(host: str, port: int, stats: Stats, ready: "callable", stop: asyncio.Event) -> None:
@@ -182,6 +184,7 @@ def _serve_conn(conn: socket.socket, stats: Stats, ctx: ssl.SSLContext | None) -
     except (OSError, ssl.SSLError):
         pass
     finally:
+        stats.add(closed=1)
         try:
             conn.close()
         except OSError:
@@ -211,7 +214,7 @@ def tls_server_context(cert: str, key: str) -> ssl.SSLContext:
 # --- in-process handle (tests) ---------------------------------------------------------------------------
 
 class SinkHandle:
-    """An asyncio sink in a background thread: .port, .stats, .stop()."""
+    """An asyncio sink in a background thread: .port, .stats, .stop(); .open() = connections not yet closed."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.stats = Stats()
@@ -236,6 +239,9 @@ class SinkHandle:
             await serve_async(host, port, self.stats, ready, self._stop)
 
         asyncio.run(main())
+
+    def open(self) -> int:
+        return self.stats.connections - self.stats.closed
 
     def stop(self) -> None:
         if self._loop is not None and self._stop is not None:

@@ -10,8 +10,10 @@ from pathlib import Path
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 
 
-def make_image(path: Path, pixel_bytes: int, *, patient: str = "BENCH^DICOMTLS", seed: bytes | None = None) -> str:
-    """Write one image whose PixelData is about `pixel_bytes` long; returns the SOP Instance UID."""
+def make_image(path: Path, pixel_bytes: int, *, patient: str = "BENCH^DICOMTLS",
+               seed: bytes | None = None) -> tuple[str, str]:
+    """Write one image whose PixelData is about `pixel_bytes` long; returns (SOP Instance UID,
+    SHA-256 hex of the pixel data)."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -43,7 +45,7 @@ def make_image(path: Path, pixel_bytes: int, *, patient: str = "BENCH^DICOMTLS",
     ds.PixelRepresentation = 0
     ds.PixelData = pixels
     ds.save_as(path, enforce_file_format=True)
-    return ds.SOPInstanceUID
+    return ds.SOPInstanceUID, hashlib.sha256(pixels).hexdigest()
 
 
 def pixel_hash(path: Path) -> str:

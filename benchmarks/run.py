@@ -308,6 +308,8 @@ def summary(values: list[float]) -> str:
 def _fmt(v: float) -> str:
     if v != v:  # NaN
         return "n/a"
+    if float(v).is_integer() and abs(v) < 1e6:
+        return str(int(v))
     if abs(v) >= 100:
         return f"{v:.0f}"
     if abs(v) >= 10:
@@ -323,7 +325,7 @@ def _ratio(results: dict[str, list[dict]], key: str, a: str = "ours", b: str = "
     va, vb = _vals(results.get(a, []), key), _vals(results.get(b, []), key)
     if not va or not vb or not statistics.median(vb):
         return "n/a"
-    return f"{statistics.median(va) / statistics.median(vb):.2f}×"
+    return f"{statistics.median(va) / statistics.median(vb):.3g}×"
 
 
 def _errors(runs: list[dict]) -> str:
