@@ -10,6 +10,7 @@ from wizard_helpers import modal_open, on_step, pilot_test, screen_text, text_of
 from engine.plan import load_plan
 from wizard.app import WizardApp
 from wizard.state import WizardState
+from wizard.widgets import RUNG_LABELS
 
 
 def demo_state(demo) -> WizardState:
@@ -201,3 +202,35 @@ async def test_builtin_rerun_adds_only_the_worklist_listener(demo_builtin) -> No
     saved = load_plan(demo.plan_path)
     assert sorted((v.role, v.port) for v in saved.virtual_server) == [
         ("store", demo.ports["store"]), ("worklist", demo.ports["worklist"])]
+
+
+@pilot_test
+async def test_echo_screen_explains_the_failing_rung(demo_builtin) -> None:
+    """The terminator is up but the PACS behind it is down: the ladder stops at the association and
+    says why; ctrl+n asks once more before going on without a green echo."""
+    demo = demo_builtin
+    first_pass_with_the_engine(demo)
+    demo.pacs.stop()
+    state = WizardState.from_plan_file(demo.plan_path)
+    state.demo = demo
+    app = WizardApp(state)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, on_step(app, 0))
+        app.goto(7)
+        await until(pilot, lambda: app.index == 7 and state.echo_report is not None, 30, "the echo ladder")
+        rep = state.echo_report
+        assert not rep.ok
+        bad = rep.failed_step
+        assert bad is not None and bad.name in ("associate", "echo") and bad.cause and bad.next_action
+        assert app.screen.query_one("#rung-tls").has_class("-ok")  # TLS worked: the fault is behind it
+        assert app.screen.query_one(f"#rung-{bad.name}").has_class("-bad")
+        rung = text_of(app, f"#rung-{bad.name}")
+        assert "why: " in rung and "do:  " in rung
+        result = app.screen.query_one("#echo-result")
+        assert result.has_class("error")
+        assert f"{RUNG_LABELS[bad.name]} failed: {bad.cause}" in " ".join(text_of(app, "#echo-result").split())
+        await pilot.press("ctrl+n")
+        await until(pilot, lambda: "press ctrl+n again" in text_of(app, "#status"), what="the second-chance note")
+        assert app.index == 7
+        await pilot.press("ctrl+n")
+        await until(pilot, on_step(app, 8), what="the Butterfly screen after a second ctrl+n")

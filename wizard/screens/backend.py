@@ -16,7 +16,7 @@ from textual.widgets import Button, Input, Static
 from engine.plan import DEFAULT_CALLING_AE, DEFAULT_PACS_PORT, Service, check_ae_title, check_host, check_name, check_port
 from wizard.messages import EchoStep
 from wizard.screens.base import StepScreen, error_text
-from wizard.widgets import PLAIN_RUNGS, FormField, Ladder
+from wizard.widgets import PLAIN_RUNGS, RUNG_LABELS, FormField, Ladder
 
 
 def parse_port(text: str) -> int:
@@ -36,7 +36,8 @@ def echo_verdict(report, what: str) -> tuple[Content, str]:
     if bad is None:
         status = f"0x{report.status:04X}" if report.status is not None else "none"
         return error_text(f"{what} did not confirm the C-ECHO (status {status}).", ""), "error"
-    return error_text(f"{what}: the {bad.name} step failed: {bad.cause or bad.detail}", bad.next_action), "error"
+    return error_text(f"{RUNG_LABELS.get(bad.name, bad.name)} failed: {bad.cause or bad.detail}",
+                      bad.next_action), "error"
 
 
 class BackendScreen(StepScreen):
