@@ -26,12 +26,18 @@ def _passphrase(plan: Plan, env_var: str | None) -> str | None:
 
 
 def running_pid(state: StateFiles) -> int | None:
-    """The pid of a live `serve` for this state dir, from its pid file."""
+    """The pid of a live `serve` for this state dir, from its pid file (a stale file whose pid now
+    belongs to another program does not count)."""
     try:
         pid = int(state.pid.read_text().strip())
         os.kill(pid, 0)
     except (OSError, ValueError):
         return None
+    try:
+        if b"serve" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return None
+    except OSError:
+        pass  # no /proc: trust the pid
     return pid
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+import sys
 from collections.abc import Iterator
 
 import pydicom
@@ -13,7 +14,8 @@ from pydicom.dataset import Dataset
 
 from engine.verify import echo
 from tests.support.peers import tls_files  # noqa: F401 (fixture)
-from tests.terminator.helpers import LOOPBACK, VERIFICATION, free_port, terminator, wait_record, write_plan
+from tests.terminator.helpers import (LOOPBACK, REPO, VERIFICATION, ended, free_port, terminator, wait_for,
+                                      wait_record, write_plan)
 
 pytestmark = pytest.mark.interop
 
@@ -77,3 +79,9 @@ def test_findscu_worklist_query_through_the_worklist_listener(tmp_path, tls_file
 
             report = echo(LOOPBACK, port, tls=True, cafile=tls_files.ca_cert, policy="bcp195-nd", called_ae="MWL")
             assert report.ok, report.failed_step
+            cli = subprocess.run([sys.executable, "-m", "cli.main", "echo", LOOPBACK, str(port), "--tls", "--cafile",
+                                  str(tls_files.ca_cert), "--policy", "bcp195-nd", "--called-ae", "MWL"],
+                                 capture_output=True, text=True, timeout=60, cwd=REPO)
+            assert cli.returncode == 0, cli.stdout + cli.stderr
+            wait_for(lambda: len(ended(records, outcome="released", listener="mwl")) == 3, 10,
+                     "3 released associations: findscu, echo(), dicomtls echo")
