@@ -98,6 +98,8 @@ class WizardApp(App[int], inherit_bindings=False):
         self.goto(screen.back_index())
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("back", "next") and self.has_class("-too-small"):
+            return False  # nothing moves while the form cannot be seen
         if action == "back":
             return self.index > 0
         return True
@@ -139,7 +141,9 @@ class WizardApp(App[int], inherit_bindings=False):
     def check_size(self) -> None:
         w, h = self.size
         small = w < MIN_WIDTH or h < MIN_HEIGHT
-        self.set_class(small, "-too-small")
+        if small != self.has_class("-too-small"):
+            self.set_class(small, "-too-small")
+            self.refresh_bindings()
         if small:
             from wizard.screens.base import TooSmall
 

@@ -309,3 +309,31 @@ async def test_nitro_wrong_password_and_bad_url(home) -> None:
         assert app.state.cipher_groups  # the ADC's groups, offered on the cipher step
     finally:
         sim.stop()
+
+
+@pilot_test
+async def test_netscaler_name_taken_is_a_conflict_here(home, demo_netscaler) -> None:
+    """Another vserver of the same name already exists on the ADC: the virtual server step says so
+    (from the NetScaler backend's diff) and keeps the user there; nothing is written."""
+    from engine.backends.netscaler.client import NitroClient
+
+    demo = demo_netscaler
+    with NitroClient(demo.nitro.url, demo.nitro.username, demo.nitro.password,
+                     fingerprint=demo.nitro.fingerprint) as ns:
+        ns.post("lbvserver", {"lbvserver": {"name": "Butterfly-DICOM-TLS", "servicetype": "HTTP",
+                                            "ipv46": "127.0.0.1", "port": 8080}})
+    writes = demo.nitro.state.writes
+    state = WizardState(plan_path=demo.plan_path)
+    state.load(demo.plan())
+    state.netscaler = state.netscaler.model_copy(update={"fingerprint": demo.nitro.fingerprint})
+    state.password, state.nitro_ok = demo.nitro.password, True
+    state.demo = demo
+    app = WizardApp(state)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_step(pilot, app, 4)
+        await next_and_settle(pilot, app, 4)
+        assert app.index == 4
+        problems = text_of(app, "#vs-problems")
+        assert problems.startswith("✗ Conflicts to resolve first:")
+        assert "lbvserver Butterfly-DICOM-TLS:" in problems
+    assert demo.nitro.state.writes == writes

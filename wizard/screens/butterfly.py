@@ -101,7 +101,7 @@ class ButterflyScreen(StepScreen):
         vs = self.state.vserver
         live = self.query_one("#live", Static)
         live.update(Content(f"… Waiting for Butterfly's C-ECHO (calling AE {vs.calling_ae if vs else '?'}) on port "
-                            f"{vs.port if vs else '?'}. Press \"Verify\" in Butterfly Cloud."))
+                            f"{vs.port if vs else '?'}; start a connection test in Butterfly Cloud."))
         live.set_classes("busy")
 
     def _start_watch(self) -> None:
