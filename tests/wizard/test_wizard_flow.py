@@ -234,3 +234,42 @@ async def test_echo_screen_explains_the_failing_rung(demo_builtin) -> None:
         assert app.index == 7
         await pilot.press("ctrl+n")
         await until(pilot, on_step(app, 8), what="the Butterfly screen after a second ctrl+n")
+
+
+@pilot_test
+async def test_apply_failure_shows_the_message_and_retry_completes(demo_netscaler) -> None:
+    """The ADC dies half-way through apply: the screen shows NITRO's failure with its fix and what
+    is not done; once the ADC is back, ctrl+r finishes the rest and the echo goes green."""
+    demo = demo_netscaler
+    state = demo_state(demo)
+    app = WizardApp(state)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, on_step(app, 0))
+        await pilot.press("ctrl+n")
+        await until(pilot, lambda: modal_open(app), what="the pinning question")
+        await pilot.press("y")
+        await walk_to_review(pilot, app)
+        demo.nitro.state.faults.die_after_writes = 4  # the 4th write is made, then the ADC goes away
+        await pilot.press("ctrl+n")
+        await until(pilot, lambda: modal_open(app))
+        await pilot.press("y")
+        await until(pilot, lambda: app.index == 6 and state.apply_result is not None, 60, "apply to stop")
+        result = state.apply_result
+        assert not result.ok and result.error and result.not_done
+        shown = " ".join(text_of(app, "#apply-result").split())
+        assert shown.startswith("✗") and "fix:" in shown and "Not done yet:" in shown
+        assert app.screen.query_one("#apply-result").has_class("error")
+        assert not demo.plan_path.exists()  # the plan is saved only after a successful apply
+        await until(pilot, lambda: "^r Retry" in screen_text(app), what="the retry key")
+        await pilot.press("ctrl+n")  # Next is refused until apply succeeds
+        await until(pilot, lambda: "Apply has not succeeded" in text_of(app, "#status"))
+        assert demo.nitro.wait_dead()
+        demo.nitro.restart()
+        await pilot.press("ctrl+r")
+        await until(pilot, lambda: state.apply_result is not result and state.apply_result is not None, 60, "retry")
+        assert state.apply_result.ok, text_of(app, "#apply-result")
+        assert demo.plan_path.exists()
+        await pilot.press("ctrl+n")
+        await until(pilot, lambda: app.index == 7 and state.echo_report is not None, 30, "the echo ladder")
+        assert state.echo_report.ok
+    assert set(demo.nitro.state.lbvservers) == {"Butterfly-DICOM-TLS"}

@@ -128,6 +128,8 @@ class ApplyScreen(StepScreen):
         self.running = False
         st = self.state
         st.apply_result = message.result
+        if not message.result.ok:
+            st.diff, st.diff_for = None, None  # part was done: a retry (or Review) reads the backend afresh
         if message.result.ok:
             st.applied_for = st.saved_text
             st.draft(self.KEY).update(saved=message.saved_to, note=message.note)
