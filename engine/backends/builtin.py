@@ -239,7 +239,8 @@ class BuiltinBackend:
                 st.items.append(StatusItem(kind="listener", name=lst.name, state="not listening",
                                            detail={"address": f"{lst.ip}:{lst.port}", "service": lst.service}))
             return st
-        st.items.append(StatusItem(kind="process", name="dicomtls serve", state="DRAINING" if live["draining"] else "UP",
+        st.items.append(StatusItem(kind="process", name="dicomtls serve",
+                                   state="DRAINING" if live["draining"] else "UP",
                                    detail={"pid": live["pid"], "generation": live["generation"],
                                            "policy": live["policy"], "cert": live["cert_fingerprint"][:23] + "...",
                                            "live": len(live["associations"]), **live["counters"]}))

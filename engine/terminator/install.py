@@ -12,7 +12,7 @@ import re
 import ssl
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 from cryptography import x509
@@ -38,8 +38,8 @@ _PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----", re.
 
 def _canonical_chain(data: bytes) -> bytes:
     """The certificate blocks only, re-encoded (no BOM, CRLF, stray text or keys in the installed file)."""
-    blocks = [m.group(0) for m in _PEM_BLOCK.finditer(data.replace(b"\r\n", b"\n")) if m.group(1).endswith(b"CERTIFICATE")
-              and b"REQUEST" not in m.group(1)]
+    blocks = [m.group(0) for m in _PEM_BLOCK.finditer(data.replace(b"\r\n", b"\n"))
+              if m.group(1).endswith(b"CERTIFICATE") and b"REQUEST" not in m.group(1)]
     return b"".join(x509.load_pem_x509_certificate(b).public_bytes(serialization.Encoding.PEM) for b in blocks)
 
 

@@ -179,7 +179,8 @@ def echo_scp(port: int = 0, ae_title: str = "PACS") -> Iterator[int]:
 
 # --- clients --------------------------------------------------------------------------------------
 
-def tls_connect(port: int, cafile: Path | None = None, policy: str = "bcp195-nd", timeout: float = 10.0) -> ssl.SSLSocket:
+def tls_connect(port: int, cafile: Path | None = None, policy: str = "bcp195-nd",
+                timeout: float = 10.0) -> ssl.SSLSocket:
     ctx = client_context(policy, cafile, insecure=cafile is None)
     raw = socket.create_connection((LOOPBACK, port), timeout=timeout)
     return ctx.wrap_socket(raw, server_hostname="localhost")

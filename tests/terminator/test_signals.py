@@ -123,7 +123,8 @@ def test_reload_with_a_new_certificate_during_20_transfers(tmp_path, tls_files):
             assert [t.ok for t in transfers] == [True] * 20, [t.error for t in transfers if not t.ok]
             assert all(t.fingerprint == old_fp for t in transfers)  # they kept their TLS sessions
             def finished() -> list[dict]:
-                return [r for r in sp.records if r["event"] == "association" and r.get("bytes_from_client", 0) > 4 << 20]
+                return [r for r in sp.records
+                        if r["event"] == "association" and r.get("bytes_from_client", 0) > 4 << 20]
 
             wait_for(lambda: len(finished()) == 20, 10, "20 association records")
             assert {r["end"] for r in finished()} == {"closed"}
