@@ -17,7 +17,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from cli.commands.apply import add_backend_flags, backend_options
+from cli.commands.apply import backend_options
 from cli.output import warn
 from engine import paths
 from engine.errors import UserError
@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", default="dicomtls", help="unit name (default: dicomtls)")
     p.add_argument("--user", help="account the service runs as (default: the current user)")
     p.add_argument("--unit-dir", default=DEFAULT_UNIT_DIR, help=f"where to write the unit (default {DEFAULT_UNIT_DIR})")
-    add_backend_flags(p)
+    p.add_argument("--passphrase-env", metavar="VAR", help="environment variable holding the key's passphrase")
     p.set_defaults(func=run)
 
 
@@ -124,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
 
     state = StateFiles(state_dir_for(plan))
     prepare(plan, backend_options(plan, args).passphrase).write()
+    paths.log_dir().mkdir(parents=True, exist_ok=True)  # writable under ProtectSystem only if it exists
     unit = Path(args.unit_dir) / f"{args.name}.service"
     try:
         unit.parent.mkdir(parents=True, exist_ok=True)
