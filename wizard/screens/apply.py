@@ -19,7 +19,7 @@ from engine.backends.base import ApplyResult, Progress
 from engine.errors import UserError
 from engine.plan import dump_plan
 from wizard.messages import ApplyDone, ApplyProgress
-from wizard.screens.base import StepScreen, error_text
+from wizard.screens.base import StepScreen, error_text, tidy
 from wizard.widgets import wrap_indent
 
 MARK = {"start": "…", "done": "✓", "failed": "✗", "info": "·"}
@@ -113,7 +113,7 @@ class ApplyScreen(StepScreen):
 
     def on_apply_progress(self, message: ApplyProgress) -> None:
         p = message.progress
-        line = f"{MARK.get(p.state, '·')} {p.step}" + (f": {p.message}" if p.message else "")
+        line = tidy(f"{MARK.get(p.state, '·')} {p.step}" + (f": {p.message}" if p.message else ""))
         self.query_one("#apply-status", Static).update(Content(line))
         if p.state != "start":
             self.state.draft(self.KEY).setdefault("log", []).append(line)

@@ -96,7 +96,8 @@ class BackendScreen(StepScreen):
         name = self.check("svc-name", check_name)
         host = self.check("svc-host", lambda v: check_host(v) if v else _missing("the PACS's host name or IP"))
         port = self.check("svc-port", parse_port)
-        ae = self.check("svc-ae", check_ae_title)
+        ae = self.check("svc-ae", lambda v: check_ae_title(v) if v.strip() else
+                        _missing("the PACS's own AE title (its administrator knows it)"))
         if None in (name, host, port, ae):
             bad = next(f for f in ("svc-name", "svc-host", "svc-port", "svc-ae") if self.field(f).error)
             self.query_one(f"#{bad}", Input).focus()

@@ -83,6 +83,12 @@ class StepScreen(Screen[None]):
             inp.cursor_blink = False
         self.call_after_refresh(self._remember_initial)
 
+    def on_input_changed(self, event: Input.Changed) -> None:
+        """An edited field's old error no longer applies; Next checks it again."""
+        field = next((a for a in event.input.ancestors if isinstance(a, FormField)), None)
+        if field is not None and field.has_class("-error"):
+            field.set_error(None)
+
     def on_resize(self) -> None:
         self.wizard.check_size()
 

@@ -11,7 +11,7 @@ from textual.widgets import Static
 from engine.backends import BackendOptions
 from engine.backends.base import Action, Diff
 from engine.plan import PlanError, dump_plan
-from wizard.screens.base import StepScreen, error_text
+from wizard.screens.base import StepScreen, error_text, tidy
 from wizard.screens.modals import ChoiceModal
 from wizard.widgets import wrap_indent
 
@@ -21,12 +21,12 @@ STYLE = {Action.CREATE: "bold", Action.UPDATE: "bold", Action.UNCHANGED: "dim", 
 
 def diff_text(diff: Diff) -> Content:
     """The change list: one line per object, then its field changes and CLI lines, indented."""
-    lines: list[Content] = [Content(f"On {diff.target}:")]
+    lines: list[Content] = [Content(tidy(f"On {diff.target}:"))]
     for c in diff.changes:
         head = f"{SYMBOL[c.action]} {c.action.value:<9} {c.kind} {c.name}"
         lines.append(Content.styled(head, STYLE[c.action]))
         if c.summary:
-            lines.append(Content(wrap_indent(c.summary, "      ")))
+            lines.append(Content(wrap_indent(tidy(c.summary), "      ")))
         for field, (old, new) in c.fields.items():
             lines.append(Content(wrap_indent(f"{field}: {_short(old)} -> {_short(new)}", "      ")))
         if c.hint:
