@@ -130,9 +130,10 @@ def _spawn(cmd: list[str], log: Path, env: dict | None = None, cwd: Path | None 
 
 
 def start_ours(folder: Path, tls: Tls, backend_port: int, *, max_associations: int | None = None,
-               idle_timeout: float = 900.0) -> Proc:
-    """`dicomtls serve PLAN`. max_associations overrides the terminator's built-in cap (for a what-if
-    run only: it patches engine.terminator.server.MAX_ASSOCIATIONS before serving)."""
+               prelude: str = "", idle_timeout: float = 900.0) -> Proc:
+    """`dicomtls serve PLAN`. For what-if runs only: `max_associations` overrides the terminator's
+    built-in cap (engine.terminator.server.MAX_ASSOCIATIONS) and `prelude` is Python run before
+    serving (e.g. to try another pump buffer); the product itself is never edited."""
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
     plan = folder / "plan.toml"
@@ -144,13 +145,13 @@ def start_ours(folder: Path, tls: Tls, backend_port: int, *, max_associations: i
         f'[[virtual_server]]\nname = "bench"\nip = "{LOOPBACK}"\nport = {port}\nrole = "store"\nservice = "sink"\n'
         f'[builtin]\nstate_dir = "{folder / "state"}"\nidle_timeout = {idle_timeout}\n')
     env = dict(os.environ, DICOMTLS_HOME=str(folder / "home"), PYTHONUNBUFFERED="1")
-    if max_associations is None:
-        cmd = [sys.executable, "-m", "cli.main", "serve", str(plan)]
+    if max_associations is not None:
+        prelude += f"\nimport engine.terminator.server as _s; _s.MAX_ASSOCIATIONS = {int(max_associations)}"
+    if prelude:
+        cmd = [sys.executable, "-c", prelude + "\nimport sys\nfrom cli.main import main\n"
+               "sys.exit(main(['serve', sys.argv[1]]))", str(plan)]
     else:
-        cmd = [sys.executable, "-c",
-               "import sys, engine.terminator.server as s; "
-               f"s.MAX_ASSOCIATIONS = {int(max_associations)}; "
-               "from cli.main import main; sys.exit(main(['serve', sys.argv[1]]))", str(plan)]
+        cmd = [sys.executable, "-m", "cli.main", "serve", str(plan)]
     log = folder / "serve.log"
     p = _spawn(cmd, log, env=env, cwd=REPO)
     wait_port(port, p, log)
