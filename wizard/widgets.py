@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 from typing import Any
 
 from textual.app import ComposeResult
@@ -164,18 +163,6 @@ class PathSuggester(Suggester):
                 rest = n[len(stem):] + (os.sep if os.path.isdir(full) else "")
                 return value + rest if rest else None
         return None
-
-
-def plain(text: str) -> Content:
-    """Text shown as-is (paths and engine messages may hold [brackets])."""
-    return Content(text)
-
-
-def home_short(path: str | Path) -> str:
-    s, home = str(path), str(Path.home())
-    if home not in ("", "/") and (s == home or s.startswith(home + os.sep)):
-        return "~" + s[len(home):]
-    return s
 
 
 def fingerprint_lines(fp: str, indent: str = "") -> str:
