@@ -337,3 +337,20 @@ async def test_netscaler_name_taken_is_a_conflict_here(home, demo_netscaler) -> 
         assert problems.startswith("✗ Conflicts to resolve first:")
         assert "lbvserver Butterfly-DICOM-TLS:" in problems
     assert demo.nitro.state.writes == writes
+
+
+@pilot_test
+async def test_found_pair_is_offered_when_other_paths_are_set(home, butterfly_pair, tmp_path) -> None:
+    cert, key = tmp_path / "old.pem", tmp_path / "old.key"
+    make_self_signed(cert, key)
+    state = fresh_state(home)
+    state.certificate = Certificate(cert=str(cert), key=str(key))
+    app = WizardApp(state)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_step(pilot, app, 1)
+        assert "Found ~/Downloads/Butterfly_SCP_Cert.pem and its key." in text_of(app, "#found")
+        app.screen.query_one("#use-found").focus()
+        await pilot.press("enter")
+        await until(pilot, lambda: app.state.pem is not None, what="the check of the found pair")
+        assert app.screen.query_one("#cert", Input).value == "~/Downloads/Butterfly_SCP_Cert.pem"
+        assert "CN=dicomtls-wizard-test-fixture" in text_of(app, "#pem-result")
