@@ -2,9 +2,11 @@
 
 Keys (all pass through SSH and tmux; no ctrl+enter, no ctrl+h, nothing on the tmux prefix ctrl+b):
   ctrl+n Next   ctrl+p Back   ctrl+q Quit (asks before abandoning unsaved work)
-  Tab / Shift+Tab move between fields, Enter presses a button, arrows pick in a list
+  Tab / Shift+Tab move between fields; Enter presses a button; in a list, arrows move and
+  Enter/Space picks (in the cipher list the highlighted policy is the choice); → accepts a path
+  completion; PageUp/PageDown scroll a long page (the change list)
   ctrl+t the step's test or check, ctrl+g generate a test pair, ctrl+o add the worklist port,
-  ctrl+r retry, ctrl+s save the runbook
+  ctrl+r retry, ctrl+s save the runbook; y / n answer a question
   Esc cancels running work (and closes a question).
 
 Over slow links (SSH to a jump host), an arrow key's escape sequence can arrive split and be read
@@ -12,7 +14,8 @@ as a lone Esc. Textual waits ESCDELAY milliseconds (default 100) for the rest of
 it if keys misfire, e.g. `ESCDELAY=300 dicomtls`. Other knobs: TEXTUAL_THEME / --theme ansi-dark or
 ansi-light for terminals with poor colour, NO_COLOR=1, TEXTUAL_FPS=10 to cut traffic.
 
-The layout is made for 80x24 and says so plainly when the terminal is smaller. Animations are off.
+The layout is made for 80x24 and says so plainly when the terminal is smaller. Animations are off
+and the cursor does not blink (both redraw the screen, which is traffic over SSH).
 """
 
 from __future__ import annotations
