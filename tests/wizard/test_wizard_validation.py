@@ -354,3 +354,25 @@ async def test_found_pair_is_offered_when_other_paths_are_set(home, butterfly_pa
         await until(pilot, lambda: app.state.pem is not None, what="the check of the found pair")
         assert app.screen.query_one("#cert", Input).value == "~/Downloads/Butterfly_SCP_Cert.pem"
         assert "CN=dicomtls-wizard-test-fixture" in text_of(app, "#pem-result")
+
+
+# --- Butterfly Cloud ----------------------------------------------------------------------------------
+
+@pilot_test
+async def test_public_host_fills_the_values_and_is_checked(home, butterfly_pair) -> None:
+    state = vs_state(home)
+    from engine.plan import VirtualServer
+
+    state.virtual_servers = [VirtualServer(name="Butterfly-DICOM-TLS", ip="0.0.0.0", port=2761, service="PACS")]
+    app = WizardApp(state)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_step(pilot, app, 8)
+        assert "Host             <the public IP Butterfly connects to>" in text_of(app, "#values")
+        await type_into(pilot, app, "public-host", "10.0.0.999")
+        await until(pilot, lambda: field_error(app, "public-host") != "", what="the host error")
+        assert "looks like an IPv4 address but is not a valid one" in field_error(app, "public-host")
+        await type_into(pilot, app, "public-host", "198.51.100.7")
+        await until(pilot, lambda: "Host             198.51.100.7" in text_of(app, "#values"))
+        assert field_error(app, "public-host") == ""
+        assert "198.51.100.7:2761 (NAT to this host)" in text_of(app, "#firewall")
+        assert "SCP AET          QLINK" in text_of(app, "#values")

@@ -37,6 +37,7 @@ class StepScreen(Screen[None]):
     """One step. Subclasses set KEY/TITLE and implement compose_body(), and may override commit()."""
 
     KEY = "step"
+    LIVE_FIELDS: tuple[str, ...] = ()
     TITLE = "Step"
     INDEX = 0
     # Keys every terminal passes through SSH and tmux: ctrl+letter and Escape (see app.py on ESCDELAY).
@@ -85,6 +86,8 @@ class StepScreen(Screen[None]):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         """An edited field's old error no longer applies; Next checks it again."""
+        if event.input.id in self.LIVE_FIELDS:
+            return  # the screen checks this one as it is typed
         field = next((a for a in event.input.ancestors if isinstance(a, FormField)), None)
         if field is not None and field.has_class("-error"):
             field.set_error(None)

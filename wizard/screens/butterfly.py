@@ -25,6 +25,7 @@ RUNBOOK_NAME = "dicomtls-runbook.md"
 
 class ButterflyScreen(StepScreen):
     KEY = "butterfly"
+    LIVE_FIELDS = ("public-host",)  # checked as it is typed (_fill)
     TITLE = "Butterfly Cloud: enter these values"
     INDEX = 8
     BINDINGS = [
