@@ -42,7 +42,6 @@ class ApplyScreen(StepScreen):
         yield Static("", id="apply-result")
 
     def on_mount(self) -> None:
-        super().on_mount()
         st = self.state
         plan = st.try_plan()
         if plan is not None and st.applied_for == dump_plan(plan) and st.apply_result is not None:

@@ -68,7 +68,6 @@ class BackendScreen(StepScreen):
         yield Static("", id="pacs-result")
 
     def on_mount(self) -> None:
-        super().on_mount()
         rep = self.state.pacs_report
         ladder = self.query_one(Ladder)
         if rep is not None and self._tested_for == self._current():

@@ -77,6 +77,7 @@ class StepScreen(Screen[None]):
         yield from ()
 
     def on_mount(self) -> None:
+        # Textual also calls this for every subclass that has its own on_mount (after it): no super().
         self.wizard.check_size()
         # A steady cursor: blinking redraws twice a second, which is traffic over a slow SSH link
         # (and noise in snapshots).

@@ -54,7 +54,6 @@ class ButterflyScreen(StepScreen):
         yield Static("", id="runbook-result")
 
     def on_mount(self) -> None:
-        super().on_mount()
         self._fill()
         if self.state.backend == "builtin":
             self._waiting()

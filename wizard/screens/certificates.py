@@ -73,7 +73,6 @@ class CertificatesScreen(StepScreen):
         yield Static(self._result_text(cert, key), id="pem-result")
 
     def on_mount(self) -> None:
-        super().on_mount()
         st = self.state
         need = st.passphrase is not None or st.certificate.passphrase_env is not None or \
             bool(st.pem and st.pem.key_encrypted)

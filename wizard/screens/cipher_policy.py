@@ -54,7 +54,6 @@ class CipherPolicyScreen(StepScreen):
                          id="groups", classes="note")
 
     def on_mount(self) -> None:
-        super().on_mount()
         ol = self.query_one("#policy", OptionList)
         ol.highlighted = NAMES.index(self.chosen)
         ol.focus()

@@ -47,7 +47,6 @@ class EchoScreen(StepScreen):
         yield Static("", id="echo-result")
 
     def on_mount(self) -> None:
-        super().on_mount()
         rep = self.state.echo_report
         if not self.query(Ladder):
             return

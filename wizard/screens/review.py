@@ -58,7 +58,6 @@ class ReviewScreen(StepScreen):
         yield Static("", id="review-verdict")
 
     def on_mount(self) -> None:
-        super().on_mount()
         st = self.state
         try:
             plan = st.build_plan()

@@ -84,7 +84,6 @@ class StartScreen(StepScreen):
                               value=idx == 1)
 
     def on_mount(self) -> None:
-        super().on_mount()
         self._show_ns()
         self.query_one("#backend", RadioSet).focus()
 

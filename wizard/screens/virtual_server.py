@@ -68,7 +68,6 @@ class VirtualServerScreen(StepScreen):
         return self.state.draft(self.KEY).get(widget_id, default)
 
     def on_mount(self) -> None:
-        super().on_mount()
         first_empty = next((i for i in self.query(Input) if not i.value and i.id in ("vs-name", "vs-ip")), None)
         (first_empty or self.query_one("#vs-name", Input)).focus()
 
