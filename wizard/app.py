@@ -187,4 +187,6 @@ def run(plan_path: str | None = None, demo: bool = False, backend: str | None = 
             demo_env.stop()
     if demo_env is not None:
         print(f"Demo files (plan, test pair, runbook, logs) are in {demo_env.home}")
+    if app.return_code:  # Textual's own failure (it has printed the traceback)
+        return 70
     return int(code or 0)
