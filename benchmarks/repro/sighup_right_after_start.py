@@ -18,7 +18,8 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.dicom_sink import SinkHandle
-from tests.reliability.support import start_rig
+from tests.reliability.support import Serve, write_plan
+from tests.support.peers import free_port
 from tests.support.tlsfiles import make_tls_files
 
 
@@ -31,14 +32,20 @@ def main() -> int:
     sink = SinkHandle()
     died = 0
     for i in range(args.tries):
-        rig = start_rig(tmp / f"run{i}", tls, sink.port)  # returns once "started" was logged
-        rig.serve.signal(signal.SIGHUP)
+        folder = tmp / f"run{i}"
+        folder.mkdir()
+        port = free_port()
+        plan = write_plan(folder / "plan.toml", tls.server_cert, tls.server_key, port, sink.port)
+        serve = Serve(plan, folder / "home", port)  # returns once "started" was logged
+        serve.signal(signal.SIGHUP)
         try:
-            rig.serve.event("reloaded", timeout=5)
+            serve.event("reloaded", timeout=5)
+            outcome = "reloaded"
         except AssertionError:
-            died += not rig.serve.alive()
-        rig.serve.stop()
-        print(f"try {i + 1}: {'died (exit %s)' % rig.serve.proc.returncode if rig.serve.proc.returncode == -signal.SIGHUP else 'reloaded'}")
+            outcome = "alive, no reload" if serve.alive() else f"died (exit {serve.proc.poll()})"
+            died += not serve.alive()
+        serve.stop()
+        print(f"try {i + 1}: {outcome}")
     sink.stop()
     print(f"{died} of {args.tries} terminators were killed by a SIGHUP sent right after 'started'")
     return 1 if died else 0
