@@ -22,6 +22,10 @@ MAX_PENDING = 1024  # TCP connections still in handshake / first-PDU stage; more
 HALF_CLOSE_IDLE = 60.0  # after one side has closed, the other may stay silent this long
 BACKEND_DOWN_CONNECT_TIMEOUT = 0.5  # a backend marked down gets one quick dial, so recovery is seen at once
 PROBE_TIMEOUT = 2.0  # health probe connect timeout
+# TCP keepalive on both sides of a live association, so a peer that vanished without a word (power,
+# network) is noticed in about a minute even while the other side keeps the association busy (the
+# idle timeout cannot see that). Probes are empty ACKs.
+KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 15, 10, 4
 
 
 class _Model(BaseModel):

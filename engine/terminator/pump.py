@@ -32,6 +32,7 @@ import struct
 import threading
 import time
 
+from engine.terminator.config import KEEPALIVE_COUNT, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL
 from engine.terminator.pdu import PduTracker
 
 BUF_SIZE = 256 * 1024
@@ -79,6 +80,16 @@ def _was_reset(sock: socket.socket) -> bool:
         return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0] == _TCP_CLOSE
     except (OSError, AttributeError):
         return False
+
+
+def _keepalive(sock: socket.socket) -> None:
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, KEEPALIVE_IDLE)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, KEEPALIVE_INTERVAL)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, KEEPALIVE_COUNT)
+    except (OSError, AttributeError):
+        pass  # not Linux, or not TCP: the idle timeout still ends the association
 
 
 def abort_socket(sock: socket.socket) -> None:
@@ -150,10 +161,13 @@ class Pump:
         tls, be = self.tls, self.backend
         tls.setblocking(False)
         be.setblocking(False)
+        for sock in (tls, be):
+            _keepalive(sock)
         tfd, bfd = tls.fileno(), be.fileno()
         up, down = _Buf(self.buf_size), _Buf(self.buf_size)
         poller = select.poll()
         registered: dict[int, int] = {}
+        parked: set[int] = set()
 
         client_eof = backend_eof = False
         be_shut = tls_shut = False
@@ -315,8 +329,10 @@ class Pump:
                 abort_socket(tls)
                 return "idle_timeout"
 
-            # What each socket waits for; a side with nothing to wait for is not polled (poll would
-            # report its HUP forever and spin).
+            # What each socket waits for. A socket with nothing to wait for stays registered with no
+            # events, so poll() still reports its errors: a client that resets while the PACS is not
+            # reading (or the reverse) must end the association now, not at the idle timeout. Only an
+            # orderly hang-up we cannot act on yet is parked (poll would report it forever and spin).
             want = {tfd: 0, bfd: 0}
             if not client_eof and up.space() and tls_rd_wait:
                 want[tfd] |= tls_rd_wait
@@ -327,12 +343,15 @@ class Pump:
             if len(up) and be_wr_wait:
                 want[bfd] |= _OUT
             for fd, ev in want.items():
-                if ev and registered.get(fd) != ev:
+                if ev:
+                    parked.discard(fd)
+                if fd in parked:
+                    if fd in registered:
+                        poller.unregister(fd)
+                        del registered[fd]
+                elif registered.get(fd) != ev:
                     poller.register(fd, ev)
                     registered[fd] = ev
-                elif not ev and fd in registered:
-                    poller.unregister(fd)
-                    del registered[fd]
             if not registered:
                 if moved:
                     continue
@@ -343,6 +362,17 @@ class Pump:
             # When bytes moved, only peek (timeout 0) so waits are refreshed without sleeping.
             events = poller.poll(0 if moved else min(remaining, 1.0) * 1000)
             for fd, ev in events:
+                if not want[fd] and ev & _ERR:
+                    # POLLERR: a reset or a keepalive timeout. A bare POLLHUP is an orderly close of both
+                    # directions (a FIN after ours), which the reader meets as EOF in due course.
+                    if ev & select.POLLERR:
+                        if self._abort_reason:
+                            break
+                        abort_socket(be)
+                        abort_socket(tls)
+                        return "client_reset" if fd == tfd else "backend_reset"
+                    parked.add(fd)  # an orderly hang-up: seen when we next read that side
+                    continue
                 if fd == tfd:
                     if ev & (_IN | _ERR):
                         if tls_rd_wait == _IN:

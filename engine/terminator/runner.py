@@ -46,6 +46,10 @@ def running_pid(state: StateFiles) -> int | None:
 def serve(plan_path: str | os.PathLike[str], passphrase_env: str | None = None,
           stream: IO[str] | None = None) -> int:
     """Run until SIGTERM/SIGINT; SIGHUP reloads the plan. Returns the exit code."""
+    # From the first instruction on, a SIGHUP (systemd ExecReload, `dicomtls apply`) must not kill us
+    # with its default action: remember it, and reload once the terminator is up.
+    early: list[int] = []
+    signal.signal(signal.SIGHUP, lambda signum, frame: early.append(signum))
     path = Path(plan_path).expanduser().resolve()
     plan = load_plan(path)
     if plan.backend != "builtin":
@@ -58,19 +62,23 @@ def serve(plan_path: str | os.PathLike[str], passphrase_env: str | None = None,
                         f"stop it first (kill {other} / systemctl stop), or reload it with kill -HUP {other}")
     prepared = prepare(plan, _passphrase(plan, passphrase_env), path)
     events = EventLog(stream if stream is not None else sys.stderr)
-    return asyncio.run(_serve(path, prepared, passphrase_env, events))
+    return asyncio.run(_serve(path, prepared, passphrase_env, events, early))
 
 
-async def _serve(path: Path, prepared: Prepared, passphrase_env: str | None, events: EventLog) -> int:
+async def _serve(path: Path, prepared: Prepared, passphrase_env: str | None, events: EventLog,
+                 early: list[int]) -> int:
     loop = asyncio.get_running_loop()
     state = prepared.state
-    paths.ensure_private_dir(state.dir)
-    term = Terminator(prepared.runtime, prepared.context, events)
-    await term.start()
-    prepared.write()  # installed only once its listeners are bound
-    state.pid.write_text(f"{os.getpid()}\n")
     stop = asyncio.Event()
     reloads: set[asyncio.Task] = set()
+    started = asyncio.Event()
+    # Signal handlers before anything else can take time; a reload asked for during start-up waits
+    # until the listeners are up, a stop is honoured right after.
+    loop.add_signal_handler(signal.SIGHUP, lambda: on_hup())
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    paths.ensure_private_dir(state.dir)
+    term = Terminator(prepared.runtime, prepared.context, events)
 
     async def reload() -> None:
         try:
@@ -86,14 +94,21 @@ async def _serve(path: Path, prepared: Prepared, passphrase_env: str | None, eve
         if await term.reload(new.runtime, new.context):
             new.write()
 
+    async def reload_when_started() -> None:
+        await started.wait()
+        await reload()
+
     def on_hup() -> None:
-        t = loop.create_task(reload())
+        t = loop.create_task(reload_when_started())
         reloads.add(t)
         t.add_done_callback(reloads.discard)
 
-    loop.add_signal_handler(signal.SIGHUP, on_hup)
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGINT, stop.set)
+    if early:
+        on_hup()
+    await term.start()
+    prepared.write()  # installed only once its listeners are bound
+    state.pid.write_text(f"{os.getpid()}\n")
+    started.set()
     try:
         await stop.wait()
         await term.shutdown()

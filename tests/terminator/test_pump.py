@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import pytest
 
 from engine.ciphers import POLICIES
+from engine.terminator.config import KEEPALIVE_IDLE
 from engine.terminator.pump import BUF_SIZE, Pump
 from engine.terminator.tlsserver import FFDHE2048_PEM, server_context
 from engine.tlsctx import client_context
@@ -295,3 +296,74 @@ def test_many_small_round_trips_are_not_delayed(rig):
         r.pacs.sendall(msg)
         assert _recv_exact(r.client, 4) == msg
     assert time.monotonic() - t < 4.0
+
+
+class _Pusher(threading.Thread):
+    """Sends until told to stop, never left blocked in a send: closing a socket that another thread
+    is blocked sending on does not really close it (the kernel keeps it for that send), so no RST."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__(daemon=True)
+        self.sock, self.stop = sock, threading.Event()
+        sock.settimeout(0.1)
+
+    def run(self) -> None:
+        view = memoryview(BLOCK)
+        while not self.stop.is_set():
+            try:
+                self.sock.sendall(view[:65536])
+            except (TimeoutError, ssl.SSLWantWriteError):
+                continue
+            except OSError:
+                return
+
+    def halt(self) -> None:
+        self.stop.set()
+        self.join(10)
+
+
+def _stalled_down(pump: Pump) -> int:
+    a = pump.bytes_down
+    time.sleep(0.3)  # the observation window of a stall, not a readiness wait
+    return a if pump.bytes_down == a else 0
+
+
+def test_a_client_reset_is_seen_while_the_pacs_is_not_reading(rig):
+    """Found by the reliability tests: with the client->PACS buffer full the pump stopped watching
+    the client, so a vanished client held its PACS connection until the idle timeout."""
+    r = rig(idle=600)
+    pusher = _Pusher(r.client)
+    pusher.start()
+    wait_for(lambda: r.pump.bytes_up > 0, 10, "first bytes")
+    wait_for(lambda: _stalled(r.pump), 20, "the pump to be held back by a PACS that does not read")
+    pusher.halt()
+    t = time.monotonic()
+    _linger0_close(r.client)
+    assert r.wait_end(10) == "client_reset"
+    assert time.monotonic() - t < 2
+    r.pacs.settimeout(10)
+    with pytest.raises(ConnectionResetError):
+        while r.pacs.recv(1 << 20):
+            pass
+
+
+def test_a_pacs_reset_is_seen_while_the_client_is_not_reading(rig):
+    r = rig(idle=600)
+    pusher = _Pusher(r.pacs)
+    pusher.start()
+    wait_for(lambda: r.pump.bytes_down > 0, 10, "first bytes")
+    wait_for(lambda: _stalled_down(r.pump), 20, "the pump to be held back by a client that does not read")
+    pusher.halt()
+    t = time.monotonic()
+    _linger0_close(r.pacs)
+    assert r.wait_end(10) == "backend_reset"
+    assert time.monotonic() - t < 2
+
+
+def test_both_sockets_get_tcp_keepalive(rig):
+    r = rig()
+    r.client.sendall(b"x")
+    assert _recv_exact(r.pacs, 1) == b"x"
+    for s in (r.pump.tls, r.pump.backend):
+        assert s.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        assert s.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == KEEPALIVE_IDLE

@@ -17,8 +17,8 @@ import pytest
 
 from engine.terminator.control import query_status
 from tests.support.peers import tls_files  # noqa: F401 (fixture)
-from tests.terminator.helpers import (LOOPBACK, assoc_rq, backend, free_port, peer_fingerprint, serve_process,
-                                      tls_connect, wait_for, write_plan)
+from tests.terminator.helpers import (LOOPBACK, ServeProcess, assoc_rq, backend, free_port, peer_fingerprint,
+                                      serve_process, tls_connect, wait_for, write_plan)
 
 CHUNK = os.urandom(1 << 20)
 
@@ -179,3 +179,23 @@ def test_the_drain_deadline_cuts_what_does_not_finish(tmp_path, tls_files):  # n
             never.set()
             stuck.join(10)
             assert stuck.ok is False  # it was cut, and noticed
+
+
+def test_a_sighup_right_after_start_reloads_and_does_not_kill(tmp_path, tls_files):  # noqa: F811
+    """Found by the reliability tests: "started" was logged before the SIGHUP handler existed, so a
+    reload asked for at once (systemd ExecReload, apply right after serve came up) ended the service."""
+    with backend() as pacs:
+        for i in range(3):
+            folder = tmp_path / f"run{i}"
+            folder.mkdir()
+            plan = write_plan(folder, tls_files.server_cert, tls_files.server_key,
+                              [{"name": "PACS", "host": LOOPBACK, "port": pacs.port}],
+                              [{"name": "store", "port": free_port(), "service": "PACS"}])
+            sp = ServeProcess(plan, folder / "home")
+            try:
+                sp.event("started")
+                sp.proc.send_signal(signal.SIGHUP)
+                assert sp.event("reloaded")["generation"] == 2
+                assert sp.proc.poll() is None
+            finally:
+                assert sp.stop() == 0
