@@ -1,6 +1,6 @@
 """Our terminator beside stunnel and HAProxy, on loopback, in one run.
 
-    .venv/bin/python benchmarks/run.py            # full run (about 10 minutes on 2 cores)
+    .venv/bin/python benchmarks/run.py            # full run (about 9 minutes on 2 cores)
     .venv/bin/python benchmarks/run.py --quick    # smoke run (about 2 minutes)
     .venv/bin/python benchmarks/run.py --only bulk,handshakes --save /tmp/bench.md
 
@@ -415,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg.hs_seconds = 3.0 if quick else 8.0
     cfg.conns = cfg.conns or (300 if quick else 1000)
     cfg.assoc_seconds = 10.0 if quick else 30.0
-    cfg.assoc_rounds = 1
+    cfg.assoc_rounds = 1 if quick else 2
     if cfg.ours_cap is None:
         cfg.ours_cap = cfg.conns + 100
     only = [s.strip() for s in (cfg.only or ",".join(SCENARIOS)).split(",") if s.strip()]
