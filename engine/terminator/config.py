@@ -17,7 +17,9 @@ from engine import paths
 from engine.plan import Plan
 
 # Limits that are not plan settings: they protect the process, not the site's policy.
-MAX_ASSOCIATIONS = 256  # live associations (one pump thread each); more get a transient reject
+# Live associations (one pump thread each, up to 512 KiB of buffers while bulk data flows); more get
+# a transient reject (2/3/2, local limit exceeded). A Butterfly site has a handful.
+MAX_ASSOCIATIONS = 1024
 MAX_PENDING = 1024  # TCP connections still in handshake / first-PDU stage; more are closed at once
 HALF_CLOSE_IDLE = 60.0  # after one side has closed, the other may stay silent this long
 BACKEND_DOWN_CONNECT_TIMEOUT = 0.5  # a backend marked down gets one quick dial, so recovery is seen at once

@@ -360,7 +360,8 @@ class Pump:
                 self._close_both()
                 return "closed"
             # When bytes moved, only peek (timeout 0) so waits are refreshed without sleeping.
-            events = poller.poll(0 if moved else min(remaining, 1.0) * 1000)
+            # abort() wakes this poll by shutting the sockets down; the cap only bounds a missed wake-up.
+            events = poller.poll(0 if moved else min(remaining, 30.0) * 1000)
             for fd, ev in events:
                 if not want[fd] and ev & _ERR:
                     # POLLERR: a reset or a keepalive timeout. A bare POLLHUP is an orderly close of both

@@ -121,6 +121,7 @@ class Terminator:
         self.listeners: dict[str, Listener] = {}
         self.health: dict[str, Health] = {}
         self.live: dict[int, Live] = {}
+        self.admitting = 0  # associations past the gate, PACS being dialled
         self.pending: set[asyncio.Task] = set()
         self.handlers: set[asyncio.Task] = set()
         self.counters = {"connections": 0, "associations": 0, "rejected": 0, "probes": 0, "tls_failures": 0,
@@ -339,20 +340,25 @@ class Terminator:
             if lc.allowed_calling_aes and rq.calling_ae not in lc.allowed_calling_aes:
                 raise _Reject("calling_ae_refused", f"calling AE {rq.calling_ae!r} is not in allowed_calling_aes",
                               pdu.associate_rj(*pdu.RJ_CALLING_AE_NOT_RECOGNIZED))
-            if len(self.live) >= MAX_ASSOCIATIONS:
+            # Associations being dialled hold a slot too, or concurrent arrivals would overshoot the cap.
+            if len(self.live) + self.admitting >= MAX_ASSOCIATIONS:
                 raise _Reject("too_many_associations", f"{MAX_ASSOCIATIONS} associations are live",
                               pdu.associate_rj(*pdu.RJ_LOCAL_LIMIT_EXCEEDED))
             if self.draining:
                 raise _Reject("draining", "the terminator is shutting down",
                               pdu.associate_rj(*pdu.RJ_TEMPORARY_CONGESTION))
-            backend = await self._dial(cfg, lc.service, rec)
+            self.admitting += 1
             try:
-                await asyncio.wait_for(asyncio.get_running_loop().sock_sendall(backend, rq_bytes),
-                                       cfg.connect_timeout)
-            except (OSError, asyncio.TimeoutError) as exc:
-                abort_socket(backend)
-                raise _Reject("backend_failed", f"the PACS closed before taking the A-ASSOCIATE-RQ: {exc}",
-                              pdu.associate_rj(*pdu.RJ_TEMPORARY_CONGESTION)) from None
+                backend = await self._dial(cfg, lc.service, rec)
+                try:
+                    await asyncio.wait_for(asyncio.get_running_loop().sock_sendall(backend, rq_bytes),
+                                           cfg.connect_timeout)
+                except (OSError, asyncio.TimeoutError) as exc:
+                    abort_socket(backend)
+                    raise _Reject("backend_failed", f"the PACS closed before taking the A-ASSOCIATE-RQ: {exc}",
+                                  pdu.associate_rj(*pdu.RJ_TEMPORARY_CONGESTION)) from None
+            finally:
+                self.admitting -= 1  # from here to self.live[...] below there is no await
         except _Reject as rj:
             self._count_reject(lst)
             rec.update(end=rj.end, detail=rj.detail)

@@ -181,3 +181,46 @@ def test_a_valid_associate_rq_does_reach_the_pacs(rig):
     assert rec["calling_ae"] == "BUTTERFLY" and rec["called_ae"] == "PACS" and rec["outcome"] == "no_answer"
     assert rec["bytes_from_client"] == len(rq) and rec["cipher"] == "ECDHE-RSA-AES128-GCM-SHA256"
     wait_for(lambda: [n for n in pacs.received if n] == [len(rq)], 5, "the PACS to get exactly the RQ")
+
+
+def test_the_association_cap_is_exact_under_concurrent_arrivals(tmp_path, tls_files, monkeypatch):  # noqa: F811
+    """Found by the benchmarks: the cap was checked before the awaits that admit an association."""
+    import threading
+
+    import engine.terminator.server as server
+
+    monkeypatch.setattr(server, "MAX_ASSOCIATIONS", 5)
+    with backend("discard") as pacs:
+        port = free_port()
+        plan = write_plan(tmp_path, tls_files.server_cert, tls_files.server_key,
+                          [{"name": "PACS", "host": LOOPBACK, "port": pacs.port}],
+                          [{"name": "store", "port": port, "service": "PACS"}], builtin={"health_interval": 3600.0})
+        with terminator(plan) as (handle, records):
+            socks = [tls_connect(port) for _ in range(20)]
+            go = threading.Barrier(len(socks))
+
+            def send(s):
+                go.wait()
+                s.sendall(assoc_rq())
+
+            threads = [threading.Thread(target=send, args=(s,)) for s in socks]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(10)
+            wait_for(lambda: len([r for r in records if r.get("end") == "too_many_associations"]) == 15, 10,
+                     "15 rejects")
+            assert len(handle.status()["associations"]) == 5
+            rj = [s for s in socks if decode_pdu(recv_all_nonblocking(s))[0] == pdu.ASSOCIATE_RJ]
+            assert len(rj) == 15
+            for s in socks:
+                s.close()
+
+
+def recv_all_nonblocking(s) -> bytes:
+    """What a rejected client got (an admitted one gets nothing: six zero bytes stand for that)."""
+    s.settimeout(0.2)
+    try:
+        return recv_all(s) or b"\0" * 6
+    except (TimeoutError, OSError):
+        return b"\0" * 6
