@@ -180,12 +180,7 @@ def start_rig(folder: Path, tls_files: Any, backend_port: int, **plan_kw: Any) -
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
     plan = write_plan(folder / "plan.toml", tls_files.server_cert, tls_files.server_key, port, backend_port, **plan_kw)
-    serve = Serve(plan, folder / "home", port)
-    # serve writes its pid file just before it installs its signal handlers ("started" comes earlier,
-    # see benchmarks/repro/sighup_right_after_start.py): tests that signal it wait for the file.
-    pid_file = folder / "state" / "serve.pid"
-    wait_for(lambda: pid_file.exists() and pid_file.read_text().strip() == str(serve.pid), 10, "serve.pid")
-    return Rig(serve, plan, port, backend_port, folder)
+    return Rig(Serve(plan, folder / "home", port), plan, port, backend_port, folder)
 
 
 # --- clients -----------------------------------------------------------------------------------------

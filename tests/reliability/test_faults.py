@@ -1,5 +1,6 @@
 """Faults around `dicomtls serve` (a real subprocess): the PACS killed mid-transfer, refusing, or
-reading 1 byte per second; clients vanishing mid-PDU; a reload with broken plans; SIGTERM drains.
+reading 1 byte per second; clients vanishing mid-PDU or while the PACS is stalled; a reload with
+broken plans; SIGHUP right after start; SIGTERM drains.
 Each test names what the sender sees, what the terminator logs, and what it must not leak."""
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import pytest
 
 from benchmarks import dul
 from benchmarks.dicom_sink import SinkHandle
-from tests.reliability.support import (IDLE_THREADS, REPO, abort_close, echo_once, start_rig, tls_connect, wait_for,
-                                       write_plan)
+from tests.reliability.support import (IDLE_THREADS, REPO, Serve, abort_close, echo_once, start_rig, tls_connect,
+                                       wait_for, write_plan)
 from tests.support.peers import LOOPBACK, free_port, tls_files  # noqa: F401 (fixture)
 from tests.support.tlsfiles import fingerprint_of
 
@@ -207,6 +208,28 @@ def test_pacs_reading_one_byte_per_second_keeps_terminator_memory_bounded(tmp_pa
         rig.serve.stop()
 
 
+def test_client_vanishing_while_the_pacs_is_stalled_ends_the_association(tmp_path, tls_files):  # noqa: F811
+    """The PACS reads 1 byte/s and the client, held back, resets its connection: within 10 s the
+    terminator logs the association as client_reset and closes both of its sockets (not at the idle
+    timeout, 15 min by default)."""
+    pacs = SlowPacs()
+    rig = start_rig(tmp_path, tls_files, pacs.port, builtin={"drain_timeout": 1})
+    try:
+        s = _associate(rig.port)
+        pusher = Pusher(s)
+        samples: list[int] = []
+        wait_for(lambda: samples.append(pusher.sent) or (len(samples) > 8 and samples[-1] == samples[-9]), 30,
+                 "the sender to be held back", interval=0.25)
+        socks = rig.serve.sockets()
+        abort_close(s)
+        rec = rig.serve.event("association", timeout=10)
+        assert rec["end"] == "client_reset", rec
+        wait_for(lambda: rig.serve.sockets() <= socks - 2, 5, "both sockets of the association closed")
+    finally:
+        pacs.close()
+        rig.serve.stop()
+
+
 def test_clients_vanishing_mid_pdu_close_the_pacs_side_and_leak_no_descriptors(tmp_path, tls_files):  # noqa: F811
     """40 clients associate, send half a P-DATA-TF, and vanish (20 with RST, 20 with a bare FIN): the
     PACS sees every backend connection closed, the terminator's descriptors return to their
@@ -341,4 +364,26 @@ def test_sigterm_cuts_what_outlives_the_drain_timeout(tmp_path, tls_files):  # n
         s.close()
     finally:
         rig.serve.stop()
+        sink.stop()
+
+
+def test_sighup_right_after_start_reloads_and_never_kills(tmp_path, tls_files):  # noqa: F811
+    """5 times: start serve, send SIGHUP the moment it has logged "started": it reloads and stays up
+    (a systemd ExecReload or `dicomtls apply` can come that early)."""
+    sink = SinkHandle()
+    try:
+        for i in range(5):
+            folder = tmp_path / f"run{i}"
+            folder.mkdir()
+            port = free_port()
+            plan = write_plan(folder / "plan.toml", tls_files.server_cert, tls_files.server_key, port, sink.port)
+            serve = Serve(plan, folder / "home", port)  # returns as soon as "started" is logged
+            try:
+                serve.signal(signal.SIGHUP)
+                assert serve.event("reloaded", timeout=10)["generation"] == 2
+                assert serve.alive()
+                assert echo_once(port, 1.0) < 1.0
+            finally:
+                serve.stop()
+    finally:
         sink.stop()
