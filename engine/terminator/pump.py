@@ -25,6 +25,7 @@ or A-ABORT, when the client has nothing left to send.
 from __future__ import annotations
 
 import errno
+import mmap
 import select
 import socket
 import ssl
@@ -46,12 +47,18 @@ _TCP_CLOSE = 7  # include/net/tcp_states.h
 
 
 class _Buf:
-    """A fixed buffer: data lives in [start, end); reads append at end."""
+    """A fixed buffer: data lives in [start, end); reads append at end.
+
+    An anonymous mmap, not a bytearray: CPython zero-fills a bytearray, so all of it is resident from
+    the start (two 256 KiB buffers x 1,000 idle associations = 600 MB); the kernel commits an mmap's
+    pages only when touched, so an echoing association costs a few KiB and a bulk one the full size
+    (benchmarks/repro/pump_buffers_resident.py).
+    """
 
     __slots__ = ("buf", "mv", "start", "end")
 
     def __init__(self, size: int) -> None:
-        self.buf = bytearray(size)
+        self.buf = mmap.mmap(-1, size)
         self.mv = memoryview(self.buf)
         self.start = self.end = 0
 
@@ -69,7 +76,7 @@ class _Buf:
     def compact(self) -> None:
         if self.start:
             n = self.end - self.start
-            self.buf[:n] = self.mv[self.start:self.end]
+            self.buf.move(0, self.start, n)
             self.start, self.end = 0, n
 
 
