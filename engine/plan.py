@@ -122,16 +122,69 @@ class CipherPolicy(_Model):
         return v
 
 
-class Service(_Model):
-    name: str
+class Member(_Model):
+    """One server of a PACS that listens on several addresses (a cluster, or a primary and a standby)."""
+
     host: str
     port: int = DEFAULT_PACS_PORT
-    ae_title: str
 
-    _name = field_validator("name")(check_name)
     _host = field_validator("host")(check_host)
     _port = field_validator("port", mode="before")(check_port)
+
+    @property
+    def address(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+class Service(_Model):
+    """A DICOM server that receives the studies. With `members`, several servers share the AE title:
+    the NetScaler backend makes a service group of them, the built-in terminator balances across the
+    healthy ones. `host`/`port` are then the first member (and may be left out)."""
+
+    name: str
+    host: str = ""
+    port: int = DEFAULT_PACS_PORT
+    ae_title: str
+    members: list[Member] = Field(default_factory=list)
+
+    _name = field_validator("name")(check_name)
+    _port = field_validator("port", mode="before")(check_port)
     _ae = field_validator("ae_title")(check_ae_title)
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, v: str) -> str:
+        return check_host(v) if v.strip() else ""
+
+    @model_validator(mode="after")
+    def _targets(self) -> Service:
+        if not self.members:
+            if not self.host:
+                raise ValueError("host is missing; add `host = \"10.0.0.5\"` (the PACS's IP address or host name), "
+                                 "or a `members` list")
+            return self
+        seen = set()
+        for i, m in enumerate(self.members):
+            if (m.host, m.port) in seen:
+                raise ValueError(f"members[{i}] = {m.address} is listed twice; remove one")
+            seen.add((m.host, m.port))
+        first = self.members[0]
+        if not self.host:
+            # Set without re-validating (validate_assignment would recurse into this validator).
+            self.__dict__["host"], self.__dict__["port"] = first.host, first.port
+        elif (self.host, self.port) not in seen:
+            raise ValueError(f"host = {self.host!r}, port = {self.port}: not one of the members; with `members`, "
+                             "leave host and port out (or make them the first member)")
+        return self
+
+    @property
+    def targets(self) -> list[Member]:
+        """Every server of this PACS, in the plan's order (one, unless `members` lists more)."""
+        return list(self.members) if self.members else [Member(host=self.host, port=self.port)]
+
+    @property
+    def is_group(self) -> bool:
+        return len(self.targets) > 1
 
 
 class VirtualServer(_Model):
@@ -333,7 +386,12 @@ def explain(err: ValidationError) -> list[str]:
             lines.append(f"{key} = {value!r}: must be one of {e['ctx']['expected']}")
         elif kind == "value_error":
             msg = str(e["ctx"]["error"]) if "ctx" in e else e["msg"]
-            lines.append(msg if not key else f"{key} = {value!r}: {msg}")
+            if not key:
+                lines.append(msg)
+            elif isinstance(value, dict):  # a table-level check: its message names the keys itself
+                lines.append(f"{key}.{msg}" if re.match(r"(host|members)\b", msg) else f"{key}: {msg}")
+            else:
+                lines.append(f"{key} = {value!r}: {msg}")
         else:
             lines.append(f"{key} = {value!r}: {_TYPE_HINTS.get(kind) or e['msg']}")
     return lines
@@ -414,5 +472,7 @@ def _toml(v: Any) -> str:
         return repr(v)
     if isinstance(v, list):
         return "[" + ", ".join(_toml(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(x)}" for k, x in v.items()) + " }"
     s = str(v).replace("\\", "\\\\").replace('"', '\\"')
     return f'"{s}"'

@@ -265,3 +265,45 @@ def test_bom_is_tolerated(tmp_path):
 def test_dump_is_stable_toml():
     plan = parse(SEED)
     assert parse(dump_plan(plan)).model_dump() == plan.model_dump()
+
+
+MEMBERS = SEED.replace('host = "10.0.0.5"\nport = 104\n',
+                       'members = [{ host = "10.0.0.5" }, { host = "10.0.0.6", port = 4104 }]\n')
+
+
+def test_members_make_a_group_and_host_defaults_to_the_first():
+    assert MEMBERS != SEED
+    svc = parse(MEMBERS).service[0]
+    assert svc.is_group
+    assert [m.address for m in svc.targets] == ["10.0.0.5:104", "10.0.0.6:4104"]
+    assert (svc.host, svc.port) == ("10.0.0.5", 104)
+    single = parse(SEED).service[0]
+    assert not single.is_group and [m.address for m in single.targets] == ["10.0.0.5:104"]
+
+
+def test_members_round_trip_through_save(tmp_path):
+    plan = parse(MEMBERS)
+    again = parse(dump_plan(plan))
+    assert [m.address for m in again.service[0].targets] == ["10.0.0.5:104", "10.0.0.6:4104"]
+
+
+@pytest.mark.parametrize("members, expect", [
+    ('[{ host = "10.0.0.5" }, { host = "10.0.0.5" }]', "service[0].members[1] = 10.0.0.5:104 is listed twice"),
+    ('[{ host = "10.0.0.999" }]', "service[0].members[0].host = '10.0.0.999': looks like an IPv4 address"),
+    ('[{ host = "10.0.0.5", port = 0 }]', "service[0].members[0].port = 0: must be from 1 to 65535"),
+    ('[{ ip = "10.0.0.5" }]', "service[0].members[0].ip: unknown key"),
+])
+def test_member_rules(members, expect):
+    text = SEED.replace('host = "10.0.0.5"\nport = 104\n', f"members = {members}\n")
+    assert any(p.startswith(expect) for p in problems(text)), problems(text)
+
+
+def test_host_must_be_a_member_when_both_are_given():
+    text = SEED.replace('port = 104\n', 'port = 104\nmembers = [{ host = "10.0.0.6" }, { host = "10.0.0.7" }]\n')
+    assert problems(text) == ["service[0].host = '10.0.0.5', port = 104: not one of the members; with `members`, "
+                              "leave host and port out (or make them the first member)"]
+
+
+def test_service_needs_a_host_or_members():
+    text = SEED.replace('host = "10.0.0.5"\n', "")
+    assert problems(text)[0].startswith("service[0].host is missing; add `host = ")
