@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -68,10 +69,13 @@ class BuiltinBackend:
                                 else None, settings, ", ".join(f"{k}={v:g}" for k, v in settings.items())))
         have_svcs = {s.name: s for s in installed.services} if installed else {}
         for s in plan.service:
-            want = {"host": s.host, "port": s.port, "ae_title": s.ae_title}
+            # The members, in order, stand for host/port (the first member): one field, read as old -> new.
+            members = ", ".join(m.address for m in s.targets)
+            want = {"members": members, "ae_title": s.ae_title}
             have = have_svcs.get(s.name)
-            changes.append(_compare("service", s.name, have.model_dump(include=set(want)) if have else None, want,
-                                    f"PACS {s.ae_title} at {s.host}:{s.port}"))
+            changes.append(_compare("service", s.name, {"members": ", ".join(m.address for m in have.members),
+                                                        "ae_title": have.ae_title} if have else None, want,
+                                    f"PACS {s.ae_title} at {members}"))
         have_lst = {v.name: v for v in installed.listeners} if installed else {}
         live_addrs = {(lst["ip"], lst["port"]) for lst in live["listeners"]} if live else set()
         for v in plan.virtual_server:
@@ -248,14 +252,19 @@ class BuiltinBackend:
             st.items.append(StatusItem(kind="listener", name=lst["name"], state=lst["state"],
                                        detail={"address": f"{lst['ip']}:{lst['bound_port']}", "role": lst["role"],
                                                "service": lst["service"], "live": lst["live"], **lst["counters"]}))
+        per_service = Counter(svc["service"] for svc in live["services"])
         for svc in live["services"]:
-            st.items.append(StatusItem(kind="service", name=svc["service"], state=svc["state"].upper(),
-                                       detail={"address": f"{svc['host']}:{svc['port']}", "detail": svc["detail"],
-                                               "failures": svc["failures"]}))
+            address = _address(svc["host"], svc["port"])
+            # A PACS on several servers: one line per member, named by its address.
+            name = svc["service"] if per_service[svc["service"]] == 1 else f"{svc['service']} {address}"
+            st.items.append(StatusItem(kind="service", name=name, state=svc["state"].upper(),
+                                       detail={"address": address, "detail": svc["detail"],
+                                               "failures": svc["failures"], "live": svc.get("live", 0)}))
         for a in live["associations"]:
             st.items.append(StatusItem(kind="association", name=a["client"], state="live",
-                                       detail={k: a[k] for k in ("listener", "calling_ae", "called_ae", "seconds",
-                                                                 "bytes_from_client", "bytes_to_client")}))
+                                       detail={k: a[k] for k in ("listener", "calling_ae", "called_ae", "backend",
+                                                                 "seconds", "bytes_from_client", "bytes_to_client")
+                                               if k in a}))
         return st
 
     def close(self) -> None:
@@ -270,6 +279,10 @@ def _compare(kind: str, name: str, have: dict | None, want: dict, summary: str) 
     fields = {k: (have.get(k), v) for k, v in want.items() if have.get(k) != v}
     return Change(kind=kind, name=name, action=Action.UPDATE if fields else Action.UNCHANGED, summary=summary,
                   fields=fields)
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _port_problem(ip: str, port: int) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from engine import paths
 from engine.plan import Plan
@@ -44,11 +44,30 @@ class ListenerConfig(_Model):
     allowed_clients: list[str] = Field(default_factory=list)
 
 
+class MemberConfig(_Model):
+    host: str
+    port: int
+
+    @property
+    def address(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
 class ServiceConfig(_Model):
+    """A PACS: every server it runs on (`members`, in the plan's order); host/port are the first,
+    kept so that runtime.json files written before members existed still read (they fill members)."""
+
     name: str
     host: str
     port: int
     ae_title: str
+    members: list[MemberConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_member_at_least(self) -> ServiceConfig:
+        if not self.members:
+            self.members = [MemberConfig(host=self.host, port=self.port)]
+        return self
 
 
 class RuntimeConfig(_Model):
@@ -120,7 +139,9 @@ def runtime_from_plan(plan: Plan, cert_file: Path, key_file: Path, dh_file: Path
         listeners=[ListenerConfig(name=v.name, ip=v.ip, port=v.port, role=v.role, service=v.service,
                                   allowed_calling_aes=list(v.allowed_calling_aes),
                                   allowed_clients=list(v.allowed_clients)) for v in plan.virtual_server],
-        services=[ServiceConfig(name=s.name, host=s.host, port=s.port, ae_title=s.ae_title) for s in plan.service],
+        services=[ServiceConfig(name=s.name, host=s.host, port=s.port, ae_title=s.ae_title,
+                                members=[MemberConfig(host=m.host, port=m.port) for m in s.targets])
+                  for s in plan.service],
         handshake_timeout=b.handshake_timeout, connect_timeout=b.connect_timeout, idle_timeout=b.idle_timeout,
         drain_timeout=b.drain_timeout, health_interval=b.health_interval, status_port=b.status_port,
         state_dir=str(state_dir), plan_path=str(plan_path) if plan_path else None,

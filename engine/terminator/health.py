@@ -1,11 +1,12 @@
-"""Backend (PACS) health: a periodic connect-then-RST probe per service, plus passive results.
+"""Backend (PACS) health: a periodic connect-then-RST probe per PACS server (each member of a
+service), plus passive results from real dials.
 
 The probe opens a TCP connection and closes it at once with SO_LINGER 0, so the PACS gets a RST,
 not a FIN, and the prober keeps no TIME_WAIT. It is the closest an unprivileged process gets to
 the NetScaler's half-open RESET monitor; unlike a true half-open probe the PACS application does
 accept the connection (DCMTK/Orthanc log an empty association at INFO level:
 ../shared/research/terminators.md §5.2). To keep it infrequent, a probe is skipped while real
-associations to that service keep succeeding (passive results count as probes).
+associations to that server keep succeeding (passive results count as probes).
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ async def probe(host: str, port: int, timeout: float) -> tuple[bool, str]:
 
 @dataclass
 class Health:
-    """One service's health as the terminator sees it."""
+    """One PACS server's health as the terminator sees it (a service has one per member)."""
 
     service: str
     host: str
@@ -75,6 +76,10 @@ class Health:
     last_ok: float = 0.0  # monotonic time of the last successful probe or dial
     probes: int = 0
     failures: int = 0
+
+    @property
+    def address(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
     @property
     def down(self) -> bool:

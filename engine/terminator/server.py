@@ -3,7 +3,8 @@
 Control plane on asyncio (accept, handshake with a deadline, allowlists, the A-ASSOCIATE-RQ gate,
 health probes, reload, drain, status); the bytes of a live association move in a pump thread
 (pump.py). The PACS is dialled only after a complete, well-formed A-ASSOCIATE-RQ has arrived over
-TLS, so port scanners, load-balancer probes and idle TLS clients never reach it.
+TLS, so port scanners, load-balancer probes and idle TLS clients never reach it. A PACS on several
+servers (a service's members): the least busy one not marked down, the next one if the dial fails.
 
 Every connection that sent anything ends in exactly one JSON "association" record (events.py);
 connections that close without sending a byte (TCP probes) are only counted.
@@ -18,6 +19,7 @@ import socket
 import ssl
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from itertools import count
 from typing import Any
@@ -34,6 +36,9 @@ from engine.terminator.health import why as reason
 from engine.terminator.pump import Pump, abort_socket
 
 LISTEN_BACKLOG = 512
+
+# A PACS server: (host, port). Health is kept per (service, host, port), load per server.
+Server = tuple[str, int]
 
 
 class _Reject(Exception):
@@ -79,9 +84,11 @@ class Live:
     cipher: str
     started: float
     pump: Pump
+    backend: str = ""  # the PACS server (member) it was dialled to, host:port
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "client": self.client, "listener": self.listener, "service": self.service,
+                "backend": self.backend,
                 "calling_ae": self.calling_ae, "called_ae": self.called_ae, "tls_version": self.tls_version,
                 "cipher": self.cipher, "started": self.started, "seconds": round(time.time() - self.started, 3),
                 "bytes_from_client": self.pump.bytes_up, "bytes_to_client": self.pump.bytes_down}
@@ -119,7 +126,8 @@ class Terminator:
         self.events = events
         self.gen = Generation(1, config, context)
         self.listeners: dict[str, Listener] = {}
-        self.health: dict[str, Health] = {}
+        self.health: dict[tuple[str, str, int], Health] = {}  # (service, host, port): one per member
+        self.busy: Counter[Server] = Counter()  # associations live or being dialled, per PACS server
         self.live: dict[int, Live] = {}
         self.admitting = 0  # associations past the gate, PACS being dialled
         self.pending: set[asyncio.Task] = set()
@@ -349,12 +357,15 @@ class Terminator:
                               pdu.associate_rj(*pdu.RJ_TEMPORARY_CONGESTION))
             self.admitting += 1
             try:
-                backend = await self._dial(cfg, lc.service, rec)
+                backend, server = await self._dial(cfg, lc.service, rec)
                 try:
                     await asyncio.wait_for(asyncio.get_running_loop().sock_sendall(backend, rq_bytes),
                                            cfg.connect_timeout)
-                except (OSError, asyncio.TimeoutError) as exc:
+                except BaseException as exc:
                     abort_socket(backend)
+                    self.busy[server] -= 1
+                    if not isinstance(exc, (OSError, asyncio.TimeoutError)):
+                        raise
                     raise _Reject("backend_failed", f"the PACS closed before taking the A-ASSOCIATE-RQ: {exc}",
                                   pdu.associate_rj(*pdu.RJ_TEMPORARY_CONGESTION)) from None
             finally:
@@ -386,7 +397,7 @@ class Terminator:
         self.counters["associations"] += 1
         pump = Pump(tls, backend, cfg.idle_timeout, HALF_CLOSE_IDLE)
         live = Live(next(self._ids), rec["client"], lc.name, lc.service, rec["calling_ae"], rec["called_ae"],
-                    rec["tls_version"], rec["cipher"], time.time(), pump)
+                    rec["tls_version"], rec["cipher"], time.time(), pump, rec["backend"])
         self.live[live.id] = live
         loop = asyncio.get_running_loop()
         done: asyncio.Future = loop.create_future()
@@ -403,6 +414,7 @@ class Terminator:
             end = await done
         finally:
             self.live.pop(live.id, None)
+            self.busy[server] -= 1
         rec.update(outcome=pdu.outcome(pump.up_pdus, pump.down_pdus), end=end, closed_first=pump.closed_first,
                    client_close=pump.client_close, bytes_from_client=pump.bytes_up + len(rq_bytes),
                    bytes_to_client=pump.bytes_down, pdus_from_client=pump.up_pdus.pdus + 1,
@@ -523,51 +535,78 @@ class Terminator:
             except OSError:
                 pass
 
-    async def _dial(self, cfg: RuntimeConfig, service_name: str, rec: dict[str, Any]) -> socket.socket:
+    async def _dial(self, cfg: RuntimeConfig, service_name: str, rec: dict[str, Any]) -> tuple[socket.socket, Server]:
+        """Connect to a server of the PACS: the least busy of those not marked down (ties in the plan's
+        order), the next one if that fails; servers marked down get one quick dial last, so a
+        recovery is seen at once. All failing: a transient A-ASSOCIATE-RJ naming each. The server
+        returned counts as busy until the caller gives it back (self.busy[server] -= 1)."""
         svc = cfg.service(service_name)
-        health = self.health.get(service_name)
-        quick = health is not None and health.down
-        timeout = BACKEND_DOWN_CONNECT_TIMEOUT if quick else cfg.connect_timeout
-        t = time.monotonic()
-        try:
-            s = await open_tcp(svc.host, svc.port, timeout)
-        except (OSError, asyncio.TimeoutError) as exc:
-            why = f"no answer within {timeout:g} s" if isinstance(exc, asyncio.TimeoutError) else reason(exc)
-            self.counters["backend_failures"] += 1
-            self._health_result(service_name, False, f"dial failed: {why}")
-            raise _Reject("backend_unavailable", f"PACS {svc.host}:{svc.port} ({service_name}) is down: {why}",
-                          pdu.associate_rj(*pdu.RJ_TEMPORARY_CONGESTION)) from None
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        rec["backend_connect_ms"] = round((time.monotonic() - t) * 1000, 1)
-        self._health_result(service_name, True, "dial ok")
-        return s
+
+        def down(m) -> bool:
+            h = self.health.get((service_name, m.host, m.port))
+            return h is not None and h.down
+
+        healthy = [m for m in svc.members if not down(m)]
+        order = sorted(healthy, key=lambda m: self.busy[(m.host, m.port)])  # stable: ties keep plan order
+        order += [m for m in svc.members if down(m)]
+        failed: list[str] = []
+        why = ""
+        for m in order:
+            server: Server = (m.host, m.port)
+            timeout = BACKEND_DOWN_CONNECT_TIMEOUT if down(m) else cfg.connect_timeout
+            self.busy[server] += 1  # before the await, so concurrent arrivals spread out
+            t = time.monotonic()
+            try:
+                s = await open_tcp(m.host, m.port, timeout)
+            except (OSError, asyncio.TimeoutError) as exc:
+                self.busy[server] -= 1
+                why = f"no answer within {timeout:g} s" if isinstance(exc, asyncio.TimeoutError) else reason(exc)
+                self.counters["backend_failures"] += 1
+                self._health_result((service_name, m.host, m.port), False, f"dial failed: {why}")
+                failed.append(f"{m.address} ({why})")
+                continue
+            except BaseException:
+                self.busy[server] -= 1
+                raise
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            rec["backend"] = m.address
+            rec["backend_connect_ms"] = round((time.monotonic() - t) * 1000, 1)
+            if failed:
+                rec["backend_failed"] = failed  # tried first, in this order, and did not answer
+            self._health_result((service_name, m.host, m.port), True, "dial ok")
+            return s, server
+        if len(svc.members) == 1:
+            detail = f"PACS {svc.members[0].address} ({service_name}) is down: {why}"
+        else:
+            detail = f"every server of PACS {service_name} is down: {'; '.join(failed)}"
+        raise _Reject("backend_unavailable", detail, pdu.associate_rj(*pdu.RJ_TEMPORARY_CONGESTION))
 
     # --- health -------------------------------------------------------------------------------------
     def _sync_health(self, cfg: RuntimeConfig) -> None:
-        new: dict[str, Health] = {}
+        """One Health per member; a member still in the new config keeps its state and counters."""
+        new: dict[tuple[str, str, int], Health] = {}
         for svc in cfg.services:
-            cur = self.health.get(svc.name)
-            if cur is not None and (cur.host, cur.port) == (svc.host, svc.port):
-                new[svc.name] = cur
-            else:
-                new[svc.name] = Health(svc.name, svc.host, svc.port)
+            for m in svc.members:
+                key = (svc.name, m.host, m.port)
+                new[key] = self.health.get(key) or Health(svc.name, m.host, m.port)
         self.health = new
 
-    def _health_result(self, name: str, ok: bool, detail: str) -> None:
-        h = self.health.get(name)
+    def _health_result(self, key: tuple[str, str, int], ok: bool, detail: str) -> None:
+        h = self.health.get(key)
         if h is not None and h.record(ok, detail):
-            self.events.emit("backend_health", service=name, host=h.host, port=h.port, state=h.state, detail=detail)
+            self.events.emit("backend_health", service=h.service, host=h.host, port=h.port, state=h.state,
+                             detail=detail)
 
     async def _health_loop(self) -> None:
         while True:
             cfg = self.gen.config
             for h in list(self.health.values()):
-                # Real associations that reached this PACS recently count as probes.
+                # Real associations that reached this PACS server recently count as probes.
                 if h.state == "up" and time.monotonic() - h.last_ok < cfg.health_interval:
                     continue
                 h.probes += 1
                 ok, detail = await probe(h.host, h.port, min(PROBE_TIMEOUT, cfg.connect_timeout))
-                self._health_result(h.service, ok, detail)
+                self._health_result((h.service, h.host, h.port), ok, detail)
             await asyncio.sleep(cfg.health_interval)
 
     # --- status -------------------------------------------------------------------------------------
@@ -585,7 +624,7 @@ class Terminator:
                            "allowed_clients": lst.cfg.allowed_clients, "counters": dict(lst.counters),
                            "live": sum(1 for a in list(self.live.values()) if a.listener == lst.cfg.name)}
                           for lst in list(self.listeners.values())],
-            "services": [h.as_dict() for h in list(self.health.values())],
+            "services": [{**h.as_dict(), "live": self.busy[(h.host, h.port)]} for h in list(self.health.values())],
             "associations": [a.as_dict() for a in list(self.live.values())],
             "counters": dict(self.counters),
         }

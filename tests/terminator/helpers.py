@@ -45,7 +45,11 @@ def write_plan(folder: Path, cert: Path, key: Path, services: list[dict], listen
                policy: str = "bcp195-nd", builtin: dict | None = None, name: str = "plan.toml") -> Path:
     """A plan TOML file; listeners default to ip 127.0.0.1, role store; the state dir is folder/state."""
     def val(v: Any) -> str:
-        return json.dumps(v)  # TOML basic strings, numbers and arrays share JSON's spelling here
+        if isinstance(v, list):
+            return "[" + ", ".join(val(x) for x in v) + "]"
+        if isinstance(v, dict):  # a TOML inline table, e.g. a service's members
+            return "{ " + ", ".join(f"{k} = {val(x)}" for k, x in v.items()) + " }"
+        return json.dumps(v)  # TOML basic strings and numbers share JSON's spelling here
 
     lines = ['backend = "builtin"', "[certificate]", f"cert = {val(str(cert))}", f"key = {val(str(key))}",
              "[cipher_policy]", f"profile = {val(policy)}"]
