@@ -10,6 +10,11 @@ from typing import Any
 from engine.plan import Plan, VirtualServer
 
 
+def pacs_servers(plan: Plan, name: str) -> str:
+    """Where the PACS listens: its address, or every member's (a PACS on several servers)."""
+    return ", ".join(m.address for m in plan.service_named(name).targets)
+
+
 def butterfly_values(plan: Plan, vs: VirtualServer, public_host: str) -> list[tuple[str, str]]:
     """The fields of Organization Settings -> Connectivity, in the order Butterfly shows them."""
     svc = plan.service_named(vs.service)
@@ -33,7 +38,7 @@ def firewall_rule(plan: Plan, vs: VirtualServer, public_host: str) -> list[str]:
         target += " (NAT to this host)" if public_host else ""
     where = "this host" if plan.backend == "builtin" else "the NetScaler's SNIP"
     return [f"inbound: TCP from Butterfly Cloud to {target}",
-            f"inside:  TCP from {where} to the PACS {svc.host}:{svc.port}"]
+            f"inside:  TCP from {where} to the PACS {pacs_servers(plan, svc.name)}"]
 
 
 def render(plan: Plan, plan_path: str, public_hosts: dict[str, str], *, pem: Any = None, diff: Any = None,
@@ -54,7 +59,7 @@ def render(plan: Plan, plan_path: str, public_hosts: dict[str, str], *, pem: Any
     for vs in plan.virtual_server:
         svc = plan.service_named(vs.service)
         out.append(f"- **{vs.role}** `{vs.name}`: TLS on {vs.ip}:{vs.port} -> plain DICOM to `{svc.name}` "
-                   f"{svc.ae_title} at {svc.host}:{svc.port}; calling AE {vs.calling_ae}")
+                   f"{svc.ae_title} at {pacs_servers(plan, svc.name)}; calling AE {vs.calling_ae}")
         if vs.allowed_calling_aes:
             out.append(f"  - allowed calling AEs: {', '.join(vs.allowed_calling_aes)}")
         if vs.allowed_clients:

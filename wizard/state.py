@@ -55,7 +55,8 @@ class WizardState:
     nitro_fingerprint: str | None = None  # management certificate seen on connect
     nitro_ok: bool = False  # logged in with the password
     cipher_groups: list[str] = field(default_factory=list)  # existing groups on the ADC
-    pacs_report: Any = None  # engine.verify.EchoReport of the plain C-ECHO to the PACS
+    pacs_report: Any = None  # engine.verify.EchoReport of the plain C-ECHO to the PACS (a failing one first)
+    pacs_reports: list[tuple[str, Any]] = field(default_factory=list)  # (address, report) per member tested
     diff: Any = None  # the Diff last computed (engine.backends.base.Diff)
     diff_for: str | None = None  # the plan text it was computed for
     apply_result: Any = None
