@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import threading
 from pathlib import Path
 
+import httpx
 import pytest
 
 from engine.backends import BackendOptions
@@ -63,7 +65,8 @@ def workdir(tmp_path, pem_pair) -> Path:
 
 def plan_text(url: str, fingerprint: str | None, *, worklist: bool = False, worklist_service: str = "Qlink-DICOM",
               pacs_host: str = "10.0.0.20", pacs_port: int = 104, extra_service: bool = False,
-              profile: str = "bcp195-nd") -> str:
+              profile: str = "bcp195-nd", members: list[tuple[str, int]] | None = None) -> str:
+    """The seed's plan; with `members`, the PACS service lists those servers (a NetScaler service group)."""
     text = f"""backend = "netscaler"
 
 [certificate]
@@ -77,10 +80,12 @@ profile = "{profile}"
 
 [[service]]
 name = "Qlink-DICOM"
-host = "{pacs_host}"
-port = {pacs_port}
 ae_title = "QLINK"
 """
+    if members:
+        text += "members = [" + ", ".join(f'{{ host = "{h}", port = {p} }}' for h, p in members) + "]\n"
+    else:
+        text += f'host = "{pacs_host}"\nport = {pacs_port}\n'
     if extra_service:
         text += f"""
 [[service]]
@@ -161,6 +166,36 @@ class TcpListener:
             self._conns.append(conn)
 
     def close(self) -> None:
+        try:  # wakes the thread blocked in accept(); a bare close() would leave the port listening until it returns
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.sock.close()
+        self._thread.join(timeout=5)
         for c in self._conns:
             c.close()
+
+
+def unused_port() -> int:
+    """A loopback port that nothing listens on (bound without listen(), then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def raw(sim):
+    """A logged-in raw session: (httpx.Client, token)."""
+    c = httpx.Client(base_url=sim.url, verify=False, headers={"Content-Type": "application/json"})
+    r = c.post("/nitro/v1/config/login", content=json.dumps({"login": {"username": "nsroot", "password": PASSWORD}}))
+    assert r.status_code == 201
+    token = r.json()["sessionid"]
+    c.cookies.clear()
+    c.headers["Cookie"] = f"NITRO_AUTH_TOKEN={token}"
+    yield c
+    c.close()
+
+
+def post(c, resource, body, action=None, **kw):
+    return c.post(f"/nitro/v1/config/{resource}" + (f"?action={action}" if action else ""),
+                  content=json.dumps({resource: body}), **kw)

@@ -15,25 +15,7 @@ import pytest
 
 from engine.backends.netscaler.simulator import start_in_thread
 
-from .conftest import PASSWORD, TcpListener
-
-
-@pytest.fixture
-def raw(sim):
-    """A logged-in raw session: (httpx.Client, token)."""
-    c = httpx.Client(base_url=sim.url, verify=False, headers={"Content-Type": "application/json"})
-    r = c.post("/nitro/v1/config/login", content=json.dumps({"login": {"username": "nsroot", "password": PASSWORD}}))
-    assert r.status_code == 201
-    token = r.json()["sessionid"]
-    c.cookies.clear()
-    c.headers["Cookie"] = f"NITRO_AUTH_TOKEN={token}"
-    yield c
-    c.close()
-
-
-def post(c, resource, body, action=None, **kw):
-    return c.post(f"/nitro/v1/config/{resource}" + (f"?action={action}" if action else ""),
-                  content=json.dumps({resource: body}), **kw)
+from .conftest import PASSWORD, TcpListener, post
 
 
 def b64(data: bytes) -> str:

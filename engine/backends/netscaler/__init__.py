@@ -13,6 +13,7 @@ to rehearse and test against).
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 from pathlib import Path
 
@@ -20,10 +21,11 @@ from engine import paths
 from engine.backends import BackendOptions
 from engine.backends.base import ApplyResult, Diff, Progress, ProgressCallback, Status, StatusItem
 from engine.backends.netscaler.client import NitroClient, fetch_fingerprint
-from engine.backends.netscaler.models import CertKey, LbVserverRow, LbVserverStat, ServiceRow
+from engine.backends.netscaler.models import (CertKey, LbVserverRow, LbVserverStat, MemberRow, ServiceGroupRow,
+                                              ServiceRow)
 from engine.backends.netscaler.reconcile import Reconciliation, local_cert, read_current, reconcile, step_name
 from engine.errors import UserError
-from engine.plan import Plan
+from engine.plan import Plan, Service
 
 __all__ = ["NetScalerBackend", "fetch_fingerprint"]
 
@@ -150,6 +152,14 @@ class NetScalerBackend:
         pairs = [CertKey.model_validate(r) for r in client.get(
             "sslcertkey", plan.certificate.name, attrs="certkey,daystoexpiration,status,clientcertnotafter",
             missing_ok=True)]
+        groups: dict[str, ServiceGroupRow] = {}
+        members: dict[str, list[MemberRow]] = {}
+        if any(s.is_group for s in plan.service):
+            groups = {r["servicegroupname"]: ServiceGroupRow.model_validate(r) for r in client.get("servicegroup")}
+            for svc in plan.service:
+                if svc.is_group and svc.name in groups:  # the member rows carry each server's svrstate (§7)
+                    members[svc.name] = [MemberRow.model_validate(r) for r in client.get(
+                        "servicegroup_servicegroupmember_binding", svc.name, missing_ok=True)]
         client.logout()
         items: list[StatusItem] = []
         for vs in plan.virtual_server:
@@ -168,6 +178,9 @@ class NetScalerBackend:
                               totalrequests=st.totalrequests)
             items.append(StatusItem(kind="lbvserver", name=vs.name, state=row.curstate or "?", detail=detail))
         for svc in plan.service:
+            if svc.is_group:
+                items += _group_status(svc, groups.get(svc.name), members.get(svc.name, []))
+                continue
             srow = services.get(svc.name)
             items.append(StatusItem(kind="service", name=svc.name, state=srow.svrstate if srow else "absent",
                                     detail={"where": f"{srow.ipaddress}:{srow.port}" if srow
@@ -184,3 +197,34 @@ class NetScalerBackend:
     def list_cipher_groups(self) -> list[str]:
         """Cipher groups and aliases on the ADC (built-in and user-made), for the wizard's choice."""
         return [str(r["ciphergroupname"]) for r in self._connect().get("sslcipher", attrs="ciphergroupname")]
+
+
+def _group_status(svc: Service, row: ServiceGroupRow | None, rows: list[MemberRow]) -> list[StatusItem]:
+    """The group's state and each member's, the plan's members first, then any the plan does not list."""
+    if row is None:
+        return [StatusItem(kind="servicegroup", name=svc.name, state="absent",
+                           detail={"members": ", ".join(m.address for m in svc.targets)})]
+    by_addr = {(_norm(r.ip), r.port): r for r in rows}
+    up = sum(1 for r in rows if r.svrstate.upper() == "UP")
+    out = [StatusItem(kind="servicegroup", name=svc.name,
+                      state=row.servicegroupeffectivestate or ("UP" if up == len(rows) and rows else
+                                                              "PARTIAL-UP" if up else "DOWN"),
+                      detail={"members_up": f"{up}/{len(rows)}", "monconnectionclose": row.monconnectionclose})]
+    for m in svc.targets:
+        r = by_addr.pop((_norm(m.host), m.port), None)
+        out.append(StatusItem(kind="servicegroupmember", name=f"{svc.name} {m.address}",
+                              state=(r.svrstate or "?") if r else "absent",
+                              detail={"state": r.state} if r and r.state else {}))
+    for (ip, port), r in by_addr.items():
+        address = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+        out.append(StatusItem(kind="servicegroupmember", name=f"{svc.name} {address}", state=r.svrstate or "?",
+                              detail={"note": "not in the plan"}))
+    return out
+
+
+def _norm(ip: str) -> str:
+    try:
+        return str(ipaddress.ip_address(ip))
+    except ValueError:
+        return ip
+

@@ -57,6 +57,25 @@ class ServiceRow(_Row):
     state: str = ""
 
 
+class ServiceGroupRow(_Row):
+    servicegroupname: str
+    servicetype: str = ""
+    monconnectionclose: str = "NONE"
+    state: str = ""
+    servicegroupeffectivestate: str = ""  # UP, DOWN, PARTIAL-UP, PARTIAL-DOWN, OUT OF SERVICE (DOC12)
+
+
+class MemberRow(_Row):
+    """A servicegroup_servicegroupmember_binding row (§7): one server of a group."""
+
+    servicegroupname: str
+    ip: str = ""
+    port: int = 0
+    servername: str = ""
+    svrstate: str = ""
+    state: str = ""
+
+
 class CipherSuiteBinding(_Row):
     ciphergroupname: str
     ciphername: str
@@ -85,6 +104,32 @@ class LbServiceBinding(_Row):
     name: str
     servicename: str
     curstate: str = ""
+
+
+class LbGroupBinding(_Row):
+    name: str
+    servicegroupname: str
+
+
+class LbMemberBinding(_Row):
+    """lbvserver_servicegroupmember_binding: a member of a group bound to the vserver, as the vserver
+    sees it (DOC12 lists ipv46/port/curstate; that they are the member's, not the vserver's, is
+    [UNVERIFIED], so reconcile only trusts these rows when they agree with the plan)."""
+
+    name: str
+    servicegroupname: str
+    ipv46: str = ""
+    port: int = 0
+    curstate: str = ""
+
+
+class LbVserverBindings(_Row):
+    """One entry of the umbrella `lbvserver_binding?bulkbindings=yes` read (DOC12 usecases example)."""
+
+    name: str
+    lbvserver_service_binding: list[LbServiceBinding] = Field(default_factory=list)
+    lbvserver_servicegroup_binding: list[LbGroupBinding] = Field(default_factory=list)
+    lbvserver_servicegroupmember_binding: list[LbMemberBinding] = Field(default_factory=list)
 
 
 class SslVserverRow(_Row):

@@ -2,8 +2,10 @@
 
 The end state is the seed guide's procedure (issue 4; nitro.md §14): features LB and SSL; the
 cert and key in /nsconfig/ssl and a cert-key pair; a TCP service per PACS with monconnectionclose
-RESET; the policy's cipher group in order; an SSL_TCP lbvserver per virtual server, bound to its
-service, the pair and the group, DEFAULT unbound, only the policy's protocols on; config saved.
+RESET (a service group with one member binding per server where the plan lists several `members`,
+§7); the policy's cipher group in order; an SSL_TCP lbvserver per virtual server, bound to its
+service or group, the pair and the cipher group, DEFAULT unbound, only the policy's protocols on;
+config saved.
 
 Reads are few and bulk (§13): one GET per object type, bindings of all vservers at once
 (`bulkbindings=yes`), `attrs=` projections; file contents and the SSL parameter are read only when a
@@ -11,7 +13,8 @@ decision needs them. Writes of one type go in one array payload where NITRO allo
 
 Anything that exists and differs in a way we must not overwrite is a CONFLICT with a hint, never a
 silent change: a pair of that name holding another certificate (unless replace_cert), a file of that
-name with other content, ip:port taken by another vserver, a service of that name pointing elsewhere.
+name with other content, ip:port taken by another vserver, a service of that name pointing elsewhere,
+a service where the plan wants a group (or the reverse), a group member the plan does not list.
 
 Each Change carries its NetScaler CLI lines; each Step the NITRO requests that make its changes.
 `offline_steps` builds the full create sequence from the plan alone, for `dicomtls export`.
@@ -28,11 +31,11 @@ from typing import Any
 
 from engine.backends.base import Action, Change
 from engine.backends.netscaler.client import NitroClient, NitroError
-from engine.backends.netscaler.models import (CertKey, LbServiceBinding, LbVserverRow, NitroRequest, NsFeature,
-                                              ServiceRow, SslParameter, SslVserverBindings, SslVserverRow,
-                                              SystemFile)
+from engine.backends.netscaler.models import (CertKey, LbVserverBindings, LbVserverRow, MemberRow, NitroRequest,
+                                              NsFeature, ServiceGroupRow, ServiceRow, SslParameter,
+                                              SslVserverBindings, SslVserverRow, SystemFile)
 from engine.errors import UserError
-from engine.plan import Plan
+from engine.plan import Plan, Service
 
 SSL_DIR = "/nsconfig/ssl"
 FEATURES = ("LB", "SSL")
@@ -110,9 +113,11 @@ class Current:
     features: set[str] = field(default_factory=set)
     certkeys: dict[str, CertKey] = field(default_factory=dict)
     services: dict[str, ServiceRow] = field(default_factory=dict)
+    servicegroups: dict[str, ServiceGroupRow] = field(default_factory=dict)
+    members: dict[str, set[tuple[str, int]]] = field(default_factory=dict)  # group -> (ip, port), where read
     group: list[str] | None = None  # the plan's cipher group, ciphers in priority order; None = absent
     lbvservers: dict[str, LbVserverRow] = field(default_factory=dict)
-    lb_bindings: dict[str, list[str]] = field(default_factory=dict)  # vserver -> services
+    lb_bindings: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # vserver -> (kind, name)
     certs_bound: dict[str, list[str]] = field(default_factory=dict)  # vserver -> server cert-key pairs
     ciphers_bound: dict[str, list[str]] = field(default_factory=dict)  # vserver -> cipher groups/aliases
     flags: dict[str, dict[str, str]] = field(default_factory=dict)  # vserver -> protocol flags
@@ -158,9 +163,7 @@ def read_current(client: NitroClient, plan: Plan) -> Current:
                                              "daystoexpiration,status"):
         ck = CertKey.model_validate(r)
         cur.certkeys[ck.certkey] = ck
-    for r in client.get("service", attrs="name,ipaddress,port,servicetype,monconnectionclose"):
-        svc = ServiceRow.model_validate(r)
-        cur.services[svc.name] = svc
+    _read_services(client, plan, cur)
     try:  # 258 = no such group; a group with no ciphers answers without the key (§8)
         rows = client.get("sslcipher_sslciphersuite_binding", plan.cipher_policy.name)
         cur.group = [str(r["ciphername"]) for r in sorted(rows, key=lambda r: int(r.get("cipherpriority") or 0))]
@@ -170,10 +173,19 @@ def read_current(client: NitroClient, plan: Plan) -> Current:
     for r in client.get("lbvserver", attrs="name,ipv46,port,servicetype"):
         vs = LbVserverRow.model_validate(r)
         cur.lbvservers[vs.name] = vs
+    seen_members: dict[str, set[tuple[str, int]]] = {}  # group -> members, as the vservers bound to it see them
     if any(v.name in cur.lbvservers for v in plan.virtual_server):
-        for r in client.get("lbvserver_service_binding", bulk=True):
-            b = LbServiceBinding.model_validate(r)
-            cur.lb_bindings.setdefault(b.name, []).append(b.servicename)
+        # The umbrella read: service and service-group bindings (and the groups' members) of every vserver
+        # in one GET (DOC12 usecases "Retrieve Bindings in Bulk").
+        for r in client.get("lbvserver_binding", bulk=True):
+            lb = LbVserverBindings.model_validate(r)
+            bound = cur.lb_bindings.setdefault(lb.name, [])
+            bound += [("service", b.servicename) for b in lb.lbvserver_service_binding]
+            bound += [("servicegroup", b.servicegroupname) for b in lb.lbvserver_servicegroup_binding]
+            for g in lb.lbvserver_servicegroup_binding:
+                seen_members.setdefault(g.servicegroupname, set())
+            for m in lb.lbvserver_servicegroupmember_binding:
+                seen_members.setdefault(m.servicegroupname, set()).add((_ip_key(m.ipv46), m.port))
         for r in client.get("sslvserver_binding", bulk=True):
             sb = SslVserverBindings.model_validate(r)
             cur.certs_bound[sb.vservername] = [b.certkeyname for b in sb.sslvserver_sslcertkey_binding
@@ -185,7 +197,50 @@ def read_current(client: NitroClient, plan: Plan) -> Current:
             cur.flags[row.vservername] = row.flags()
             if row.tls13 is None:
                 cur.tls13_known = False  # firmware before 12.1 has no tls13 attribute (§10.3)
+    for svc in plan.service:
+        if not svc.is_group or svc.name not in cur.servicegroups:
+            continue
+        want = {(_ip_key(m.host), m.port) for m in svc.targets}
+        if seen_members.get(svc.name) == want:
+            cur.members[svc.name] = want  # what the vserver sees agrees with the plan: no read needed
+            continue
+        # Otherwise ask the group itself (the authority; also for a group no vserver uses yet).
+        rows = client.get("servicegroup_servicegroupmember_binding", svc.name, missing_ok=True)
+        cur.members[svc.name] = {(_ip_key(m.ip), m.port) for m in map(MemberRow.model_validate, rows)}
     return cur
+
+
+def _ip_key(ip: str) -> str:
+    """An address as one spelling (the ADC may print an IPv6 address differently from the plan)."""
+    try:
+        return str(ipaddress.ip_address(ip.strip()))
+    except ValueError:
+        return ip.strip()
+
+
+def _read_services(client: NitroClient, plan: Plan, cur: Current) -> None:
+    """Services and service groups, each read only when the plan needs it. One name cannot be both a
+    service and a service group on the ADC ([UNVERIFIED]: `bind lb vserver VS NAME` takes either, so
+    they share a namespace), so the other kind is read only where the plan would create a name."""
+    singles = [s.name for s in plan.service if not s.is_group]
+    groups = [s.name for s in plan.service if s.is_group]
+
+    def services() -> None:
+        for r in client.get("service", attrs="name,ipaddress,port,servicetype,monconnectionclose"):
+            row = ServiceRow.model_validate(r)
+            cur.services[row.name] = row
+
+    def servicegroups() -> None:
+        for r in client.get("servicegroup", attrs="servicegroupname,servicetype,monconnectionclose"):
+            row = ServiceGroupRow.model_validate(r)
+            cur.servicegroups[row.servicegroupname] = row
+
+    if singles:
+        services()
+    if groups or any(n not in cur.services for n in singles):
+        servicegroups()
+    if not singles and any(n not in cur.servicegroups for n in groups):
+        services()
 
 
 # --- the plan of changes ------------------------------------------------------------------------------------
@@ -257,43 +312,8 @@ def reconcile(plan: Plan, cur: Current, local: LocalCert, *, replace_cert: bool 
     # 2. certificate files and the cert-key pair
     _certificate(plan, cur, local, replace_cert, passphrase, ck_name, changes, steps)
 
-    # 3. services (the PACS)
-    creates: list[tuple[Change, dict[str, Any]]] = []
-    for svc in plan.service:
-        try:
-            ipaddress.ip_address(svc.host)
-        except ValueError:
-            raise UserError(f"service {svc.name!r}: host {svc.host!r} is a name; NetScaler services are created "
-                            "by IP address here", f"give the PACS's IP address as service.host for {svc.name!r}"
-                            ) from None
-        have = cur.services.get(svc.name)
-        if have is None:
-            c = Change(kind="service", name=svc.name, action=Action.CREATE,
-                       summary=f"TCP {svc.host}:{svc.port}, monitor closes with RESET",
-                       cli=[f"add service {_q(svc.name)} {svc.host} {SERVICE_TYPE} {svc.port} "
-                            f"-monConnectionClose {MONITOR_CLOSE}"])
-            changes.append(c)
-            creates.append((c, {"name": svc.name, "ip": svc.host, "servicetype": SERVICE_TYPE, "port": svc.port,
-                                "monconnectionclose": MONITOR_CLOSE}))
-        elif (have.ipaddress, have.port, have.servicetype.upper()) != (svc.host, svc.port, SERVICE_TYPE):
-            add(Change(kind="service", name=svc.name, action=Action.CONFLICT,
-                       summary=f"exists and points elsewhere: {have.servicetype} {have.ipaddress}:{have.port}",
-                       fields={"target": (f"{have.servicetype} {have.ipaddress}:{have.port}",
-                                          f"{SERVICE_TYPE} {svc.host}:{svc.port}")},
-                       hint=f"another service already has the name {svc.name!r}: give [[service]] another name in "
-                            "the plan, or change/remove that service on the ADC if it is stale"))
-        elif have.monconnectionclose.upper() != MONITOR_CLOSE:
-            add(Change(kind="service", name=svc.name, action=Action.UPDATE,
-                       summary="monitor connections closed with RESET (half-open monitor)",
-                       fields={"monconnectionclose": (have.monconnectionclose, MONITOR_CLOSE)},
-                       cli=[f"set service {_q(svc.name)} -monConnectionClose {MONITOR_CLOSE}"]),
-                NitroRequest(method="PUT", resource="service", name=svc.name,
-                             body={"service": {"name": svc.name, "monconnectionclose": MONITOR_CLOSE}}))
-        else:
-            add(Change(kind="service", name=svc.name, action=Action.UNCHANGED,
-                       summary=f"TCP {svc.host}:{svc.port}, RESET"))
-    if creates:
-        steps.append(Step([c for c, _ in creates], [_batch("service", [item for _, item in creates])]))
+    # 3. services (the PACS): a TCP service, or a service group where the plan lists several members
+    _services(plan, cur, changes, steps)
 
     # 4. the cipher group, ciphers in the policy's order
     if group.upper() in BUILTIN_CIPHER_NAMES:
@@ -340,6 +360,137 @@ def reconcile(plan: Plan, cur: Current, local: LocalCert, *, replace_cert: bool 
                    cli=["save ns config"]),
             NitroRequest(method="POST", resource="nsconfig", action="save", body={"nsconfig": {}}))
     return Reconciliation(changes, steps)
+
+
+def _services(plan: Plan, cur: Current, changes: list[Change], steps: list[Step]) -> None:
+    creates: list[tuple[Change, dict[str, Any]]] = []
+    group_creates: list[tuple[Change, dict[str, Any]]] = []
+    member_binds: list[tuple[Change, dict[str, Any]]] = []
+    for svc in plan.service:
+        for m in svc.targets:
+            try:
+                ipaddress.ip_address(m.host)
+            except ValueError:
+                where = "service.host" if not svc.members else "each of service.members"
+                raise UserError(f"service {svc.name!r}: host {m.host!r} is a name; NetScaler services are created "
+                                "by IP address here", f"give the PACS's IP address as {where} for {svc.name!r}"
+                                ) from None
+        if svc.is_group:
+            _group(svc, cur, changes, steps, group_creates, member_binds)
+            continue
+        have = cur.services.get(svc.name)
+        if have is None and svc.name in cur.servicegroups:
+            changes.append(Change(
+                kind="service", name=svc.name, action=Action.CONFLICT,
+                summary="a service group of that name exists; the plan wants a single service",
+                fields={"kind": ("servicegroup", "service")},
+                hint=f"give [[service]] another name in the plan, list its servers under `members` to use the group, "
+                     f"or remove the stale group on the ADC (rm serviceGroup {_q(svc.name)})"))
+        elif have is None:
+            c = Change(kind="service", name=svc.name, action=Action.CREATE,
+                       summary=f"TCP {svc.host}:{svc.port}, monitor closes with RESET",
+                       cli=[f"add service {_q(svc.name)} {svc.host} {SERVICE_TYPE} {svc.port} "
+                            f"-monConnectionClose {MONITOR_CLOSE}"])
+            changes.append(c)
+            creates.append((c, {"name": svc.name, "ip": svc.host, "servicetype": SERVICE_TYPE, "port": svc.port,
+                                "monconnectionclose": MONITOR_CLOSE}))
+        elif (_ip_key(have.ipaddress), have.port, have.servicetype.upper()) != (_ip_key(svc.host), svc.port,
+                                                                                SERVICE_TYPE):
+            changes.append(Change(
+                kind="service", name=svc.name, action=Action.CONFLICT,
+                summary=f"exists and points elsewhere: {have.servicetype} {have.ipaddress}:{have.port}",
+                fields={"target": (f"{have.servicetype} {have.ipaddress}:{have.port}",
+                                   f"{SERVICE_TYPE} {svc.host}:{svc.port}")},
+                hint=f"another service already has the name {svc.name!r}: give [[service]] another name in "
+                     "the plan, or change/remove that service on the ADC if it is stale"))
+        elif have.monconnectionclose.upper() != MONITOR_CLOSE:
+            c = Change(kind="service", name=svc.name, action=Action.UPDATE,
+                       summary="monitor connections closed with RESET (half-open monitor)",
+                       fields={"monconnectionclose": (have.monconnectionclose, MONITOR_CLOSE)},
+                       cli=[f"set service {_q(svc.name)} -monConnectionClose {MONITOR_CLOSE}"])
+            changes.append(c)
+            steps.append(Step([c], [NitroRequest(method="PUT", resource="service", name=svc.name,
+                                                 body={"service": {"name": svc.name,
+                                                                   "monconnectionclose": MONITOR_CLOSE}})]))
+        else:
+            changes.append(Change(kind="service", name=svc.name, action=Action.UNCHANGED,
+                                  summary=f"TCP {svc.host}:{svc.port}, RESET"))
+    if creates:
+        steps.append(Step([c for c, _ in creates], [_batch("service", [item for _, item in creates])]))
+    if group_creates:
+        steps.append(Step([c for c, _ in group_creates], [_batch("servicegroup", [i for _, i in group_creates])]))
+    if member_binds:  # one array for the members of every group (§13)
+        steps.append(Step([c for c, _ in member_binds],
+                          [_batch("servicegroup_servicegroupmember_binding", [i for _, i in member_binds])]))
+
+
+def _group(svc: Service, cur: Current, changes: list[Change], steps: list[Step],
+           group_creates: list[tuple[Change, dict[str, Any]]],
+           member_binds: list[tuple[Change, dict[str, Any]]]) -> None:
+    """A service group (§7) for a PACS on several servers: the group, then one member binding each."""
+    name = svc.name
+    have = cur.servicegroups.get(name)
+    addrs = ", ".join(m.address for m in svc.targets)
+    if have is None and name in cur.services:
+        other = cur.services[name]
+        changes.append(Change(
+            kind="servicegroup", name=name, action=Action.CONFLICT,
+            summary=f"a service (not a service group) of that name exists: {other.servicetype} "
+                    f"{other.ipaddress}:{other.port}; the plan wants a group of {len(svc.targets)} members",
+            fields={"kind": ("service", "servicegroup")},
+            hint=f"give [[service]] another name in the plan, or, if that service is the old single-server setup, "
+                 f"remove it on the ADC (unbind it from its vservers, then rm service {_q(name)}) and run again"))
+        return
+    there: set[tuple[str, int]] = set()
+    if have is None:
+        c = Change(kind="servicegroup", name=name, action=Action.CREATE,
+                   summary=f"{SERVICE_TYPE} group of {len(svc.targets)} ({addrs}), monitor closes with RESET",
+                   cli=[f"add serviceGroup {_q(name)} {SERVICE_TYPE} -monConnectionClose {MONITOR_CLOSE}"])
+        changes.append(c)
+        group_creates.append((c, {"servicegroupname": name, "servicetype": SERVICE_TYPE,
+                                  "monconnectionclose": MONITOR_CLOSE}))
+    elif have.servicetype.upper() != SERVICE_TYPE:
+        changes.append(Change(
+            kind="servicegroup", name=name, action=Action.CONFLICT,
+            summary=f"exists as a {have.servicetype} group; the plan wants {SERVICE_TYPE}",
+            fields={"servicetype": (have.servicetype, SERVICE_TYPE)},
+            hint=f"a group's type cannot be changed: give [[service]] another name in the plan, or remove the stale "
+                 f"group on the ADC (rm serviceGroup {_q(name)})"))
+        return
+    else:
+        there = cur.members.get(name, set())
+        if have.monconnectionclose.upper() != MONITOR_CLOSE:
+            c = Change(kind="servicegroup", name=name, action=Action.UPDATE,
+                       summary="monitor connections closed with RESET (half-open monitor)",
+                       fields={"monconnectionclose": (have.monconnectionclose, MONITOR_CLOSE)},
+                       cli=[f"set serviceGroup {_q(name)} -monConnectionClose {MONITOR_CLOSE}"])
+            changes.append(c)
+            steps.append(Step([c], [NitroRequest(method="PUT", resource="servicegroup", name=name,
+                                                 body={"servicegroup": {"servicegroupname": name,
+                                                                        "monconnectionclose": MONITOR_CLOSE}})]))
+        else:
+            changes.append(Change(kind="servicegroup", name=name, action=Action.UNCHANGED,
+                                  summary=f"{SERVICE_TYPE} group, RESET"))
+    wanted = {(_ip_key(m.host), m.port): m for m in svc.targets}
+    for key, m in wanted.items():
+        label = f"{name} {m.address}"
+        if key in there:
+            changes.append(Change(kind="servicegroup_servicegroupmember_binding", name=label,
+                                  action=Action.UNCHANGED, summary="member"))
+            continue
+        c = Change(kind="servicegroup_servicegroupmember_binding", name=label, action=Action.CREATE,
+                   summary="add the member", cli=[f"bind serviceGroup {_q(name)} {m.host} {m.port}"])
+        changes.append(c)
+        member_binds.append((c, {"servicegroupname": name, "ip": m.host, "port": m.port}))
+    for ip, port in sorted(there - set(wanted)):
+        address = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+        changes.append(Change(
+            kind="servicegroup_servicegroupmember_binding", name=f"{name} {address}", action=Action.CONFLICT,
+            summary="a member on the ADC that the plan does not list: traffic would also go there",
+            fields={"member": (address, None)},
+            hint=f"if that server is part of this PACS, add {{ host = \"{ip}\", port = {port} }} to the service's "
+                 f"`members` in the plan; if it is stale, unbind it on the ADC (unbind serviceGroup {_q(name)} "
+                 f"{ip} {port})"))
 
 
 def _cipher_binds(group: str, names: list[str], offset: int) -> NitroRequest:
@@ -489,29 +640,39 @@ def _vservers(plan: Plan, cur: Current, ck_name: str, group: str, changes: list[
         steps.append(Step([c for c, _ in creates], [_batch("lbvserver", [i for _, i in creates])]))
     by_name = {vs.name: vs for vs in plan.virtual_server}
 
-    # service bindings
+    # service / service-group bindings
     binds: list[tuple[Change, dict[str, Any]]] = []
+    group_binds: list[tuple[Change, dict[str, Any]]] = []
     for name in usable:
         vs = by_name[name]
+        is_group = plan.service_named(vs.service).is_group
+        kind = "lbvserver_servicegroup_binding" if is_group else "lbvserver_service_binding"
+        want = ("servicegroup" if is_group else "service", vs.service)
         bound = cur.lb_bindings.get(name, [])
-        others = [s for s in bound if s != vs.service]
+        others = [b for b in bound if b != want]
         label = f"{name} -> {vs.service}"
         if others:
+            what = ", ".join(f"{'service group' if k == 'servicegroup' else 'service'} {n}" for k, n in others)
             changes.append(Change(
-                kind="lbvserver_service_binding", name=label, action=Action.CONFLICT,
-                summary=f"the vserver is also bound to {', '.join(others)}, which the plan does not name",
-                hint=f"traffic would also go there: unbind it on the ADC (unbind lb vserver {_q(name)} {_q(others[0])}) "
-                     "if it is stale, or point the plan's virtual server at it"))
+                kind=kind, name=label, action=Action.CONFLICT,
+                summary=f"the vserver is also bound to {what}, which the plan does not name",
+                hint=f"traffic would also go there: unbind it on the ADC (unbind lb vserver {_q(name)} "
+                     f"{_q(others[0][1])}) if it is stale, or point the plan's virtual server at it"))
             continue
-        if vs.service in bound:
-            changes.append(Change(kind="lbvserver_service_binding", name=label, action=Action.UNCHANGED))
+        if want in bound:
+            changes.append(Change(kind=kind, name=label, action=Action.UNCHANGED))
             continue
-        c = Change(kind="lbvserver_service_binding", name=label, action=Action.CREATE,
-                   cli=[f"bind lb vserver {_q(name)} {_q(vs.service)}"])
+        c = Change(kind=kind, name=label, action=Action.CREATE, cli=[f"bind lb vserver {_q(name)} {_q(vs.service)}"])
         changes.append(c)
-        binds.append((c, {"name": name, "servicename": vs.service}))
+        if is_group:  # no weight here: NITRO refuses it for a group (1093, ansible-collection-netscaleradc#191)
+            group_binds.append((c, {"name": name, "servicegroupname": vs.service}))
+        else:
+            binds.append((c, {"name": name, "servicename": vs.service}))
     if binds:
         steps.append(Step([c for c, _ in binds], [_batch("lbvserver_service_binding", [i for _, i in binds])]))
+    if group_binds:
+        steps.append(Step([c for c, _ in group_binds],
+                          [_batch("lbvserver_servicegroup_binding", [i for _, i in group_binds])]))
 
     # certificate bindings
     binds = []

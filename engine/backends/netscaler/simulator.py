@@ -95,6 +95,10 @@ ATTRS: dict[str, set[str]] = {
     "sslcipher_sslciphersuite_binding": {"ciphergroupname", "ciphername", "cipherpriority"},
     "lbvserver": {"name", "servicetype", "ipv46", "port", "lbmethod", "comment", "clttimeout", "state"},
     "lbvserver_service_binding": {"name", "servicename", "weight"},
+    "servicegroup": {"servicegroupname", "servicetype", "monconnectionclose", "healthmonitor", "state", "comment"},
+    "servicegroup_servicegroupmember_binding": {"servicegroupname", "ip", "servername", "port", "weight", "state",
+                                                "customserverid", "serverid", "hashid"},
+    "lbvserver_servicegroup_binding": {"name", "servicegroupname", "weight"},
     "sslvserver_sslcertkey_binding": {"vservername", "certkeyname", "snicert", "ca", "crlcheck", "ocspcheck",
                                       "skipcaname"},
     "sslvserver_sslcipher_binding": {"vservername", "ciphername"},
@@ -184,6 +188,9 @@ class NitroState:
         self.ciphergroups: dict[str, list[str]] = {}  # user groups: cipher names in priority order
         self.lbvservers: dict[str, dict[str, Any]] = {}
         self.lb_bindings: list[dict[str, Any]] = []  # {"name", "servicename", "weight"}
+        self.servicegroups: dict[str, dict[str, Any]] = {}
+        self.sg_members: dict[str, list[dict[str, Any]]] = {}  # group -> {"ip", "port", "servername", "state"}
+        self.lb_group_bindings: list[dict[str, Any]] = []  # {"name", "servicegroupname"}
         self.sslvservers: dict[str, dict[str, Any]] = {}  # flags
         self.cert_bindings: list[dict[str, Any]] = []  # {"vservername", "certkeyname", "snicert", "ca"}
         self.cipher_bindings: dict[str, list[str]] = {}  # vserver -> groups/aliases/ciphers bound
@@ -262,9 +269,23 @@ class NitroState:
                 return "DOWN", "SSL feature disabled"
             if not any(b["vservername"] == name and not b["ca"] for b in self.cert_bindings):
                 return "DOWN", "Certkey not bound"
-        ups = [b for b in self.lb_bindings if b["name"] == name
-               and self.svrstate(self.services[b["servicename"]]) == "UP"]
-        return ("UP" if ups else "DOWN"), ""
+        return ("UP" if any(s == "UP" for s in self.bound_states(name)) else "DOWN"), ""
+
+    def member_state(self, group: str, m: dict[str, Any]) -> str:
+        sg = self.servicegroups[group]
+        if sg.get("state") == "DISABLED":
+            return "OUT OF SERVICE"
+        return self.svrstate({"ipaddress": m["ip"], "port": m["port"], "state": m.get("state", "ENABLED")})
+
+    def bound_states(self, name: str) -> list[str]:
+        """svrstate of everything behind a vserver: its services and the members of its groups, as the ADC
+        counts them in totalservices/activeservices."""
+        out = [self.svrstate(self.services[b["servicename"]]) for b in self.lb_bindings if b["name"] == name]
+        for b in self.lb_group_bindings:
+            if b["name"] == name:
+                g = b["servicegroupname"]
+                out += [self.member_state(g, m) for m in self.sg_members.get(g, [])]
+        return out
 
 
 # --- the API ----------------------------------------------------------------------------------------
@@ -417,8 +438,8 @@ class Api:
         for n in ([name] if name else list(self.s.lbvservers)):
             vs = self.s.lbvservers[n]
             cur, value = self.s.vserver_state(n)
-            bound = [b for b in self.s.lb_bindings if b["name"] == n]
-            active = sum(1 for b in bound if self.s.svrstate(self.s.services[b["servicename"]]) == "UP")
+            bound = self.s.bound_states(n)
+            active = sum(1 for st in bound if st == "UP")
             row = {"name": n, "ipv46": vs["ipv46"], "port": vs["port"], "servicetype": vs["servicetype"],
                    "curstate": cur, "effectivestate": cur, "state": vs.get("state", "ENABLED"),
                    "lbmethod": vs.get("lbmethod", "LEASTCONNECTION"), "totalservices": str(len(bound)),
@@ -451,11 +472,65 @@ class Api:
         out = []
         for n in names:
             row: dict[str, Any] = {"name": n}
-            svc = self.get_lbvserver_service_binding(n, {}, {})
-            if svc:
-                row["lbvserver_service_binding"] = svc
+            for key, rows in (("lbvserver_service_binding", self.get_lbvserver_service_binding(n, {}, {})),
+                              ("lbvserver_servicegroup_binding", self.get_lbvserver_servicegroup_binding(n, {}, {})),
+                              ("lbvserver_servicegroupmember_binding",
+                               self.get_lbvserver_servicegroupmember_binding(n, {}, {}))):
+                if rows:  # empty binding types are left out, as empty collections are (§1)
+                    row[key] = rows
             out.append(row)
         return out
+
+    def get_servicegroup(self, name, args, q):
+        if name is not None and name not in self.s.servicegroups:
+            raise _missing("servicegroupname", name)
+        rows = []
+        for n in ([name] if name is not None else list(self.s.servicegroups)):
+            sg = self.s.servicegroups[n]
+            states = [self.s.member_state(n, m) for m in self.s.sg_members.get(n, [])]
+            up = sum(1 for st in states if st == "UP")
+            if sg.get("state") == "DISABLED" or (states and all(st == "OUT OF SERVICE" for st in states)):
+                effective = "OUT OF SERVICE"
+            else:  # DOC12: all UP -> UP, some UP -> PARTIAL-UP, none -> DOWN
+                effective = "UP" if states and up == len(states) else "PARTIAL-UP" if up else "DOWN"
+            rows.append({"servicegroupname": n, "servicetype": sg["servicetype"], "td": "0",
+                         "monconnectionclose": sg["monconnectionclose"], "state": sg.get("state", "ENABLED"),
+                         "svrstate": "UP" if up else "DOWN", "servicegroupeffectivestate": effective,
+                         "healthmonitor": sg.get("healthmonitor", "YES"), "numofconnections": 0,
+                         "serviceconftype": True, "svcitmactsvcs": str(up), "svcitmboundsvcs": str(len(states)),
+                         "maxclient": "0", "maxreq": "0", "statechangetimesec": _now()})
+        return rows
+
+    def _member_rows(self, g: str) -> list[dict[str, Any]]:
+        return [{"servicegroupname": g, "ip": m["ip"], "port": m["port"], "servername": m["servername"],
+                 "state": m.get("state", "ENABLED"), "svrstate": self.s.member_state(g, m), "weight": "1",
+                 "customserverid": "None", "serverid": 0, "hashid": "0", "graceful": "NO",
+                 "statechangetimesec": _now(), "tickssincelaststatechange": "0"}
+                for m in self.s.sg_members.get(g, [])]
+
+    def get_servicegroup_servicegroupmember_binding(self, name, args, q):
+        # DOC12 documents only GET by group name; bulkbindings=yes is accepted as for the other bindings.
+        return [r for g in self._binding_names(name, q, self.s.servicegroups, "servicegroupname")
+                for r in self._member_rows(g)]
+
+    def get_lbvserver_servicegroup_binding(self, name, args, q):
+        names = self._binding_names(name, q, self.s.lbvservers, "name")
+        return [{"name": b["name"], "servicegroupname": b["servicegroupname"], "servicename": b["servicegroupname"],
+                 "stateflag": "536936464"}  # both keys, as the DOC12 bulk example shows
+                for b in self.s.lb_group_bindings if b["name"] in names]
+
+    def get_lbvserver_servicegroupmember_binding(self, name, args, q):
+        names = self._binding_names(name, q, self.s.lbvservers, "name")
+        rows = []
+        for b in self.s.lb_group_bindings:
+            if b["name"] not in names:
+                continue
+            g = b["servicegroupname"]
+            for m in self.s.sg_members.get(g, []):
+                rows.append({"name": b["name"], "servicegroupname": g, "ipv46": m["ip"], "port": m["port"],
+                             "servicetype": self.s.servicegroups[g]["servicetype"],
+                             "curstate": self.s.member_state(g, m), "weight": "1", "dynamicweight": "0"})
+        return rows
 
     def get_sslvserver(self, name, args, q):
         if name is not None and name not in self.s.sslvservers:
@@ -778,7 +853,7 @@ class Api:
         for req in ("name", "servicetype", "port"):
             if item.get(req) in (None, ""):
                 raise _argmissing(req)
-        if n in self.s.services:
+        if n in self.s.services or n in self.s.servicegroups:  # one namespace ([UNVERIFIED], see add_servicegroup)
             raise _exists("name", n)
         stype = str(item["servicetype"]).upper()
         if stype not in SERVICE_TYPES:
@@ -842,6 +917,128 @@ class Api:
             raise _missing("name", str(name))
         del self.s.services[name]
         self.s.lb_bindings = [b for b in self.s.lb_bindings if b["servicename"] != name]
+
+    # service groups (§7)
+    def add_servicegroup(self, name, item):
+        for req in ("servicegroupname", "servicetype"):
+            if item.get(req) in (None, ""):
+                raise _argmissing(req)
+        n = str(item["servicegroupname"])
+        # [UNVERIFIED] services and groups share one namespace (`bind lb vserver VS NAME` takes either).
+        if n in self.s.servicegroups or n in self.s.services:
+            raise _exists("servicegroupname", n)
+        stype = str(item["servicetype"]).upper()
+        if stype not in SERVICE_TYPES:
+            raise Fault(599, 1097, "Invalid argument value", f"servicetype, {item['servicetype']}")
+        mcc = self._mcc(item.get("monconnectionclose", "NONE"))
+        self.s.servicegroups[n] = {"servicegroupname": n, "servicetype": stype, "monconnectionclose": mcc,
+                                   "healthmonitor": item.get("healthmonitor", "YES"),
+                                   "state": str(item.get("state", "ENABLED")).upper()}
+        self.s.sg_members[n] = []
+
+    def _mcc(self, v: Any) -> str:
+        mcc = str(v).upper()
+        if mcc not in ("NONE", "RESET", "FIN"):
+            raise Fault(599, 1097, "Invalid argument value", f"monconnectionclose, {mcc}")
+        return mcc
+
+    def update_servicegroup(self, name, item):
+        n = item.get("servicegroupname") or name
+        if not n:
+            raise _argmissing("servicegroupname")
+        if n not in self.s.servicegroups:
+            raise _missing("servicegroupname", str(n))
+        sg = self.s.servicegroups[n]
+        if "monconnectionclose" in item:
+            sg["monconnectionclose"] = self._mcc(item["monconnectionclose"])
+        for k in ("healthmonitor", "comment"):  # servicetype is immutable: ignored, as for a service (§6)
+            if k in item:
+                sg[k] = item[k]
+
+    def delete_servicegroup(self, name, args):
+        if name not in self.s.servicegroups:
+            raise _missing("servicegroupname", str(name))
+        # [UNVERIFIED] like `rm service`, `rm serviceGroup` of a bound group succeeds and takes its vserver
+        # bindings and members with it; the auto-created server objects stay (netscaler-k8s-ingress-controller#375).
+        del self.s.servicegroups[name]
+        self.s.sg_members.pop(name, None)
+        self.s.lb_group_bindings = [b for b in self.s.lb_group_bindings if b["servicegroupname"] != name]
+
+    def _member_target(self, item: dict[str, Any], *, adding: bool) -> tuple[str | None, str | None]:
+        """(ip, servername) of a member add/delete; both given is 1092 (ansible-collection-netscaleradc#328)."""
+        ip, server = item.get("ip"), item.get("servername")
+        if ip and server:
+            raise Fault(599, 1092, "Arguments cannot both be specified", "serverName, IP")
+        if not ip and not server:
+            raise _argmissing("ip")
+        if ip:
+            try:
+                ipaddress.ip_address(str(ip))
+            except ValueError:
+                raise Fault(599, 1097, "Invalid argument value", f"ip, {ip}") from None
+        elif adding and str(server) not in self.s.servers:
+            raise Fault(599, 351, "No such server")  # terraform-provider-citrixadc#35
+        return (str(ip) if ip else None), (str(server) if server else None)
+
+    def add_servicegroup_servicegroupmember_binding(self, name, item):
+        g = item.get("servicegroupname") or name
+        if not g:
+            raise _argmissing("servicegroupname")
+        if g not in self.s.servicegroups:
+            raise _missing("servicegroupname", g)
+        ip, server = self._member_target(item, adding=True)
+        if item.get("port") in (None, ""):
+            raise _argmissing("port")
+        port = self._port(item["port"])
+        if ip is not None:  # by IP: a server object named after the IP is created (§6)
+            server = next((s for s, a in self.s.servers.items() if a == ip), ip)
+            self.s.servers.setdefault(server, ip)
+        else:
+            ip = self.s.servers[str(server)]
+        members = self.s.sg_members.setdefault(g, [])
+        if any(m["servername"] == server and m["port"] == port for m in members):
+            raise _exists("servicegroupmember", f"{server}:{port}")  # 409/273 (ansible-collection-netscaleradc#376)
+        members.append({"ip": ip, "port": port, "servername": server,
+                        "state": str(item.get("state", "ENABLED")).upper()})
+
+    def delete_servicegroup_servicegroupmember_binding(self, name, args):
+        if name not in self.s.servicegroups:
+            raise _missing("servicegroupname", str(name))
+        ip, server = self._member_target(args, adding=False)
+        if not args.get("port"):
+            raise _argmissing("port")
+        port = self._port(args["port"])
+        members = self.s.sg_members.get(name, [])
+        keep = [m for m in members if not (m["port"] == port and (m["ip"] == ip if ip else m["servername"] == server))]
+        if len(keep) == len(members):
+            raise _missing("servicegroupmember", f"{ip or server}:{port}")
+        self.s.sg_members[name] = keep
+
+    def add_lbvserver_servicegroup_binding(self, name, item):
+        vs, g = item.get("name") or name, item.get("servicegroupname")
+        if not vs:
+            raise _argmissing("name")
+        if not g:
+            raise _argmissing("servicegroupname")
+        if "weight" in item:  # weight belongs to a service binding (ansible-collection-netscaleradc#191)
+            raise Fault(400, 1093, "Argument pre-requisite missing", "weight, serviceName")
+        if vs not in self.s.lbvservers:
+            raise _missing("name", vs)
+        if g not in self.s.servicegroups:
+            raise _missing("servicegroupname", g)
+        if any(b["name"] == vs and b["servicegroupname"] == g for b in self.s.lb_group_bindings):
+            raise _exists("servicegroupname", g)
+        self.s.lb_group_bindings.append({"name": vs, "servicegroupname": g})
+
+    def delete_lbvserver_servicegroup_binding(self, name, args):
+        g = args.get("servicegroupname")
+        if not g:
+            raise _argmissing("servicegroupname")
+        before = len(self.s.lb_group_bindings)
+        self.s.lb_group_bindings = [b for b in self.s.lb_group_bindings
+                                    if not (b["name"] == name and b["servicegroupname"] == g)]
+        if len(self.s.lb_group_bindings) == before:
+            raise _missing("servicegroupname", g)
 
     # cipher groups (§8)
     def add_sslcipher(self, name, item):
@@ -942,6 +1139,7 @@ class Api:
         self.s.sslvservers.pop(name, None)
         self.s.cipher_bindings.pop(name, None)
         self.s.lb_bindings = [b for b in self.s.lb_bindings if b["name"] != name]
+        self.s.lb_group_bindings = [b for b in self.s.lb_group_bindings if b["name"] != name]
         self.s.cert_bindings = [b for b in self.s.cert_bindings if b["vservername"] != name]
 
     def add_lbvserver_service_binding(self, name, item):
@@ -1067,7 +1265,8 @@ class Api:
 
 
 _SNAP_KEYS = ("features", "files", "certkeys", "servers", "services", "ciphergroups", "lbvservers", "lb_bindings",
-              "sslvservers", "cert_bindings", "cipher_bindings", "sslparameter")
+              "servicegroups", "sg_members", "lb_group_bindings", "sslvservers", "cert_bindings", "cipher_bindings",
+              "sslparameter")
 
 
 def _snapshot(s: NitroState) -> dict[str, Any]:
