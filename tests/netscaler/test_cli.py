@@ -269,3 +269,26 @@ def test_the_password_appears_in_no_log_plan_or_message(sim, workdir, home, othe
     assert any(p.suffix == ".log" for p in files)
     assert not [p for p in files if PASSWORD.encode() in p.read_bytes()]
     assert all(PASSWORD not in p.read_text() for p in workdir.glob("*.toml"))
+
+
+def test_group_plan_through_the_cli_export_apply_status(sim, workdir, home):
+    """A PACS on two servers: the CLI export names the group and each member; status shows each member."""
+    members = [("10.0.0.21", 104), ("10.0.0.22", 104)]
+    plan = write_plan(workdir, sim, members=members)
+    r = dicomtls("export", plan, "--format", "netscaler-cli", home=home, password=None)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    for line in ("add serviceGroup Qlink-DICOM TCP -monConnectionClose RESET",
+                 "bind serviceGroup Qlink-DICOM 10.0.0.21 104", "bind serviceGroup Qlink-DICOM 10.0.0.22 104",
+                 "bind lb vserver Butterfly-DICOM-TLS Qlink-DICOM"):
+        assert line in lines, line
+    assert writes(sim) == []  # export is offline
+    r = dicomtls("apply", plan, "--yes", "--json", home=home)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["result"]["requests"] <= 30
+    r = dicomtls("status", plan, home=home)
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"servicegroup\s+Qlink-DICOM\s+DOWN\s+members_up=0/2", r.stdout)
+    for ip, port in members:
+        assert re.search(rf"servicegroupmember\s+Qlink-DICOM {ip}:{port}\s+DOWN", r.stdout)
+    assert not re.search(r"^\s+service\s", r.stdout, re.M)

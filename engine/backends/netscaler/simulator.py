@@ -5,9 +5,11 @@ NetScaler cannot run here, so the client, the reconciler, the CLI and the wizard
 down to status lines and error codes: login with a NITRO_AUTH_TOKEN cookie (§2), features off at
 start (§3), systemfile without overwrite (§4), sslcertkey refusing a missing file or a key that does
 not match (§5), an SSL_TCP lbvserver auto-creating its sslvserver with DEFAULT bound and curstate
-DOWN until a service and a certificate are bound (§9), numbers as strings in GETs and empty
-collections omitting the key (§1), the Default SSL Profile refusals 3740/3679 (§10.2), bulk array
-payloads with 207 Multi Status (§13). Points the notes mark [UNVERIFIED] are marked so here too.
+DOWN until a service (or a service group with a member) that is UP and a certificate are bound (§9),
+service groups with members by IP creating `server` objects and the 273/258/351/1092/1093 refusals
+(§7, §15), numbers as strings in GETs and empty collections omitting the key (§1), the Default SSL
+Profile refusals 3740/3679 (§10.2), bulk array payloads with 207 Multi Status (§13). Points the notes
+mark [UNVERIFIED] are marked so here too.
 
 Tests get a handle with the URL, the management certificate's fingerprint, the state (for
 checking object by object), a request log (never holding bodies, so never a password), and fault
