@@ -186,6 +186,12 @@ class Service(_Model):
     def is_group(self) -> bool:
         return len(self.targets) > 1
 
+    @property
+    def where(self) -> str:
+        """Short, for one line: "10.0.0.5:104", or "10.0.0.5:104 +1 more" for a group."""
+        t = self.targets
+        return t[0].address + (f" +{len(t) - 1} more" if len(t) > 1 else "")
+
 
 class VirtualServer(_Model):
     name: str

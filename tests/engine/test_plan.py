@@ -307,3 +307,11 @@ def test_host_must_be_a_member_when_both_are_given():
 def test_service_needs_a_host_or_members():
     text = SEED.replace('host = "10.0.0.5"\n', "")
     assert problems(text)[0].startswith("service[0].host is missing; add `host = ")
+
+
+def test_where_is_one_short_line():
+    assert parse(SEED).service[0].where == "10.0.0.5:104"
+    assert parse(MEMBERS).service[0].where == "10.0.0.5:104 +1 more"
+    v6 = parse(SEED.replace('"10.0.0.5"', '"fd00::5"')).service[0]
+    assert v6.where == "[fd00::5]:104"
+

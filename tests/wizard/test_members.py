@@ -128,15 +128,26 @@ async def test_editing_changes_the_first_server_only_and_a_failing_one_is_named(
             p.stop()
 
 
-def test_the_runbook_names_every_server() -> None:
+def runbook_plan():
     from engine.plan import Plan
 
-    plan = Plan.model_validate({
+    return Plan.model_validate({
         "certificate": {"cert": "/etc/dicomtls/c.pem", "key": "/etc/dicomtls/k.pem"},
         "service": [{"name": "Qlink", "ae_title": "QLINK",
                      "members": [{"host": "10.0.0.5"}, {"host": "10.0.0.6", "port": 4104}]}],
         "virtual_server": [{"name": "Butterfly-DICOM-TLS", "port": 2761, "service": "Qlink"}]})
+
+
+def test_the_runbook_names_every_server() -> None:
+    plan = runbook_plan()
     assert runbook.firewall_rule(plan, plan.virtual_server[0], "198.51.100.7")[1] == \
         "inside:  TCP from this host to the PACS 10.0.0.5:104, 10.0.0.6:4104"
     text = runbook.render(plan, "plan.toml", {})
     assert "plain DICOM to `Qlink` QLINK at 10.0.0.5:104, 10.0.0.6:4104; calling AE BUTTERFLY" in text
+
+
+def test_rerun_summary_names_the_group() -> None:
+    from wizard.screens.start import describe
+
+    plan = runbook_plan()
+    assert describe(plan) == ["store    Butterfly-DICOM-TLS on 0.0.0.0:2761 -> QLINK at 10.0.0.5:104 +1 more"]

@@ -31,7 +31,7 @@ def describe(plan: Plan) -> list[str]:
     out = []
     for vs in plan.virtual_server:
         svc = plan.service_named(vs.service)
-        out.append(f"{vs.role:<8} {vs.name} on {vs.ip}:{vs.port} -> {svc.ae_title} at {svc.host}:{svc.port}")
+        out.append(f"{vs.role:<8} {vs.name} on {vs.ip}:{vs.port} -> {svc.ae_title} at {svc.where}")
     return out
 
 

@@ -34,7 +34,7 @@ class VirtualServerScreen(StepScreen):
         d = st.default_vserver()
         cur = vs.model_dump() if vs else d
         svc = st.service
-        target = f"{svc.ae_title} at {svc.host}:{svc.port}" if svc else "the PACS"
+        target = f"{svc.ae_title} at {svc.where}" if svc else "the PACS"
         builtin = st.backend == "builtin"
         yield Static(f"Role {st.role}: TLS in on this endpoint, plain DICOM out to {target}.", id="intro")
         yield FormField("Name", "vs-name", self.val(self.draft_key("name"), cur["name"]))
