@@ -10,11 +10,8 @@ import resource
 import signal
 import socket
 import ssl
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,22 +19,11 @@ from typing import Any
 from benchmarks import dul
 from engine.tlsctx import client_context
 from tests.support.peers import LOOPBACK, free_port
+from tests.support.serve import ServeProcess, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 # An idle terminator: the asyncio thread plus at most the default executor's workers (getaddrinfo).
 IDLE_THREADS = 1 + min(32, (os.cpu_count() or 1) + 4)
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition",
-             interval: float = 0.02) -> Any:
-    end = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)  # poll interval
 
 
 def raise_nofile(need: int) -> None:
@@ -67,47 +53,13 @@ def write_plan(path: Path, cert: Path, key: Path, port: int, backend_port: int, 
 
 # --- the terminator as a process ---------------------------------------------------------------------
 
-class Serve:
-    """`dicomtls serve PLAN` in a subprocess; its JSON log lines collected from stderr."""
+class Serve(ServeProcess):
+    """`dicomtls serve PLAN` as a subprocess (started when this returns), with the process's metrics."""
 
     def __init__(self, plan: Path, home: Path, port: int) -> None:
-        self.plan, self.port = plan, port
-        env = dict(os.environ, DICOMTLS_HOME=str(home))
-        self.proc = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", str(plan)], cwd=REPO, env=env,
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     text=True)
-        self.records: list[dict] = []
-        self.other: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        super().__init__(plan, home)
+        self.port = port
         self.event("started", timeout=20)
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            try:
-                self.records.append(json.loads(line))
-            except ValueError:
-                self.other.append(line)
-
-    def find(self, name: str, after: int = 0, **match: Any) -> list[dict]:
-        return [r for r in self.records[after:] if r.get("event") == name
-                and all(r.get(k) == v for k, v in match.items())]
-
-    def event(self, name: str, timeout: float = 15.0, after: int = 0, **match: Any) -> dict:
-        def look() -> dict | None:
-            hits = self.find(name, after, **match)
-            if hits:
-                return hits[0]
-            if self.proc.poll() is not None and not self._reader.is_alive():
-                raise AssertionError(f"serve exited with {self.proc.returncode}: {''.join(self.other)[-2000:]}")
-            return None
-
-        return wait_for(look, timeout, f"serve event {name} {match}")
 
     def ends(self, after: int = 0) -> list[str]:
         """The `end` of every association record since index `after`."""
@@ -151,17 +103,6 @@ class Serve:
         return wait_for(lambda: next((r for r in self.records[mark:]
                                       if r.get("event") in ("reloaded", "reload_failed")), None),
                         timeout, "reloaded/reload_failed after SIGHUP")
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._reader.join(5)
-        return self.proc.returncode
 
 
 @dataclass

@@ -6,37 +6,24 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import socket
 import ssl
 import struct
 import subprocess
-import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from engine.plan import load_plan
 from engine.tlsctx import client_context
 from tests.support.peers import LOOPBACK, free_port
+from tests.support.serve import ServeProcess, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 VERIFICATION = "1.2.840.10008.1.1"
 IMPLICIT_LE = "1.2.840.10008.1.2"
 APP_CONTEXT = "1.2.840.10008.3.1.1.1"
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    end = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)  # poll interval
 
 
 # --- plans ----------------------------------------------------------------------------------------
@@ -239,49 +226,6 @@ def ended(records: list[dict], **match: Any) -> list[dict]:
 
 def wait_record(records: list[dict], timeout: float = 10.0, **match: Any) -> dict:
     return wait_for(lambda: (ended(records, **match) or [None])[-1], timeout, f"association record {match}")
-
-
-class ServeProcess:
-    """`dicomtls serve PLAN` as a subprocess, its JSON lines collected from stderr."""
-
-    def __init__(self, plan_path: Path, home: Path, env: dict | None = None) -> None:
-        self.env = dict(os.environ, DICOMTLS_HOME=str(home), **(env or {}))
-        self.proc = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", str(plan_path)], cwd=REPO,
-                                     env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.records: list[dict] = []
-        self.other: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            try:
-                self.records.append(json.loads(line))
-            except ValueError:
-                self.other.append(line)
-
-    def event(self, name: str, timeout: float = 15.0, after: int = 0, **match: Any) -> dict:
-        def find() -> dict | None:
-            exited = self.proc.poll() is not None and not self._reader.is_alive()
-            found = next((r for r in self.records[after:] if r.get("event") == name
-                          and all(r.get(k) == v for k, v in match.items())), None)
-            if found is None and exited:
-                raise AssertionError(f"serve exited with {self.proc.returncode}: {''.join(self.other)[-2000:]}")
-            return found
-
-        return wait_for(find, timeout, f"serve event {name} {match}")
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._reader.join(5)
-        return self.proc.returncode
 
 
 @contextlib.contextmanager
