@@ -407,7 +407,11 @@ def _load_key(block: bytes, key_path: Path, passphrase: bytes | None) -> tuple[o
                         "give the key's passphrase: in the wizard when it asks; on the command line through an "
                         "environment variable (read -rs KEYPASS && export KEYPASS, then --passphrase-env KEYPASS)") from None
     except ValueError as exc:
-        if "password" in str(exc).lower() or "decrypt" in str(exc).lower():
+        # A wrong passphrase on a legacy (Proc-Type) key passes OpenSSL's padding check about 1 time
+        # in 256 and then fails as unparseable data: with a passphrase for an encrypted key, any
+        # failure most likely means the passphrase.
+        encrypted = b"ENCRYPTED" in block
+        if "password" in str(exc).lower() or "decrypt" in str(exc).lower() or (encrypted and passphrase):
             raise CertError("bad_passphrase", f"the passphrase does not open the private key in {key_path}",
                             "check the passphrase (case, keyboard layout, a trailing newline in the variable) "
                             "and try again") from None
@@ -438,17 +442,6 @@ def _general_name(san: str) -> x509.GeneralName:
     return x509.DNSName(value)
 
 
-def _write_public(path: Path, data: bytes) -> None:
-    """Write a certificate atomically, mode 0644 whatever the umask."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, data)
-        os.fchmod(fd, 0o644)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
 
 
 _CURVES = {256: ec.SECP256R1, 384: ec.SECP384R1, 521: ec.SECP521R1}
@@ -510,5 +503,5 @@ def make_self_signed(cert_path: str | os.PathLike[str], key_path: str | os.PathL
     paths.write_private(key_path, key.private_bytes(serialization.Encoding.PEM,
                                                     serialization.PrivateFormat.PKCS8,
                                                     serialization.NoEncryption()))
-    _write_public(cert_path, cert.public_bytes(serialization.Encoding.PEM))
+    paths.write_public(cert_path, cert.public_bytes(serialization.Encoding.PEM))
     return check_pair(cert_path, key_path)

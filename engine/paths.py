@@ -48,14 +48,28 @@ def ensure_private_dir(path: Path) -> Path:
     return path
 
 
-def write_private(path: Path, data: bytes) -> None:
-    """Write a secret file atomically with mode 0600 from the first byte (no umask window)."""
-    ensure_private_dir(path.parent)
+def write_atomic(path: Path, data: bytes, mode: int) -> None:
+    """Write via a temporary file and rename, so a reader never sees half a file; the mode is set
+    from the first byte, whatever the umask (no window where a key is readable by others)."""
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
-        os.write(fd, data)
-        os.fchmod(fd, 0o600)
+        os.fchmod(fd, mode)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
     finally:
         os.close(fd)
     os.replace(tmp, path)
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """A secret file: mode 0600 (a folder made for it is 0700)."""
+    ensure_private_dir(path.parent)
+    write_atomic(path, data, 0o600)
+
+
+def write_public(path: Path, data: bytes) -> None:
+    """A certificate or other public file: mode 0644."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, data, 0o644)

@@ -253,6 +253,27 @@ def test_encrypted_key(tmp_path, traditional):
     assert secret.decode() not in r.model_dump_json()
 
 
+def test_a_wrong_passphrase_that_decrypts_to_garbage_is_still_a_wrong_passphrase(tmp_path):
+    """Legacy (Proc-Type) keys: about 1 wrong passphrase in 200 passes OpenSSL's padding check and
+    fails later as unparseable data; that must not be reported as a damaged key."""
+    from cryptography.hazmat.primitives import serialization
+
+    key = rsa_key()
+    pem = key_pem(key, b"correct horse", True)
+    sneaky = None
+    for i in range(20000):
+        try:
+            serialization.load_pem_private_key(pem, f"wrong{i}".encode())
+        except ValueError as exc:
+            if "password" not in str(exc).lower() and "decrypt" not in str(exc).lower():
+                sneaky = f"wrong{i}".encode()
+                break
+    assert sneaky is not None, "no passphrase in 20,000 reached the parser: the premise of this test changed"
+    c, k = write_pair(tmp_path, cert_pem(make_cert(key=key)), pem)
+    e = error(c, k, passphrase=sneaky)
+    assert e.code == "bad_passphrase", e
+
+
 def test_passphrase_for_plain_key_is_ignored(tmp_path):
     c, k = good_pair(tmp_path)
     r = check_pair(c, k, passphrase=b"unneeded", now=NOW)
