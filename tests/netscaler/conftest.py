@@ -13,8 +13,10 @@ import pytest
 
 from engine.backends import BackendOptions
 from engine.backends.netscaler import NetScalerBackend
+from engine.backends.netscaler.client import NitroClient
 from engine.backends.netscaler.simulator import SimHandle, start_in_thread
 from engine.certs import make_self_signed
+from engine.ciphers import POLICIES
 from engine.plan import Plan, load_plan
 
 # Distinctive, so a grep for it anywhere (logs, plan, messages) cannot match by accident.
@@ -199,3 +201,40 @@ def raw(sim):
 def post(c, resource, body, action=None, **kw):
     return c.post(f"/nitro/v1/config/{resource}" + (f"?action={action}" if action else ""),
                   content=json.dumps({resource: body}), **kw)
+
+
+# --- reading the ADC back ---------------------------------------------------------------------------------
+
+STORE, MWL = "Butterfly-DICOM-TLS", "Butterfly-DICOM-TLS-MWL"
+PAIR = "Butterfly-Cert-Key-Pair"
+
+
+def reader(sim) -> NitroClient:
+    return NitroClient(sim.url, "nsroot", PASSWORD, fingerprint=sim.fingerprint)
+
+
+def writes_since(sim, n: int) -> list[tuple[str, str]]:
+    return [(e.method, e.resource) for e in sim.log[n:] if e.write]
+
+
+def check_tls_side(ns, *, vservers, policy: str, cipher_group: str, bound_to) -> None:
+    """The cipher group in order, then each vserver: SSL_TCP on its port, bound to the PACS (checked by
+    bound_to(ns, vserver)), the pair and only our cipher group (DEFAULT unbound), the policy's protocols
+    only; and the configuration saved. A vserver not in `vservers` must not exist."""
+    rows = ns.get("sslcipher_sslciphersuite_binding", cipher_group)
+    assert [r["ciphername"] for r in sorted(rows, key=lambda r: int(r["cipherpriority"]))] == \
+        POLICIES[policy].netscaler_ciphers
+    for vs_name, port in ((STORE, 2761), (MWL, 2762)):
+        if vs_name not in vservers:
+            assert ns.get("lbvserver", vs_name, missing_ok=True) == []
+            continue
+        vs = ns.get("lbvserver", vs_name)[0]
+        assert (vs["servicetype"], vs["ipv46"], int(vs["port"])) == ("SSL_TCP", "10.0.0.10", port)
+        bound_to(ns, vs_name)
+        sb = ns.get("sslvserver_binding", vs_name)[0]
+        assert [b["certkeyname"] for b in sb["sslvserver_sslcertkey_binding"]] == [PAIR]
+        assert [b["ciphername"] for b in sb["sslvserver_sslcipher_binding"]] == [cipher_group]  # DEFAULT unbound
+        flags = ns.get("sslvserver", vs_name)[0]
+        assert {k: flags[k] for k in ("ssl3", "tls1", "tls11", "tls12", "tls13")} == \
+            POLICIES[policy].netscaler_protocol_flags()
+    assert ns.get("nsconfig")[0]["configchanged"] is False  # saved

@@ -10,25 +10,16 @@ import pytest
 from cryptography import x509
 
 from engine.backends.base import Action
-from engine.backends.netscaler.client import NitroClient
 from engine.backends.netscaler.simulator import start_in_thread
 from engine.ciphers import POLICIES
 from engine.errors import UserError
 from engine.plan import load_plan
 
-from .conftest import CERT_NAME, KEY_NAME, PASSWORD, TcpListener, backend, run_apply, write_plan
+from .conftest import (CERT_NAME, KEY_NAME, MWL, PAIR, PASSWORD, STORE, TcpListener, backend, check_tls_side, reader,
+                       run_apply, write_plan, writes_since)
 
-STORE, MWL = "Butterfly-DICOM-TLS", "Butterfly-DICOM-TLS-MWL"
-PAIR, GROUP, SERVICE = "Butterfly-Cert-Key-Pair", "TLS-1.2-Only", "Qlink-DICOM"
+GROUP, SERVICE = "TLS-1.2-Only", "Qlink-DICOM"
 CONFIG_RESOURCES = {"nsfeature", "systemfile", "sslcertkey", "service", "sslcipher", "sslcipher_sslciphersuite_binding"}
-
-
-def reader(sim) -> NitroClient:
-    return NitroClient(sim.url, "nsroot", PASSWORD, fingerprint=sim.fingerprint)
-
-
-def writes_since(sim, n: int) -> list[tuple[str, str]]:
-    return [(e.method, e.resource) for e in sim.log[n:] if e.write]
 
 
 def serial(path) -> int:
@@ -48,23 +39,11 @@ def check_seed_state(sim, workdir, vservers=(STORE,), policy="bcp195-nd") -> Non
         svc = ns.get("service", SERVICE)[0]
         assert (svc["ipaddress"], int(svc["port"]), svc["servicetype"], svc["monconnectionclose"]) == (
             "10.0.0.20", 104, "TCP", "RESET")
-        rows = ns.get("sslcipher_sslciphersuite_binding", GROUP)
-        assert [r["ciphername"] for r in sorted(rows, key=lambda r: int(r["cipherpriority"]))] == \
-            POLICIES[policy].netscaler_ciphers
-        for vs_name, port in ((STORE, 2761), (MWL, 2762)):
-            if vs_name not in vservers:
-                assert ns.get("lbvserver", vs_name, missing_ok=True) == []
-                continue
-            vs = ns.get("lbvserver", vs_name)[0]
-            assert (vs["servicetype"], vs["ipv46"], int(vs["port"])) == ("SSL_TCP", "10.0.0.10", port)
-            assert [b["servicename"] for b in ns.get("lbvserver_service_binding", vs_name)] == [SERVICE]
-            sb = ns.get("sslvserver_binding", vs_name)[0]
-            assert [b["certkeyname"] for b in sb["sslvserver_sslcertkey_binding"]] == [PAIR]
-            assert [b["ciphername"] for b in sb["sslvserver_sslcipher_binding"]] == [GROUP]  # DEFAULT unbound
-            flags = ns.get("sslvserver", vs_name)[0]
-            assert {k: flags[k] for k in ("ssl3", "tls1", "tls11", "tls12", "tls13")} == \
-                POLICIES[policy].netscaler_protocol_flags()
-        assert ns.get("nsconfig")[0]["configchanged"] is False  # saved
+        check_tls_side(ns, vservers=vservers, policy=policy, cipher_group=GROUP, bound_to=_bound)
+
+
+def _bound(ns, vs_name: str) -> None:
+    assert [b["servicename"] for b in ns.get("lbvserver_service_binding", vs_name)] == [SERVICE]
 
 
 def test_seed_procedure_then_state_object_by_object(sim, workdir):

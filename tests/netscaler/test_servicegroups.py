@@ -11,29 +11,19 @@ import json
 import pytest
 
 from engine.backends.base import Action
-from engine.backends.netscaler.client import NitroClient
 from engine.backends.netscaler.export import export
-from engine.ciphers import POLICIES
 from engine.errors import UserError
 from engine.plan import load_plan
 
-from .conftest import PASSWORD, TcpListener, backend, plan_text, run_apply, unused_port, write_plan
+from .conftest import (MWL, PAIR, STORE, TcpListener, backend, check_tls_side, plan_text, reader, run_apply,
+                       unused_port, write_plan, writes_since)
 
-STORE, MWL = "Butterfly-DICOM-TLS", "Butterfly-DICOM-TLS-MWL"
-PAIR, CIPHERS, GROUP = "Butterfly-Cert-Key-Pair", "TLS-1.2-Only", "Qlink-DICOM"
+CIPHERS, GROUP = "TLS-1.2-Only", "Qlink-DICOM"
 MEMBERS = [("10.0.0.21", 104), ("10.0.0.22", 104)]
 MEMBER_KIND = "servicegroup_servicegroupmember_binding"
 # What a worklist addition must not write again: the pair, its files, the cipher group, the PACS group.
 REUSED = {"nsfeature", "systemfile", "sslcertkey", "service", "servicegroup", MEMBER_KIND, "sslcipher",
           "sslcipher_sslciphersuite_binding"}
-
-
-def reader(sim) -> NitroClient:
-    return NitroClient(sim.url, "nsroot", PASSWORD, fingerprint=sim.fingerprint)
-
-
-def writes_since(sim, n: int) -> list[tuple[str, str]]:
-    return [(e.method, e.resource) for e in sim.log[n:] if e.write]
 
 
 def group_plan(workdir, sim, name="plan.toml", **kw):
@@ -52,24 +42,12 @@ def check_group_state(sim, vservers=(STORE,), members=MEMBERS, policy="bcp195-nd
             assert ns.get("server", ip)[0]["ipaddress"] == ip
         assert ns.get("service", GROUP, missing_ok=True) == []  # a group, not a service
         assert ns.get("sslcertkey", PAIR)[0]["status"] == "Valid"
-        ciphers = ns.get("sslcipher_sslciphersuite_binding", CIPHERS)
-        assert [r["ciphername"] for r in sorted(ciphers, key=lambda r: int(r["cipherpriority"]))] == \
-            POLICIES[policy].netscaler_ciphers
-        for vs_name, port in ((STORE, 2761), (MWL, 2762)):
-            if vs_name not in vservers:
-                assert ns.get("lbvserver", vs_name, missing_ok=True) == []
-                continue
-            vs = ns.get("lbvserver", vs_name)[0]
-            assert (vs["servicetype"], vs["ipv46"], int(vs["port"])) == ("SSL_TCP", "10.0.0.10", port)
-            assert [b["servicegroupname"] for b in ns.get("lbvserver_servicegroup_binding", vs_name)] == [GROUP]
-            assert ns.get("lbvserver_service_binding", vs_name) == []
-            sb = ns.get("sslvserver_binding", vs_name)[0]
-            assert [b["certkeyname"] for b in sb["sslvserver_sslcertkey_binding"]] == [PAIR]
-            assert [b["ciphername"] for b in sb["sslvserver_sslcipher_binding"]] == [CIPHERS]
-            flags = ns.get("sslvserver", vs_name)[0]
-            assert {k: flags[k] for k in ("ssl3", "tls1", "tls11", "tls12", "tls13")} == \
-                POLICIES[policy].netscaler_protocol_flags()
-        assert ns.get("nsconfig")[0]["configchanged"] is False
+        check_tls_side(ns, vservers=vservers, policy=policy, cipher_group=CIPHERS, bound_to=_bound)
+
+
+def _bound(ns, vs_name: str) -> None:
+    assert [b["servicegroupname"] for b in ns.get("lbvserver_servicegroup_binding", vs_name)] == [GROUP]
+    assert ns.get("lbvserver_service_binding", vs_name) == []
 
 
 # --- the procedure and its budgets ---------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from test_wizard_flow import demo_state, walk_to_review
+from test_wizard_flow import demo_state, retry_completes, walk_to_review
 from wizard_helpers import modal_open, on_step, pilot_test, screen_text, text_of, until
 
 from engine.backends.base import Progress
@@ -69,11 +69,5 @@ async def test_esc_cancels_apply_between_steps_and_retry_completes(demo_netscale
         assert not demo.nitro.state.lbvservers  # stopped well before the vserver
         assert not demo.plan_path.exists()
         await until(pilot, lambda: "^r Retry" in screen_text(app), what="the retry key")
-        await pilot.press("ctrl+r")
-        await until(pilot, lambda: state.apply_result is not result and state.apply_result is not None, 60, "retry")
-        assert state.apply_result.ok, text_of(app, "#apply-result")
-        assert demo.plan_path.exists()
-        await pilot.press("ctrl+n")
-        await until(pilot, lambda: app.index == 7 and state.echo_report is not None, 30, "the echo ladder")
-        assert state.echo_report.ok
+        await retry_completes(pilot, app, state, demo, result)
     assert set(demo.nitro.state.lbvservers) == {"Butterfly-DICOM-TLS"}

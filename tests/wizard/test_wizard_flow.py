@@ -265,11 +265,16 @@ async def test_apply_failure_shows_the_message_and_retry_completes(demo_netscale
         await until(pilot, lambda: "Apply has not succeeded" in text_of(app, "#status"))
         assert demo.nitro.wait_dead()
         demo.nitro.restart()
-        await pilot.press("ctrl+r")
-        await until(pilot, lambda: state.apply_result is not result and state.apply_result is not None, 60, "retry")
-        assert state.apply_result.ok, text_of(app, "#apply-result")
-        assert demo.plan_path.exists()
-        await pilot.press("ctrl+n")
-        await until(pilot, lambda: app.index == 7 and state.echo_report is not None, 30, "the echo ladder")
-        assert state.echo_report.ok
+        await retry_completes(pilot, app, state, demo, result)
     assert set(demo.nitro.state.lbvservers) == {"Butterfly-DICOM-TLS"}
+
+
+async def retry_completes(pilot, app, state, demo, failed) -> None:
+    """ctrl+r after a failed apply: it succeeds, the plan is saved, and the echo goes green."""
+    await pilot.press("ctrl+r")
+    await until(pilot, lambda: state.apply_result is not failed and state.apply_result is not None, 60, "retry")
+    assert state.apply_result.ok, text_of(app, "#apply-result")
+    assert demo.plan_path.exists()
+    await pilot.press("ctrl+n")
+    await until(pilot, lambda: app.index == 7 and state.echo_report is not None, 30, "the echo ladder")
+    assert state.echo_report.ok
