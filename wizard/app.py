@@ -65,7 +65,8 @@ class WizardApp(App[int], inherit_bindings=False):
         self.state.mark_clean()
         self.goto(0)
 
-    def goto(self, index: int) -> None:
+    def goto(self, index: int):
+        """Show step `index` (a new screen, filled from the state and its drafts); returns it."""
         index = max(0, min(index, len(STEPS) - 1))
         current = self.step_screen
         if current is not None:
@@ -77,6 +78,20 @@ class WizardApp(App[int], inherit_bindings=False):
             self.push_screen(screen)
         else:
             self.switch_screen(screen)
+        return screen
+
+    def worklist_pass(self) -> None:
+        """After the store pass: the short worklist pass in the same session, exactly as a re-run with
+        the saved plan would go (Start's "add the worklist port"), keeping what is only in memory (the
+        NITRO login, the key's passphrase, the demo) so nothing is asked twice."""
+        old = self.state
+        new = WizardState.from_plan_file(old.plan_path)
+        for name in ("demo", "terminator", "password", "passphrase", "nitro_fingerprint", "nitro_ok",
+                     "cipher_groups", "pem", "pem_checked_for"):
+            setattr(new, name, getattr(old, name))
+        self.state = new
+        start = self.goto(0)
+        start.call_after_refresh(start.action_add_worklist)
 
     @property
     def step_screen(self):

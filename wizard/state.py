@@ -145,8 +145,8 @@ class WizardState:
         role = role or self.role
         ip = "0.0.0.0" if self.backend == "builtin" else ""
         other = next((v for v in self.virtual_servers if v.role != role), None)
-        if other is not None and self.backend == "netscaler":
-            ip = other.ip  # one VIP, two ports is the usual NetScaler layout
+        if other is not None:
+            ip = other.ip  # one address, two ports: the usual layout (one NetScaler VIP; one DMZ address)
         port = self.demo.ports[role] if self.demo is not None else ROLE_PORTS[role]
         return {"name": DEFAULT_VSERVER_NAMES[role], "ip": ip, "port": port, "role": role,
                 "calling_ae": other.calling_ae if other else DEFAULT_CALLING_AE}

@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.suggester import Suggester
-from textual.widgets import Input, Label, Static
+from textual.widgets import Input, Label, RadioButton, Static
 
 # The guide's order; the short names fit the step bar at 80 columns.
 STEP_NAMES = ["Start", "Certificates", "PACS", "Cipher policy", "Virtual server", "Review", "Apply", "Echo test",
@@ -30,6 +30,15 @@ TLS_RUNGS = ["resolve", "tcp", "tls", "associate", "echo", "release"]
 
 OK, BAD, TODO = "✓", "✗", "·"
 _FP = re.compile(r"\b(?:[0-9A-F]{2}:){31}[0-9A-F]{2}\b")
+
+
+class Choice(RadioButton):
+    """A radio button whose dot shows only when chosen: Textual's draws the dot in both states and
+    tells them apart by colour alone, which NO_COLOR, ansi themes and poor terminals lose."""
+
+    @property
+    def BUTTON_INNER(self) -> str:  # type: ignore[override]
+        return "●" if self.value else " "
 
 
 class StepBar(Static):

@@ -116,7 +116,7 @@ class BuiltinBackend:
         p = plan.policy
         return _compare("cipher_policy", plan.cipher_policy.name,
                         {"profile": installed.policy} if installed else None, {"profile": p.name},
-                        f"{p.title}: {p.openssl_cipher_string}")
+                        f"{p.title}: {p.openssl_cipher_string.replace(':', ', ')}")  # wraps at words
 
     def _process_change(self, state: StateFiles, live: dict | None, installed: RuntimeConfig | None,
                         changes: list[Change]) -> Change:

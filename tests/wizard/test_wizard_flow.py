@@ -170,7 +170,7 @@ async def test_builtin_demo_end_to_end(demo_builtin) -> None:
         await pilot.press("ctrl+n")
         await until(pilot, on_step(app, 8), what="the Butterfly screen")
         assert "Waiting for Butterfly's C-ECHO (calling AE BUTTERFLY)" in text_of(app, "#live")
-        await until(pilot, lambda: "^t Send a test C-ECHO" in screen_text(app), what="the demo's key")
+        await until(pilot, lambda: "^t Test C-ECHO" in screen_text(app), what="the demo's key")
         await pilot.press("ctrl+t")  # the demo stands in for Butterfly
         await until(pilot, lambda: app.screen.query_one("#live").has_class("ok"), 20, "the live line to turn green")
         assert "An association from BUTTERFLY from 127.0.0.1:" in text_of(app, "#live")

@@ -29,8 +29,9 @@ class ButterflyScreen(StepScreen):
     TITLE = "Butterfly Cloud: enter these values"
     INDEX = 8
     BINDINGS = [
-        Binding("ctrl+s", "save_runbook", "Save runbook", id="save-runbook"),
-        Binding("ctrl+t", "play_butterfly", "Send a test C-ECHO", id="play"),
+        Binding("ctrl+s", "save_runbook", "Runbook", id="save-runbook"),
+        Binding("ctrl+t", "play_butterfly", "Test C-ECHO", id="play"),
+        Binding("ctrl+o", "add_worklist", "Add worklist", id="add-worklist"),
     ]
 
     def __init__(self) -> None:
@@ -67,7 +68,15 @@ class ButterflyScreen(StepScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "play_butterfly":
             return self.state.demo is not None and self.state.backend == "builtin"
+        if action == "add_worklist":  # the store pass is applied and saved; the worklist one is not there yet
+            st = self.state
+            return (not self.running and st.role == "store" and st.vserver_for("worklist") is None
+                    and st.apply_result is not None and st.apply_result.ok)
         return super().check_action(action, parameters)
+
+    def action_add_worklist(self) -> None:
+        if self.check_action("add_worklist", ()):
+            self.wizard.worklist_pass()
 
     @property
     def public_host(self) -> str:

@@ -10,13 +10,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.content import Content
-from textual.widgets import Button, RadioButton, RadioSet, Static
+from textual.widgets import Button, RadioSet, Static
 
 from engine.backends import BackendOptions
 from engine.plan import DEFAULT_PASSWORD_ENV, ROLE_PORTS, NetScaler, Plan
 from wizard.screens.base import StepScreen, error_text
 from wizard.screens.modals import ChoiceModal
-from wizard.widgets import FormField, fingerprint_lines
+from wizard.widgets import Choice, FormField, fingerprint_lines
 
 INTRO = ("Butterfly Cloud sends studies over DICOM-TLS (TLS 1.2); your PACS speaks plain DICOM. "
          "This wizard sets up the TLS termination in front of it, on this host or on a NetScaler, "
@@ -65,8 +65,8 @@ class StartScreen(StepScreen):
         yield Static(Content.styled("Where is TLS terminated?", "bold"), classes="question")
         with RadioSet(id="backend", compact=True):
             idx = self.val("backend", BACKENDS.index(st.backend))
-            yield RadioButton("Built-in terminator on this host", value=idx == 0)
-            yield RadioButton("NetScaler (Citrix ADC) over its NITRO API", value=idx == 1)
+            yield Choice("Built-in terminator on this host", value=idx == 0)
+            yield Choice("NetScaler (Citrix ADC) over its NITRO API", value=idx == 1)
         ns = st.netscaler
         with Vertical(id="ns"):
             yield FormField("NITRO URL", "ns-url", self.val("ns-url", ns.url if ns else ""),
@@ -79,8 +79,8 @@ class StartScreen(StepScreen):
         yield Static(Content.styled("Which port does this pass set up?", "bold"), classes="question")
         with RadioSet(id="role", compact=True):
             idx = self.val("role", ROLES.index(st.role))
-            yield RadioButton(f"Store: Butterfly sends studies (port {ROLE_PORTS['store']})", value=idx == 0)
-            yield RadioButton(f"Worklist: Butterfly queries the worklist (port {ROLE_PORTS['worklist']})",
+            yield Choice(f"Store: Butterfly sends studies (port {ROLE_PORTS['store']})", value=idx == 0)
+            yield Choice(f"Worklist: Butterfly queries the worklist (port {ROLE_PORTS['worklist']})",
                               value=idx == 1)
 
     def on_mount(self) -> None:
@@ -226,7 +226,7 @@ class StartScreen(StepScreen):
     async def _add_worklist(self) -> None:
         """The short path: everything else is set up already, so go straight to the virtual server."""
         self.role_override = "worklist"
-        self.query_one("#role", RadioSet).query(RadioButton)[1].value = True
+        self.query_one("#role", RadioSet).query(Choice)[1].value = True
         self.store_draft()
         if await self.commit():
             self.wizard.goto(4)
