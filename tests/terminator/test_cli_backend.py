@@ -154,11 +154,12 @@ def test_install_service_print(tmp_path, tls_files, port, caps):  # noqa: F811
     if not caps:
         assert "\nCapabilityBoundingSet=\n" in unit
     assert not (tmp_path / "state").exists()  # --print changes nothing
-    if shutil.which("systemd-analyze"):
-        f = tmp_path / "dicomtls.service"
-        f.write_text(unit)
-        v = subprocess.run(["systemd-analyze", "verify", str(f)], capture_output=True, text=True, timeout=60)
-        assert v.returncode == 0, v.stderr
+    analyze = shutil.which("systemd-analyze")
+    assert analyze, "systemd-analyze is missing: scripts/bootstrap --test installs the systemd package"
+    f = tmp_path / "dicomtls.service"
+    f.write_text(unit)
+    v = subprocess.run([analyze, "verify", str(f)], capture_output=True, text=True, timeout=60)
+    assert v.returncode == 0, v.stderr
 
 
 def test_install_service_writes_the_unit_and_installs_the_plan(tmp_path, tls_files):  # noqa: F811
