@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import threading
 
-from test_wizard_flow import demo_state, retry_completes, walk_to_review
-from wizard_helpers import modal_open, on_step, pilot_test, screen_text, text_of, until
+from test_wizard_flow import demo_state, pin_and_walk_to_review, retry_completes
+from wizard_helpers import modal_open, pilot_test, screen_text, text_of, until
 
 from engine.backends.base import Progress
 from wizard.app import WizardApp
@@ -48,11 +48,7 @@ async def test_esc_cancels_apply_between_steps_and_retry_completes(demo_netscale
     services = GatedServices()
     app = WizardApp(state, services)
     async with app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, on_step(app, 0))
-        await pilot.press("ctrl+n")
-        await until(pilot, lambda: modal_open(app), what="the pinning question")
-        await pilot.press("y")
-        await walk_to_review(pilot, app)
+        await pin_and_walk_to_review(pilot, app)
         await pilot.press("ctrl+n")
         await until(pilot, lambda: modal_open(app), what="the confirmation")
         await pilot.press("y")

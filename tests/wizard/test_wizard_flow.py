@@ -28,6 +28,15 @@ async def walk_to_review(pilot, app) -> None:
     await until(pilot, lambda: app.index == 5 and app.state.diff is not None, what="the change list")
 
 
+async def pin_and_walk_to_review(pilot, app) -> None:
+    """NetScaler: connect from Start, pin the management certificate, then steps 2-5 to the Review."""
+    await until(pilot, on_step(app, 0))
+    await pilot.press("ctrl+n")
+    await until(pilot, lambda: modal_open(app), what="the pinning question")
+    await pilot.press("y")
+    await walk_to_review(pilot, app)
+
+
 async def apply_echo_finish(pilot, app, state) -> None:
     await pilot.press("ctrl+n")
     await until(pilot, lambda: modal_open(app), what="the confirmation")
@@ -244,11 +253,7 @@ async def test_apply_failure_shows_the_message_and_retry_completes(demo_netscale
     state = demo_state(demo)
     app = WizardApp(state)
     async with app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, on_step(app, 0))
-        await pilot.press("ctrl+n")
-        await until(pilot, lambda: modal_open(app), what="the pinning question")
-        await pilot.press("y")
-        await walk_to_review(pilot, app)
+        await pin_and_walk_to_review(pilot, app)
         demo.nitro.state.faults.die_after_writes = 4  # the 4th write is made, then the ADC goes away
         await pilot.press("ctrl+n")
         await until(pilot, lambda: modal_open(app))

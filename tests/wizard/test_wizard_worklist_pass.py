@@ -4,8 +4,8 @@ NITRO password; it writes only the worklist vserver and ends with a green echo o
 
 from __future__ import annotations
 
-from test_wizard_flow import apply_echo_finish, demo_state, walk_to_review
-from wizard_helpers import modal_open, on_step, pilot_test, screen_text, until
+from test_wizard_flow import apply_echo_finish, demo_state, pin_and_walk_to_review
+from wizard_helpers import on_step, pilot_test, screen_text, until
 
 from engine.plan import load_plan
 from wizard.app import WizardApp
@@ -17,11 +17,7 @@ async def test_store_then_worklist_in_one_session_on_netscaler(demo_netscaler) -
     state = demo_state(demo)
     app = WizardApp(state)
     async with app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, on_step(app, 0))
-        await pilot.press("ctrl+n")
-        await until(pilot, lambda: modal_open(app), what="the pinning question")
-        await pilot.press("y")
-        await walk_to_review(pilot, app)
+        await pin_and_walk_to_review(pilot, app)
         await apply_echo_finish(pilot, app, state)
         await pilot.press("ctrl+n")
         await until(pilot, on_step(app, 8), what="the Butterfly screen")
