@@ -20,8 +20,10 @@ and the cursor does not blink (both redraw the screen, which is traffic over SSH
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import signal
 from pathlib import Path
 
 from textual.app import App
@@ -63,6 +65,13 @@ class WizardApp(App[int], inherit_bindings=False):
     # --- screens ---------------------------------------------------------------------------------
     def on_mount(self) -> None:
         self.state.mark_clean()
+        if self.state.demo is not None:
+            # A dropped SSH session sends SIGHUP, whose default ends the process without `finally`:
+            # the demo's PACS and terminator would outlive it. Leave through the normal exit instead
+            # (asyncio's handler wakes the loop; a plain signal.signal one would not).
+            loop = asyncio.get_running_loop()
+            for sig, code in ((signal.SIGHUP, 129), (signal.SIGTERM, 143)):
+                loop.add_signal_handler(sig, self.exit, code)
         self.goto(0)
 
     def goto(self, index: int):

@@ -120,3 +120,27 @@ def test_wizard_argument_errors_exit_2_without_a_traceback(args, words, tmp_path
                        text=True, timeout=60)
     assert r.returncode == 2, r.stderr
     assert f"error: {words}" in r.stderr and "fix:" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_dropped_session_ends_the_demo_through_its_normal_exit(demo_builtin) -> None:
+    """SIGHUP (the SSH session went away) must not leave the demo's PACS and terminator running: the
+    wizard exits as if quit, so run()'s cleanup stops them. Exit value 129, as a shell reports HUP."""
+    import asyncio
+    import signal
+
+    from test_wizard_flow import demo_state
+    from wizard_helpers import on_step, until
+
+    from wizard.app import WizardApp
+
+    app = WizardApp(demo_state(demo_builtin))
+
+    async def hang_up() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, on_step(app, 0))
+            os.kill(os.getpid(), signal.SIGHUP)
+            await until(pilot, lambda: not app.is_running, what="the wizard to leave")
+
+    asyncio.run(hang_up())
+    assert app.return_value == 129
+    assert signal.getsignal(signal.SIGHUP) is signal.SIG_DFL  # the handler went with the wizard's loop
