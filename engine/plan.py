@@ -80,6 +80,11 @@ def check_host(value: str) -> str:
     return v
 
 
+def host_port(host: str, port: int | str) -> str:
+    """host:port as written in logs and messages; an IPv6 address in brackets ([fd00::5]:104)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def check_ip(value: str) -> str:
     v = value.strip()
     try:
@@ -133,7 +138,7 @@ class Member(_Model):
 
     @property
     def address(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return host_port(self.host, self.port)
 
 
 class Service(_Model):

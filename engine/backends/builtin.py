@@ -27,7 +27,7 @@ from typing import Any
 from engine.backends.base import Action, ApplyResult, Change, Diff, Progress, ProgressCallback, Status, StatusItem
 from engine.certs import CertError, fingerprint
 from engine.errors import UserError
-from engine.plan import Plan
+from engine.plan import Plan, host_port
 from engine.terminator.config import RuntimeConfig, StateFiles, state_dir_for
 from engine.terminator.control import query_status
 from engine.terminator.install import installed_fingerprint, prepare
@@ -254,7 +254,7 @@ class BuiltinBackend:
                                                "service": lst["service"], "live": lst["live"], **lst["counters"]}))
         per_service = Counter(svc["service"] for svc in live["services"])
         for svc in live["services"]:
-            address = _address(svc["host"], svc["port"])
+            address = host_port(svc["host"], svc["port"])
             # A PACS on several servers: one line per member, named by its address.
             name = svc["service"] if per_service[svc["service"]] == 1 else f"{svc['service']} {address}"
             st.items.append(StatusItem(kind="service", name=name, state=svc["state"].upper(),
@@ -279,10 +279,6 @@ def _compare(kind: str, name: str, have: dict | None, want: dict, summary: str) 
     fields = {k: (have.get(k), v) for k, v in want.items() if have.get(k) != v}
     return Change(kind=kind, name=name, action=Action.UPDATE if fields else Action.UNCHANGED, summary=summary,
                   fields=fields)
-
-
-def _address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _port_problem(ip: str, port: int) -> str:

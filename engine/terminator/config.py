@@ -14,7 +14,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from engine import paths
-from engine.plan import Plan
+from engine.plan import Plan, host_port
 
 # Limits that are not plan settings: they protect the process, not the site's policy.
 # Live associations (one pump thread each, up to 512 KiB of buffers while bulk data flows); more get
@@ -50,7 +50,7 @@ class MemberConfig(_Model):
 
     @property
     def address(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return host_port(self.host, self.port)
 
 
 class ServiceConfig(_Model):

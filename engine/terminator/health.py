@@ -78,10 +78,6 @@ class Health:
     failures: int = 0
 
     @property
-    def address(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-    @property
     def down(self) -> bool:
         return self.state == "down"
 

@@ -16,7 +16,7 @@ from textual.content import Content
 from textual.widgets import Button, Input, Static
 
 from engine.plan import (DEFAULT_CALLING_AE, DEFAULT_PACS_PORT, Member, Service, check_ae_title, check_host, check_name,
-                         check_port)
+                         check_port, host_port)
 from wizard.messages import EchoStep
 from wizard.screens.base import StepScreen, error_text
 from wizard.widgets import PLAIN_RUNGS, RUNG_LABELS, FormField, Ladder
@@ -48,10 +48,6 @@ def members_verdict(results: list[tuple[str, object]]) -> tuple[Content, str]:
     """One line per server of the PACS; green only when every one answered."""
     lines = [echo_verdict(rep, where, where)[0] for where, rep in results]
     return Content("\n").join(lines), "ok" if all(rep.ok for _, rep in results) else "error"
-
-
-def _address(host: str, port: str) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class BackendScreen(StepScreen):
@@ -110,7 +106,7 @@ class BackendScreen(StepScreen):
         return list(svc.members[1:]) if svc is not None else []
 
     def _members_line(self, host: str, port: str) -> Content:
-        names = [_address(host.strip() or "?", port.strip() or "?")] + [m.address for m in self.other_members]
+        names = [host_port(host.strip() or "?", port.strip() or "?")] + [m.address for m in self.other_members]
         return Content(f"Members from the plan file: {', '.join(names)}; Host and Port edit the first, "
                        "the test checks each.")  # Content, not markup: [::1]:104 is an address
 
