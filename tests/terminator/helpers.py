@@ -11,6 +11,7 @@ import ssl
 import struct
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -202,6 +203,17 @@ def echoscu(port: int, *args: str, calling: str = "BUTTERFLY", called: str = "PA
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
 
+def expect_transient_reject(port: int) -> None:
+    """echoscu through the terminator is refused at once with A-ASSOCIATE-RJ transient, congestion
+    (what Butterfly gets while the PACS is down), within 1 s."""
+    t = time.monotonic()
+    r = echoscu(port)
+    took = time.monotonic() - t
+    assert r.returncode != 0
+    assert "Rejected Transient" in r.stderr and "Temporary Congestion" in r.stderr, r.stderr
+    assert took < 1.0, took
+
+
 # --- the terminator ---------------------------------------------------------------------------------
 
 @contextlib.contextmanager
@@ -239,5 +251,5 @@ def serve_process(plan_path: Path, home: Path, env: dict | None = None) -> Itera
 
 
 __all__ = ["LOOPBACK", "free_port", "wait_for", "write_plan", "assoc_rq", "Backend", "backend", "tls_connect",
-           "echoscu", "terminator", "ended", "wait_record", "serve_process", "ServeProcess", "recv_all",
-           "peer_fingerprint", "decode_pdu", "echo_scp"]
+           "echoscu", "expect_transient_reject", "terminator", "ended", "wait_record", "serve_process",
+           "ServeProcess", "recv_all", "peer_fingerprint", "decode_pdu", "echo_scp"]
