@@ -35,7 +35,7 @@ from engine.backends.netscaler.models import (CertKey, LbVserverBindings, LbVser
                                               NsFeature, ServiceGroupRow, ServiceRow, SslParameter,
                                               SslVserverBindings, SslVserverRow, SystemFile)
 from engine.errors import UserError
-from engine.plan import Plan, Service
+from engine.plan import Plan, Service, host_port
 
 SSL_DIR = "/nsconfig/ssl"
 FEATURES = ("LB", "SSL")
@@ -404,14 +404,7 @@ def _services(plan: Plan, cur: Current, changes: list[Change], steps: list[Step]
                 hint=f"another service already has the name {svc.name!r}: give [[service]] another name in "
                      "the plan, or change/remove that service on the ADC if it is stale"))
         elif have.monconnectionclose.upper() != MONITOR_CLOSE:
-            c = Change(kind="service", name=svc.name, action=Action.UPDATE,
-                       summary="monitor connections closed with RESET (half-open monitor)",
-                       fields={"monconnectionclose": (have.monconnectionclose, MONITOR_CLOSE)},
-                       cli=[f"set service {_q(svc.name)} -monConnectionClose {MONITOR_CLOSE}"])
-            changes.append(c)
-            steps.append(Step([c], [NitroRequest(method="PUT", resource="service", name=svc.name,
-                                                 body={"service": {"name": svc.name,
-                                                                   "monconnectionclose": MONITOR_CLOSE}})]))
+            changes.append(_monitor_reset("service", "name", svc.name, have.monconnectionclose, steps))
         else:
             changes.append(Change(kind="service", name=svc.name, action=Action.UNCHANGED,
                                   summary=f"TCP {svc.host}:{svc.port}, RESET"))
@@ -422,6 +415,18 @@ def _services(plan: Plan, cur: Current, changes: list[Change], steps: list[Step]
     if member_binds:  # one array for the members of every group (§13)
         steps.append(Step([c for c, _ in member_binds],
                           [_batch("servicegroup_servicegroupmember_binding", [i for _, i in member_binds])]))
+
+
+def _monitor_reset(resource: str, key: str, name: str, have: str, steps: list[Step]) -> Change:
+    """An update of a service or service group to the half-open monitor (monconnectionclose RESET)."""
+    cli_kind = {"service": "service", "servicegroup": "serviceGroup"}[resource]
+    c = Change(kind=resource, name=name, action=Action.UPDATE,
+               summary="monitor connections closed with RESET (half-open monitor)",
+               fields={"monconnectionclose": (have, MONITOR_CLOSE)},
+               cli=[f"set {cli_kind} {_q(name)} -monConnectionClose {MONITOR_CLOSE}"])
+    steps.append(Step([c], [NitroRequest(method="PUT", resource=resource, name=name,
+                                         body={resource: {key: name, "monconnectionclose": MONITOR_CLOSE}})]))
+    return c
 
 
 def _group(svc: Service, cur: Current, changes: list[Change], steps: list[Step],
@@ -460,14 +465,7 @@ def _group(svc: Service, cur: Current, changes: list[Change], steps: list[Step],
     else:
         there = cur.members.get(name, set())
         if have.monconnectionclose.upper() != MONITOR_CLOSE:
-            c = Change(kind="servicegroup", name=name, action=Action.UPDATE,
-                       summary="monitor connections closed with RESET (half-open monitor)",
-                       fields={"monconnectionclose": (have.monconnectionclose, MONITOR_CLOSE)},
-                       cli=[f"set serviceGroup {_q(name)} -monConnectionClose {MONITOR_CLOSE}"])
-            changes.append(c)
-            steps.append(Step([c], [NitroRequest(method="PUT", resource="servicegroup", name=name,
-                                                 body={"servicegroup": {"servicegroupname": name,
-                                                                        "monconnectionclose": MONITOR_CLOSE}})]))
+            changes.append(_monitor_reset("servicegroup", "servicegroupname", name, have.monconnectionclose, steps))
         else:
             changes.append(Change(kind="servicegroup", name=name, action=Action.UNCHANGED,
                                   summary=f"{SERVICE_TYPE} group, RESET"))
@@ -483,7 +481,7 @@ def _group(svc: Service, cur: Current, changes: list[Change], steps: list[Step],
         changes.append(c)
         member_binds.append((c, {"servicegroupname": name, "ip": m.host, "port": m.port}))
     for ip, port in sorted(there - set(wanted)):
-        address = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+        address = host_port(ip, port)
         changes.append(Change(
             kind="servicegroup_servicegroupmember_binding", name=f"{name} {address}", action=Action.CONFLICT,
             summary="a member on the ADC that the plan does not list: traffic would also go there",
