@@ -61,3 +61,49 @@ def modal_open(app: Any) -> bool:
 
 def text_of(app: Any, selector: str) -> str:
     return str(app.screen.query_one(selector).content)
+
+
+def demo_state(demo: Any) -> Any:
+    """A wizard state pre-filled from a demo's starting plan, as `dicomtls --demo` makes it."""
+    from wizard.state import WizardState
+
+    state = WizardState(plan_path=demo.plan_path)
+    state.load(demo.plan())
+    state.demo = demo
+    return state
+
+
+async def type_into(pilot: Any, app: Any, input_id: str, text: str) -> None:
+    """Focus the field, clear it and type: long texts are set up to the last character, which is
+    typed (pressing every key of a long temp path only makes the test slow)."""
+    from textual.widgets import Input
+
+    inp = app.screen.query_one(f"#{input_id}", Input)
+    inp.focus()
+    inp.value = text[:-12]
+    inp.cursor_position = len(inp.value)
+    await pilot.press(*text[-12:]) if text else await pilot.pause()
+
+
+def apply_with_the_engine(demo: Any) -> Any:
+    """The store port applied and saved through the engine (as a first run leaves it); returns a
+    wizard state loaded from the saved plan, with the demo attached."""
+    from engine.backends import BackendOptions, get_backend
+    from engine.plan import save_plan
+    from wizard.state import WizardState
+
+    plan = demo.plan()
+    if plan.backend == "netscaler":
+        plan.netscaler.fingerprint = demo.nitro.fingerprint
+    backend = get_backend(plan, BackendOptions(password=demo.nitro.password if demo.nitro else None))
+    try:
+        result = backend.apply(plan)
+    finally:
+        backend.close()
+    assert result.ok, result
+    save_plan(plan, demo.plan_path)
+    if plan.backend == "netscaler":
+        demo.after_apply(plan)
+    state = WizardState.from_plan_file(demo.plan_path)
+    state.demo = demo
+    return state
