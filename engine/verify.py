@@ -31,7 +31,7 @@ from pynetdicom.transport import AddressInformation, AssociationSocket
 from engine.certs import CertError, fingerprint
 from engine.ciphers import POLICIES
 from engine.errors import UserError
-from engine.plan import DEFAULT_CALLED_AE, DEFAULT_CALLING_AE, check_ae_title, check_port
+from engine.plan import DEFAULT_CALLED_AE, DEFAULT_CALLING_AE, check_ae_title, check_port, host_port
 from engine.tlsctx import client_context
 
 StepName = Literal["resolve", "tcp", "tls", "associate", "echo", "release"]
@@ -45,6 +45,9 @@ class Step(BaseModel):
     detail: str = ""
     cause: str = ""
     next_action: str = ""
+    # tcp rung: this side's address as host:port, so a terminator's log line of the same connection
+    # can be told apart from anyone else's (the wizard's own tests are not Butterfly's arrival).
+    local: str = ""
 
 
 class EchoReport(BaseModel):
@@ -230,9 +233,10 @@ class _Ladder:
     def start(self) -> None:
         self._t0 = time.perf_counter()
 
-    def done(self, name: StepName, ok: bool, detail: str, cause: str = "", next_action: str = "") -> None:
+    def done(self, name: StepName, ok: bool, detail: str, cause: str = "", next_action: str = "",
+             local: str = "") -> None:
         step = Step(name=name, ok=ok, seconds=round(time.perf_counter() - self._t0, 4), detail=detail,
-                    cause=cause, next_action=next_action)
+                    cause=cause, next_action=next_action, local=local)
         self.steps.append(step)
         if self.on_step is not None:
             self.on_step(step)
@@ -321,7 +325,8 @@ def _resolve_and_connect(ladder: _Ladder, host: str, port: int, timeout: float) 
                     "there is no network route to the host (wrong address, or a network/VPN is down)",
                     "check the address and this machine's routes (ip route / traceroute)")
     local = sock.getsockname()
-    ladder.done("tcp", True, f"connected to {ip}:{port} from {local[0]}:{local[1]}")
+    ladder.done("tcp", True, f"connected to {ip}:{port} from {host_port(local[0], local[1])}",
+                local=host_port(local[0], local[1]))
     return sock
 
 

@@ -80,6 +80,8 @@ class WizardApp(App[int], inherit_bindings=False):
         current = self.step_screen
         if current is not None:
             current.store_draft()
+            if index == self.index and current.INDEX == index:
+                return current
         screen = STEPS[index]()
         first = self.index < 0
         self.index = index
@@ -96,7 +98,7 @@ class WizardApp(App[int], inherit_bindings=False):
         old = self.state
         new = WizardState.from_plan_file(old.plan_path)
         for name in ("demo", "terminator", "password", "passphrase", "nitro_fingerprint", "nitro_ok",
-                     "cipher_groups", "pem", "pem_checked_for"):
+                     "nitro_checked_for", "cipher_groups", "pem", "pem_checked_for"):
             setattr(new, name, getattr(old, name))
         self.state = new
         start = self.goto(0)
@@ -137,12 +139,21 @@ class WizardApp(App[int], inherit_bindings=False):
 
     def _ask_quit(self) -> None:
         screen = self.step_screen
-        if screen is not None and screen.touched:
-            self.state.touched = True
+        problem = None
+        if screen is not None:
+            if screen.touched:
+                self.state.touched = True
+            screen.store_draft()
+            problem = screen.collect()  # what is on screen is what would be saved, or why it cannot be
         if not self.state.dirty:
             self.exit(0)
             return
-        can_save = self.state.try_plan() is not None
+        if problem is None:
+            try:
+                self.state.build_plan()
+            except UserError as err:
+                problem = "; ".join(getattr(err, "problems", None) or [err.problem])
+        can_save = problem is None
 
         def answer(key: str | None) -> None:
             if key == "y":
@@ -157,8 +168,9 @@ class WizardApp(App[int], inherit_bindings=False):
 
         choices = [("s", "Save plan, quit")] if can_save else []
         choices += [("y", "Quit, abandon"), ("n", "Stay")]
-        self.push_screen(ChoiceModal("The setup has changes that are not saved. Quit anyway?"
-                                     + ("\nSaving writes the plan file only; nothing is applied." if can_save else ""),
+        why = ("\nSaving writes the plan file only; nothing is applied." if can_save else
+               f"\nIt cannot be saved as it is: {problem}.\nStay to correct it, or quit without saving.")
+        self.push_screen(ChoiceModal("The setup has changes that are not saved. Quit anyway?" + why,
                                      choices, title="Quit"), answer)
 
     # --- terminal size ---------------------------------------------------------------------------
@@ -171,6 +183,11 @@ class WizardApp(App[int], inherit_bindings=False):
         if small != self.has_class("-too-small"):
             self.set_class(small, "-too-small")
             self.refresh_bindings()
+        screen = self.step_screen
+        if not small and screen is not None and screen is self.screen:
+            # Hiding the form (too small) took the focus away, and a resize may move it: give it back
+            # to the field that had it, so the next keystrokes land where the user expects.
+            self.call_after_refresh(screen.restore_focus)
         if small:
             from wizard.screens.base import TooSmall
 

@@ -17,7 +17,21 @@ from engine.backends.base import Backend
 from engine.plan import DEFAULT_CERT_FILE, DEFAULT_KEY_FILE, Plan
 
 
+def source_key(address: str) -> str:
+    """host:port without IPv6 brackets: the terminator logs a client as `::1:5000`, the ladder `[::1]:5000`."""
+    return address.replace("[", "").replace("]", "")
+
+
 class Services:
+    def __init__(self) -> None:
+        # Where this wizard's own test connections came from (host:port), so the Butterfly watch can
+        # tell them from Butterfly's: added from the worker thread as soon as the TCP rung connects,
+        # before the association that the terminator will log exists.
+        self.own_sources: set[str] = set()
+
+    def is_own(self, client: str) -> bool:
+        return source_key(client) in self.own_sources
+
     def now(self) -> dt.datetime:
         return dt.datetime.now(dt.UTC)
 
@@ -52,6 +66,8 @@ class Services:
         from wizard.phrasing import reword_step
 
         def reworded(step: Any) -> None:
+            if step.name == "tcp" and step.local:
+                self.own_sources.add(source_key(step.local))
             if on_step is not None:
                 on_step(reword_step(step))
 

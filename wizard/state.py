@@ -11,6 +11,7 @@ Secrets (the NetScaler password, a key passphrase) live only in this object, in 
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from pydantic import ValidationError
 
 from engine.plan import (DEFAULT_CALLING_AE, DEFAULT_VSERVER_NAMES, ROLE_PORTS, Builtin, Certificate, CipherPolicy,
                          NetScaler, Plan, PlanError, Service, VirtualServer, dump_plan, explain, load_plan, save_plan)
+from wizard.checks import Accepted, changed
 
 ROLES = ("store", "worklist")
 
@@ -50,13 +52,22 @@ class WizardState:
     passphrase: str | None = None
 
     # Results of this run, shown again when a screen is revisited.
+    # Each check's result comes with the inputs it ran on ({label: value}, see wizard/checks.py):
+    # a result whose inputs differ from the screens' is out of date and is never shown as a ✓.
     pem: Any = None  # engine.certs.PemReport of the last good check
-    pem_checked_for: tuple[str, str] | None = None  # (cert, key) the report belongs to
+    pem_checked_for: dict[str, str] | None = None
+    pem_failure: tuple[str, str] | None = None  # (problem, fix) of the last check, when it failed
+    pem_failure_code: str | None = None
     nitro_fingerprint: str | None = None  # management certificate seen on connect
     nitro_ok: bool = False  # logged in with the password
+    nitro_checked_for: dict[str, str] | None = None
     cipher_groups: list[str] = field(default_factory=list)  # existing groups on the ADC
     pacs_report: Any = None  # engine.verify.EchoReport of the plain C-ECHO to the PACS (a failing one first)
     pacs_reports: list[tuple[str, Any]] = field(default_factory=list)  # (address, report) per member tested
+    pacs_checked_for: dict[str, str] | None = None
+    echo_checked_for: dict[str, str] | None = None
+    # Checks the operator chose to go past (failed or untested), by check name.
+    accepted: dict[str, Accepted] = field(default_factory=dict)
     diff: Any = None  # the Diff last computed (engine.backends.base.Diff)
     diff_for: str | None = None  # the plan text it was computed for
     apply_result: Any = None
@@ -202,6 +213,70 @@ class WizardState:
         self.mark_clean()
         return path
 
+    # --- what each check runs on, as the screens hold it now ----------------------------------------
+    def raw(self, screen: str, widget_id: str, fallback: str) -> str:
+        """A field's text as typed (the screens keep every keystroke in their drafts), else `fallback`."""
+        return str(self.drafts.get(screen, {}).get(widget_id, fallback)).strip()
+
+    def pem_inputs(self) -> dict[str, str]:
+        c = self.certificate
+        secret = hashlib.sha256((self.passphrase or "").encode()).hexdigest()[:12]  # memory only
+        return {"Certificate": _abs(self.raw("certificates", "cert", c.cert)),
+                "Private key": _abs(self.raw("certificates", "key", c.key)), "Passphrase": secret}
+
+    def pacs_inputs(self) -> dict[str, str]:
+        svc, vs = self.service, self.vserver
+        first = svc.targets[0] if svc is not None else None
+        calling = vs.calling_ae if vs is not None else DEFAULT_CALLING_AE
+        return {"Host or IP": self.raw("backend", "svc-host", first.host if first else ""),
+                "Port": self.raw("backend", "svc-port", str(first.port) if first else ""),
+                "AE title": self.raw("backend", "svc-ae", svc.ae_title if svc else ""),
+                "Calling AE": self.raw("virtual_server", f"{self.role}-calling", calling),
+                "Other servers": ", ".join(m.address for m in (svc.members[1:] if svc else []))}
+
+    def nitro_inputs(self) -> dict[str, str]:
+        ns = self.netscaler
+        secret = hashlib.sha256((self.password or "").encode()).hexdigest()[:12]  # memory only
+        return {"NITRO URL": self.raw("start", "ns-url", ns.url if ns else "").rstrip("/"),
+                "User": self.raw("start", "ns-user", ns.username if ns else ""), "Password": secret}
+
+    def echo_inputs(self) -> dict[str, str]:
+        return {"the setup": self.plan_text() or ""}
+
+    def stale(self, check: str) -> list[str]:
+        """Labels of the inputs that changed since `check` ran (empty: still current, or never run)."""
+        recorded = getattr(self, f"{check}_checked_for")
+        return changed(recorded, getattr(self, f"{check}_inputs")())
+
+    def accept(self, check: str, reason: str) -> None:
+        self.accepted[check] = Accepted(check, reason, tuple(getattr(self, f"{check}_inputs")().items()))
+
+    def is_accepted(self, check: str) -> bool:
+        a = self.accepted.get(check)
+        return a is not None and a.holds_for(getattr(self, f"{check}_inputs")())
+
+    def accepted_warnings(self) -> list[str]:
+        return [a.line() for name, a in self.accepted.items() if self.is_accepted(name)]
+
+    def check_warnings(self) -> list[str]:
+        """Every check before Review that did not pass for the values on the screens: for the top of
+        Review and the runbook. Accepted ones say so."""
+        out: list[str] = []
+        if self.pem is None or self.stale("pem"):
+            out.append("The certificate pair was not checked for these files (step Certificates, ctrl+t).")
+        if self.backend == "netscaler" and (not self.nitro_ok or self.stale("nitro")):
+            out.append("Not logged in to NITRO with these values (step Start, ctrl+t).")
+        pacs = self.pacs_report
+        if self.is_accepted("pacs"):
+            out.append(self.accepted["pacs"].line())
+        elif pacs is None:
+            out.append("The PACS has not been tested with a plain C-ECHO (step PACS, ctrl+t).")
+        elif self.stale("pacs"):
+            out.append(f"The PACS test is out of date: {', '.join(self.stale('pacs'))} changed (step PACS, ctrl+t).")
+        elif not pacs.ok:
+            out.append("The PACS did not answer the plain C-ECHO (step PACS).")
+        return out
+
     # --- helpers for screens -------------------------------------------------------------------
     def draft(self, screen: str) -> dict[str, Any]:
         return self.drafts.setdefault(screen, {})
@@ -215,3 +290,7 @@ class WizardState:
         if home not in ("", "/") and (s == home or s.startswith(home + os.sep)):
             return "~" + s[len(home):]
         return s
+
+
+def _abs(p: str) -> str:
+    return str(Path(p).expanduser().resolve()) if p else ""

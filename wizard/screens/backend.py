@@ -18,7 +18,9 @@ from textual.widgets import Button, Input, Static
 from engine.plan import (DEFAULT_CALLING_AE, DEFAULT_PACS_PORT, Member, Service, check_ae_title, check_host, check_name,
                          check_port, host_port)
 from wizard.messages import EchoStep
+from wizard.checks import stale_text
 from wizard.screens.base import StepScreen, error_text
+from wizard.screens.modals import ChoiceModal
 from wizard.widgets import PLAIN_RUNGS, RUNG_LABELS, FormField, Ladder
 
 
@@ -84,19 +86,38 @@ class BackendScreen(StepScreen):
         yield Static("", id="pacs-result")
 
     def on_mount(self) -> None:
-        rep = self.state.pacs_report
+        self.show_results()
+        self.focus_first()
+
+    def show_results(self) -> None:
+        """The last test's ladder and verdict if it ran on the values now on screen; else say what
+        changed since (never a ✓ for other values)."""
+        if self.running:
+            return  # a test is drawing its ladder
+        st = self.state
         ladder = self.query_one(Ladder)
-        if rep is not None and self._tested_for == self._current():
+        result = self.query_one("#pacs-result", Static)
+        rep = st.pacs_report
+        stale = st.stale("pacs")
+        for w in self.query("#pacs-member").results(Static):
+            w.display = rep is not None and not stale
+        if rep is None:
+            ladder.display = False
+            result.update("")
+            result.set_classes("")
+        elif stale:
+            ladder.display = False
+            result.update(stale_text(stale))
+            result.set_classes("warn")
+        else:
+            ladder.display = True
+            ladder.reset()
             for s in rep.steps:
                 ladder.show(s)
-            if self.other_members and self.state.pacs_reports:
-                self._show_members(self.state.pacs_reports)
+            if self.other_members and st.pacs_reports:
+                self._show_members(st.pacs_reports)
             else:
                 self._verdict(rep)
-        else:
-            ladder.display = False
-        first_empty = next((i for i in self.query(Input) if not i.value), None)
-        (first_empty or self.query_one("#svc-name", Input)).focus()
 
     # --- a PACS on several servers ------------------------------------------------------------------
     @property
@@ -121,13 +142,6 @@ class BackendScreen(StepScreen):
         vs = self.state.vserver
         return vs.calling_ae if vs else DEFAULT_CALLING_AE
 
-    @property
-    def _tested_for(self):
-        return self.state.drafts.get("backend-tested")
-
-    def _current(self) -> tuple[str, str, str]:
-        return (self.value("svc-host"), self.value("svc-port"), self.value("svc-ae"))
-
     def validate_fields(self) -> Service | None:
         name = self.check("svc-name", check_name)
         host = self.check("svc-host", lambda v: check_host(v) if v else _missing("the PACS's host name or IP"))
@@ -137,12 +151,10 @@ class BackendScreen(StepScreen):
         if None not in (host, port):
             twin = next((m for m in self.other_members if (m.host, m.port) == (host, port)), None)
             if twin is not None:
-                self.field("svc-host").set_error(f"Host or IP and Port are {twin.address}, already another member "
-                                                 "of this PACS (see below); give the first member's address")
+                self.problem("svc-host", f"and Port are {twin.address}, already another member of this PACS "
+                                         "(see below); give the first member's address")
                 host = None
         if None in (name, host, port, ae):
-            bad = next(f for f in ("svc-name", "svc-host", "svc-port", "svc-ae") if self.field(f).error)
-            self.query_one(f"#{bad}", Input).focus()
             return None
         svc = self.state.service
         # The first member is what the fields say; the others stay (a plan's members are never lost).
@@ -150,8 +162,15 @@ class BackendScreen(StepScreen):
         try:
             return Service(name=name, host=host, port=port, ae_title=ae, members=members)
         except ValidationError as err:  # the checks above mirror the model's; this is a backstop
-            self.status(str(err), "error")
+            self.problem("svc-name", str(err))
             return None
+
+    def collect(self, *, quiet: bool = False) -> str | None:
+        svc = self.run_checks(quiet, self.validate_fields)
+        if svc is None:
+            return self.first_problem() or "the PACS step is not complete"
+        self.state.set_service(svc, self.state.service_name)
+        return None
 
     # --- the plain C-ECHO --------------------------------------------------------------------------
     @on(Button.Pressed, "#test")
@@ -163,9 +182,11 @@ class BackendScreen(StepScreen):
         await self.test_pacs()
 
     async def test_pacs(self) -> bool:
-        svc = self.validate_fields()
-        if svc is None:
+        if self.collect() is not None:
             return False
+        svc = self.state.service
+        assert svc is not None
+        inputs = self.state.pacs_inputs()  # what this test runs on; its result belongs to these
         ladder = self.query_one(Ladder)
         ladder.display = True
         self.query_one("#pacs-result", Static).update("")
@@ -185,6 +206,7 @@ class BackendScreen(StepScreen):
                                         m.host, m.port, tls=False, calling_ae=self.calling_ae,
                                         called_ae=svc.ae_title, timeout=10.0, on_step=on_step)
             if report is None:
+                self.show_results()
                 return False
             for s in report.steps:  # the final word, in case a step message is still queued
                 ladder.show(s)
@@ -193,11 +215,9 @@ class BackendScreen(StepScreen):
         worst = next((r for _, r in results if not r.ok), results[-1][1])
         self.state.pacs_report = worst
         self.state.pacs_reports = results
-        self.state.drafts["backend-tested"] = self._current()
-        if len(results) > 1:
-            self._show_members(results)
-        else:
-            self._verdict(worst)
+        self.state.pacs_checked_for = inputs
+        self.running = False
+        self.show_results()
         return worst.ok
 
     def _show_members(self, results: list[tuple[str, object]]) -> None:
@@ -226,19 +246,23 @@ class BackendScreen(StepScreen):
     # --- navigation --------------------------------------------------------------------------------
     async def commit(self) -> bool:
         st = self.state
-        svc = self.validate_fields()
-        if svc is None:
+        if self.collect() is not None:
             return False
-        if self._tested_for != self._current():
-            # Test once per set of values; a second Next after a failed test goes on (the PACS may be
-            # reachable from the NetScaler only).
-            if not await self.test_pacs():
-                if self.state.pacs_report is None or self._tested_for != self._current():
-                    return False  # the test could not run; its error is on the status line
-                self.status("The PACS test failed. Correct the values, or press ctrl+n again to go on anyway "
-                            "(e.g. the PACS is reachable from the NetScaler only).", "warn")
-                return False
-        st.set_service(svc, st.service_name)
+        if st.pacs_report is None or st.stale("pacs"):
+            await self.test_pacs()
+            if st.pacs_report is None or st.stale("pacs"):
+                return False  # the test could not run (bad values, cancelled); its error is shown
+        if st.pacs_report.ok or st.is_accepted("pacs"):
+            return True
+        bad = st.pacs_report.failed_step
+        why = f"\n{RUNG_LABELS.get(bad.name, bad.name)} failed: {bad.cause or bad.detail}" if bad else ""
+        key = await self.app.push_screen_wait(ChoiceModal(
+            f"The PACS did not answer the C-ECHO.{why}\n\nCorrect the values, or continue anyway (for example when "
+            "the PACS is reachable from the NetScaler only). Continue anyway?",
+            [("y", "Continue anyway"), ("n", "Stay and fix")], title="PACS test failed"))
+        if key != "y":
+            return False
+        st.accept("pacs", "the PACS did not answer the plain C-ECHO")
         return True
 
 

@@ -15,7 +15,8 @@ from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Checkbox, Footer, Input, RadioSet, Static
+from textual.widget import Widget
+from textual.widgets import Checkbox, Footer, Input, OptionList, RadioSet, Static
 from textual.worker import WorkerCancelled, WorkerFailed
 
 from engine.errors import UserError
@@ -27,6 +28,12 @@ if TYPE_CHECKING:
     from wizard.state import WizardState
 
 T = TypeVar("T")
+
+
+# Screens without text fields (Review, Apply, Echo test) take a step's number to go straight back to
+# the step to fix; one footer entry stands for all of them.
+JUMP_BINDINGS = [Binding("1", "jump(0)", "Go to step", key_display="1-5", id="jump"),
+                 *(Binding(str(n + 1), f"jump({n})", show=False) for n in range(1, 5))]
 
 
 class TooSmall(Static):
@@ -49,6 +56,9 @@ class StepScreen(Screen[None]):
 
     def __init__(self) -> None:
         super().__init__(id=f"screen-{self.KEY}")
+        self._quiet = False  # checks while typing: no error lines, no focus moves
+        self._problems: dict[str, str] = {}  # input id -> the problem a check found, as a sentence
+        self._last_focus: Widget | None = None
 
     # --- shortcuts -------------------------------------------------------------------------------
     @property
@@ -86,12 +96,71 @@ class StepScreen(Screen[None]):
         self.call_after_refresh(self._remember_initial)
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        """An edited field's old error no longer applies; Next checks it again."""
+        """An edited field's old error no longer applies; Next checks it again. Every keystroke goes
+        into the state at once, so saving, quitting or a hang-up see what is on the screen."""
+        self.sync()
         if event.input.id in self.LIVE_FIELDS:
             return  # the screen checks this one as it is typed
         field = next((a for a in event.input.ancestors if isinstance(a, FormField)), None)
         if field is not None and field.has_class("-error"):
             field.set_error(None)
+
+    def on_radio_set_changed(self, event: RadioSet.Changed) -> None:
+        self.sync()
+
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        self.call_after_refresh(self.sync)  # after the screen's own handler has taken the choice
+
+    def sync(self) -> None:
+        """The screen's fields into the state (drafts as typed, and the plan's parts where they are
+        valid), then show each result against the new values."""
+        if not self.is_mounted:
+            return
+        self.store_draft()
+        self.collect(quiet=True)
+        self.show_results()
+
+    def show_results(self) -> None:
+        """Redraw the step's check results for the values now on screen (stale ones marked)."""
+
+    def collect(self, *, quiet: bool = False) -> str | None:
+        """Check this step's fields (no network) and write them into the state. Returns None when
+        they are written, else the first problem as a sentence naming the field. `quiet`: while
+        typing, so no error lines and no focus moves."""
+        return None
+
+    def run_checks(self, quiet: bool, fn: Callable[[], T]) -> T:
+        self._quiet, self._problems = quiet, {}
+        try:
+            return fn()
+        finally:
+            self._quiet = False
+
+    def first_problem(self) -> str | None:
+        return next(iter(self._problems.values()), None)
+
+    # --- focus: always on a field, whatever happened (a resize, a modal, a worker, an error) -------
+    def on_descendant_focus(self, event: Any) -> None:
+        self._last_focus = event.widget
+
+    def restore_focus(self) -> None:
+        focused = self.app.focused
+        if focused is not None and focused.screen is self and focused.display and focused.is_attached:
+            return
+        last = self._last_focus
+        if last is not None and last.is_attached and last.focusable and last.visible:
+            last.focus()
+            return
+        self.focus_first()
+
+    def focus_first(self) -> None:
+        """The first empty text field, else the first field: where typing is expected."""
+        inputs = [i for i in self.query(Input) if i.focusable and i.display and i.parent and i.parent.display]
+        target = next((i for i in inputs if not i.value), inputs[0] if inputs else None)
+        if target is not None:
+            target.focus()
+        else:
+            self.focus_next()
 
     def on_resize(self) -> None:
         self.wizard.check_size()
@@ -145,14 +214,27 @@ class StepScreen(Screen[None]):
 
     def check(self, input_id: str, fn: Callable[[str], Any]) -> Any:
         """Run an engine check on a field; show its message under the field. Returns None if bad."""
+        value = self.value(input_id)
         try:
-            result = fn(self.value(input_id))
+            result = fn(value)
         except ValueError as exc:
-            f = self.field(input_id)
-            f.set_error(f"{f.label} {_sentence(exc)}")
+            self.problem(input_id, _sentence(exc), value)
             return None
-        self.field(input_id).set_error(None)
+        if not self._quiet:
+            self.field(input_id).set_error(None)
         return result
+
+    def problem(self, input_id: str, sentence: str, value: str | None = None) -> None:
+        """Record a field's problem; show it under the field and focus the first such field unless
+        the user is typing."""
+        f = self.field(input_id)
+        shown = value if value is not None else self.value(input_id)
+        self._problems.setdefault(input_id, f"{f.label} = {shown!r}: {sentence}" if shown else f"{f.label} {sentence}")
+        if self._quiet:
+            return
+        f.set_error(f"{f.label} {sentence}")
+        if len(self._problems) == 1:
+            self.query_one(f"#{input_id}", Input).focus()
 
     def status(self, text: str | Content = "", kind: str = "") -> None:
         w = self.query_one("#status", Static)
@@ -182,6 +264,14 @@ class StepScreen(Screen[None]):
         if await self.commit():
             self.store_draft()
             self.wizard.goto(self.next_index())
+
+    def action_jump(self, index: int) -> None:
+        """Straight back to an earlier step (what was typed and checked is kept, as with Back)."""
+        if index >= self.INDEX or self.has_class("-too-small"):
+            return
+        if self.running:
+            self.action_cancel()
+        self.wizard.goto(index)
 
     def action_cancel(self) -> None:
         cancelled = [w for w in self.workers if not w.is_finished]
@@ -223,6 +313,7 @@ class StepScreen(Screen[None]):
             return None
         finally:
             self.running = False
+            self.call_after_refresh(self.restore_focus)
         self.status("")
         return result
 

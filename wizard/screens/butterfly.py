@@ -140,6 +140,14 @@ class ButterflyScreen(StepScreen):
         live = self.query_one("#live", Static)
         outcome = str(rec.get("outcome") or "")
         admitted = outcome.startswith("released") if outcome else "bytes_to_client" in rec
+        if peer and self.services.is_own(peer):
+            # This wizard's own C-ECHO (ctrl+t, or the echo step): it proves the path, not Butterfly.
+            if not live.has_class("ok"):
+                done = "reached the PACS" if admitted else f"ended: {outcome or rec.get('end') or '?'}"
+                live.update(Content(f"· {when} self-test: this wizard's own C-ECHO{source} {done}. Still waiting "
+                                    f"for Butterfly's own (calling AE {vs.calling_ae}) on port {vs.port}."))
+                live.set_classes("busy")
+            return
         if calling == vs.calling_ae and outcome.startswith("rejected_by_pacs"):
             live.update(Content(f"✗ {when} {calling}{source} got through TLS, but the PACS rejected the association "
                                 f"({outcome.split()[-1]}): check the SCP AET in Butterfly Cloud and that the PACS "

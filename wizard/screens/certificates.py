@@ -14,6 +14,7 @@ from textual.widgets import Button, Input, Static
 
 from engine import paths
 from engine.plan import DEFAULT_CERT_FILE, DEFAULT_KEY_FILE, Certificate
+from wizard.checks import stale_text
 from wizard.screens.base import StepScreen, error_text
 from wizard.widgets import FormField, PathSuggester, fingerprint_lines, wrap_indent
 
@@ -70,14 +71,66 @@ class CertificatesScreen(StepScreen):
         with Horizontal(classes="buttons"):
             yield Button("Check the pair  ctrl+t", id="check", compact=True)
             yield Button("Generate a test pair  ctrl+g", id="generate", compact=True)
-        yield Static(self._result_text(cert, key), id="pem-result")
+        yield Static("", id="pem-result")
 
     def on_mount(self) -> None:
-        st = self.state
-        need = st.passphrase is not None or st.certificate.passphrase_env is not None or \
-            bool(st.pem and st.pem.key_encrypted)
-        self.field("passphrase").display = need
+        self.show_results()
         self.query_one("#cert", Input).focus()
+
+    def _key_encrypted(self) -> bool | None:
+        """What the last check of these very files said of the key (None: not known)."""
+        st = self.state
+        if st.pem is not None and not st.stale("pem"):
+            return bool(st.pem.key_encrypted)
+        return None
+
+    def show_results(self) -> None:
+        st = self.state
+        result = self.query_one("#pem-result", Static)
+        stale = st.stale("pem")
+        if st.pem_checked_for is not None and stale:
+            result.update(stale_text(stale))
+            result.set_classes("warn")
+        elif st.pem is not None and st.pem_checked_for is not None:
+            result.update(pem_summary(st.pem, st.show_path))
+            result.set_classes("ok")
+        elif st.pem_failure is not None and st.pem_checked_for is not None:
+            result.update(error_text(*st.pem_failure))
+            result.set_classes("error")
+        else:
+            result.update(Content("ctrl+t checks the pair: subject, expiry, fingerprint, and that the key matches."))
+            result.set_classes("")
+        encrypted = self._key_encrypted()
+        typed = bool(self.query_one("#passphrase", Input).value)
+        asked = st.pem_failure is not None and st.pem_failure_code in PASSPHRASE_CODES and not stale
+        # A key that is not encrypted has no passphrase: the field (and passphrase_env) go away.
+        self.field("passphrase").display = encrypted is True or asked or (encrypted is None and (
+            typed or st.certificate.passphrase_env is not None))
+
+    def collect(self, *, quiet: bool = False) -> str | None:
+        return self.run_checks(quiet, self._collect)
+
+    def _collect(self) -> str | None:
+        st = self.state
+        cert, key = self.value("cert"), self.value("key")
+        for fid, v, what in (("cert", cert, "certificate"), ("key", key, "private key")):
+            if not v:
+                self.problem(fid, f"is empty; give the path of the {what} file", "")
+        inp = self.query_one("#passphrase", Input)
+        encrypted = self._key_encrypted()
+        if encrypted is False and inp.value:
+            inp.value = ""  # the key opens without one: nothing to keep in memory
+        st.passphrase = inp.value or None
+        if cert and key:
+            if encrypted is None:
+                encrypted = st.passphrase is not None or st.certificate.passphrase_env is not None
+            try:
+                st.certificate = Certificate(name=self.value("cert-name") or st.certificate.name,
+                                             cert=self._abs(cert), key=self._abs(key),
+                                             passphrase_env=PASSPHRASE_ENV if encrypted else None)
+            except ValidationError as err:
+                self.problem("cert-name", err.errors()[0]["msg"].removeprefix("Value error, "))
+        return self.first_problem()
 
     def search_folders(self) -> list[Path]:
         return [Path.cwd(), Path.home() / "Downloads"]
@@ -92,12 +145,6 @@ class CertificatesScreen(StepScreen):
         if found:
             return str(found[0]), str(found[1])
         return "", ""
-
-    def _result_text(self, cert: str, key: str) -> Content:
-        st = self.state
-        if st.pem is not None and st.pem_checked_for == (self._abs(cert), self._abs(key)):
-            return pem_summary(st.pem, st.show_path)
-        return Content("ctrl+t checks the pair: subject, expiry, fingerprint, and that the key matches.")
 
     @staticmethod
     def _abs(p: str) -> str:
@@ -136,62 +183,48 @@ class CertificatesScreen(StepScreen):
 
     async def check_pair(self) -> bool:
         st = self.state
-        cert, key = self.value("cert"), self.value("key")
-        ok = True
-        for fid, v, what in (("cert", cert, "certificate"), ("key", key, "private key")):
-            self.field(fid).set_error(None if v else f"Give the path of the {what} file")
-            ok = ok and bool(v)
-        if not ok:
+        if self.collect() is not None:
             return False
-        passphrase = self.query_one("#passphrase", Input).value or None
-        result = self.query_one("#pem-result", Static)
+        inputs = st.pem_inputs()  # the result belongs to these
+        cert, key, passphrase = self._abs(self.value("cert")), self._abs(self.value("key")), st.passphrase
         from engine.certs import CertError
 
         self.running = True
         self.status("Checking the pair…", "busy")
+        failure: tuple[str, str, str] | None = None
+        report = None
         try:
-            report = await self.in_thread(self.services.check_pair, self._abs(cert), self._abs(key), passphrase,
-                                          st.cipher_policy.profile)
+            report = await self.in_thread(self.services.check_pair, cert, key, passphrase, st.cipher_policy.profile)
         except CertError as exc:
-            st.pem = None
-            result.update(error_text(exc.problem, exc.fix))
-            result.set_classes("error")
-            if exc.code in PASSPHRASE_CODES:
-                self.field("passphrase").display = True
-                self.field("passphrase").set_error("Type the key's passphrase" if exc.code != "bad_passphrase"
-                                                   else "That passphrase does not open the key")
-                self.query_one("#passphrase", Input).focus()
-            elif exc.code in ("der", "not_pem", "corrupt", "no_cert", "missing", "unreadable", "empty"):
-                self.query_one("#cert" if "certificate" in exc.problem.lower() else "#key", Input).focus()
-            return False
+            failure = (exc.problem, exc.fix, exc.code)
         except Exception as exc:  # an engine error that is not a CertError (a UserError, say)
-            st.pem = None
-            result.update(error_text(getattr(exc, "problem", str(exc)), getattr(exc, "fix", "")))
-            result.set_classes("error")
-            return False
+            failure = (getattr(exc, "problem", str(exc)), getattr(exc, "fix", ""), "")
         finally:
             self.running = False
             self.status("")
-        self.field("passphrase").set_error(None)
-        st.pem = report
-        st.pem_checked_for = (self._abs(cert), self._abs(key))
-        st.passphrase = passphrase
-        result.update(pem_summary(report, st.show_path))
-        result.set_classes("ok")
-        return True
+        st.pem, st.pem_checked_for = report, inputs
+        st.pem_failure = failure[:2] if failure else None
+        st.pem_failure_code = failure[2] if failure else None
+        self.collect(quiet=True)  # passphrase_env follows what the check found
+        self.show_results()
+        if failure is None:
+            self.field("passphrase").set_error(None)
+            return True
+        code = failure[2]
+        if code in PASSPHRASE_CODES:
+            self.field("passphrase").display = True
+            self.field("passphrase").set_error("Type the key's passphrase" if code != "bad_passphrase"
+                                               else "That passphrase does not open the key")
+            self.query_one("#passphrase", Input).focus()
+        elif code in ("der", "not_pem", "corrupt", "no_cert", "missing", "unreadable", "empty"):
+            self.query_one("#cert" if "certificate" in failure[0].lower() else "#key", Input).focus()
+        return False
 
     async def commit(self) -> bool:
         st = self.state
-        cert, key = self._abs(self.value("cert")), self._abs(self.value("key"))
-        passphrase = self.query_one("#passphrase", Input).value or None
-        if st.pem is None or st.pem_checked_for != (cert, key) or passphrase != st.passphrase:
+        if self.collect() is not None:
+            return False
+        if st.pem is None or st.stale("pem"):
             if not await self.check_pair():
                 return False
-        try:
-            st.certificate = Certificate(name=self.value("cert-name") or st.certificate.name, cert=cert, key=key,
-                                         passphrase_env=PASSPHRASE_ENV if st.passphrase else None)
-        except ValidationError as err:
-            self.field("cert-name").set_error("Name " + err.errors()[0]["msg"].removeprefix("Value error, "))
-            return False
-        self.field("cert-name").set_error(None)
-        return True
+        return self.collect() is None

@@ -93,16 +93,22 @@ class CipherPolicyScreen(StepScreen):
         w.update("\n".join(notes))
         w.display = bool(notes)
 
+    def collect(self, *, quiet: bool = False) -> str | None:
+        return self.run_checks(quiet, self._collect)
+
+    def _collect(self) -> str | None:
+        st = self.state
+        try:
+            st.cipher_policy = CipherPolicy(name=self.value("group-name") or st.cipher_policy.name,
+                                            profile=POLICIES[self.choice].name)
+        except ValidationError as err:
+            self.problem("group-name", err.errors()[0]["msg"].removeprefix("Value error, "))
+        return self.first_problem()
+
     async def commit(self) -> bool:
         st = self.state
         p = POLICIES[self.choice]
         if st.pem is not None and not p.key_type_ok(st.pem.key_type):
             self.status(f"{p.name} cannot serve a {st.pem.key_type} certificate; choose a policy that can.", "error")
             return False
-        try:
-            st.cipher_policy = CipherPolicy(name=self.value("group-name") or st.cipher_policy.name, profile=p.name)
-        except ValidationError as err:
-            self.field("group-name").set_error("Group name " + err.errors()[0]["msg"].removeprefix("Value error, "))
-            return False
-        self.field("group-name").set_error(None)
-        return True
+        return self.collect() is None

@@ -10,8 +10,8 @@ from textual.widgets import Static
 
 from engine.backends import BackendOptions
 from engine.backends.base import Action, Diff
-from engine.plan import PlanError, dump_plan
-from wizard.screens.base import StepScreen, error_text, tidy
+from engine.plan import ROLE_PORTS, Plan, PlanError, dump_plan, host_port
+from wizard.screens.base import JUMP_BINDINGS, StepScreen, error_text, tidy
 from wizard.screens.modals import ChoiceModal
 from wizard.widgets import wrap_indent
 
@@ -46,14 +46,47 @@ def _short(v: object) -> str:
     return s if len(s) <= 40 else s[:37] + "..."
 
 
+def plan_notes(plan: Plan, demo_ports: dict[str, int] | None) -> list[str]:
+    """The plan's non-fatal advice, in the wizard's words (steps, not plan-file keys)."""
+    out = []
+    for vs in plan.virtual_server:
+        usual = ROLE_PORTS[vs.role]
+        if vs.port != usual and not (demo_ports and demo_ports.get(vs.role) == vs.port):
+            out.append(f"{vs.name} listens on {vs.port}, not the {vs.role} role's usual {usual}: give Butterfly "
+                       f"Cloud {vs.port} (step Virtual server).")
+    if plan.policy.warning:
+        out.append(f"Cipher policy {plan.policy.name}: {plan.policy.warning}")
+    if plan.netscaler and plan.netscaler.url.startswith("http://"):
+        out.append("The NITRO URL uses http://: the NetScaler password crosses the network in clear text (step Start).")
+    return out
+
+
+def plan_summary(plan: Plan, show_path) -> list[str]:
+    """Everything the plan will hold, one line per part (the change list shows only what differs)."""
+    c = plan.certificate
+    lines = [f"Pair      {c.name}: {show_path(plan.cert_path)}" + (" (encrypted key)" if c.passphrase_env else ""),
+             f"Ciphers   {plan.cipher_policy.name} ({plan.policy.name})"]
+    for svc in plan.service:
+        lines.append(f"PACS      {svc.name}: {svc.ae_title} at {svc.where}")
+    for vs in plan.virtual_server:
+        lines.append(f"{vs.role.capitalize():<9} {vs.name} on {host_port(vs.ip, vs.port)} -> {vs.service}, "
+                     f"calling AE {vs.calling_ae}")
+        if plan.backend == "builtin":
+            aes = ", ".join(vs.allowed_calling_aes) or "any"
+            clients = ", ".join(vs.allowed_clients) or "any"
+            lines.append(f"          allowed calling AEs: {aes}; allowed clients: {clients}")
+    return lines
+
+
 class ReviewScreen(StepScreen):
     KEY = "review"
     TITLE = "Review: what will change (nothing is written yet)"
     INDEX = 5
-    BINDINGS = [Binding("ctrl+r", "refresh", "Read again", id="refresh")]
+    BINDINGS = [Binding("ctrl+r", "refresh", "Read again", id="refresh"), *JUMP_BINDINGS]
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="warnings", classes="warn")
+        yield Static("", id="summary")
         yield Static("", id="diff")
         yield Static("", id="review-verdict")
 
@@ -67,8 +100,12 @@ class ReviewScreen(StepScreen):
                                                                "go Back (ctrl+p) to the step named"))
             return
         warnings = self.query_one("#warnings", Static)
-        warnings.update("\n".join(wrap_indent(f"! {w}", "") for w in plan.warnings))
-        warnings.display = bool(plan.warnings)
+        notes = st.check_warnings() + plan_notes(plan, st.demo.ports if st.demo is not None else None)
+        warnings.update(Content("\n".join(wrap_indent(f"! {w}", "  ") for w in notes)))
+        warnings.display = bool(notes)
+        summary = plan_summary(plan, st.show_path)
+        self.query_one("#summary", Static).update(Content("\n".join(wrap_indent(line, "          ")
+                                                                     for line in ["The plan:", *summary])))
         if st.diff is not None and st.diff_for == dump_plan(plan):
             self.show_diff(st.diff)
         else:

@@ -10,10 +10,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.content import Content
-from textual.widgets import Button, RadioSet, Static
+from textual.widgets import Button, Input, RadioSet, Static
 
 from engine.backends import BackendOptions
 from engine.plan import DEFAULT_PASSWORD_ENV, ROLE_PORTS, NetScaler, Plan
+from wizard.checks import stale_text
 from wizard.screens.base import StepScreen, error_text
 from wizard.screens.modals import ChoiceModal
 from wizard.widgets import Choice, FormField, fingerprint_lines
@@ -60,7 +61,7 @@ class StartScreen(StepScreen):
                                     "\n".join(f"  {line}" for line in lines) or "  no virtual server yet")
             yield Static(text, id="existing", classes="note")
             if st.vserver_for("worklist") is None and st.vserver_for("store") is not None:
-                yield Button(f"Add the worklist port ({ROLE_PORTS['worklist']})  ctrl+o", id="add-worklist",
+                yield Button(f"Add the worklist port ({self._port('worklist')})  ctrl+o", id="add-worklist",
                              compact=True)
         yield Static(Content.styled("Where is TLS terminated?", "bold"), classes="question")
         with RadioSet(id="backend", compact=True):
@@ -79,9 +80,14 @@ class StartScreen(StepScreen):
         yield Static(Content.styled("Which port does this pass set up?", "bold"), classes="question")
         with RadioSet(id="role", compact=True):
             idx = self.val("role", ROLES.index(st.role))
-            yield Choice(f"Store: Butterfly sends studies (port {ROLE_PORTS['store']})", value=idx == 0)
-            yield Choice(f"Worklist: Butterfly queries the worklist (port {ROLE_PORTS['worklist']})",
-                              value=idx == 1)
+            yield Choice(f"Store: Butterfly sends studies ({self._port('store')})", value=idx == 0)
+            yield Choice(f"Worklist: Butterfly queries the worklist ({self._port('worklist')})", value=idx == 1)
+
+    def _port(self, role: str) -> str:
+        demo = self.state.demo
+        if demo is not None and demo.ports.get(role, ROLE_PORTS[role]) != ROLE_PORTS[role]:
+            return f"demo port {demo.ports[role]}; real: {ROLE_PORTS[role]}"
+        return f"port {ROLE_PORTS[role]}"
 
     def on_mount(self) -> None:
         self._show_ns()
@@ -91,7 +97,7 @@ class StartScreen(StepScreen):
         st = self.state
         fp = st.netscaler.fingerprint if st.netscaler is not None else None
         pinned = f"management certificate pinned:\n{fingerprint_lines(fp, '  ')}" if fp else ""
-        if st.nitro_ok and st.netscaler is not None:
+        if st.nitro_ok and st.netscaler is not None and not st.stale("nitro"):
             return Content.assemble(Content.styled("✓ Connected", "bold"), "; ",
                                     pinned or "management certificate not verified (http://)")
         if fp:
@@ -135,22 +141,46 @@ class StartScreen(StepScreen):
     async def _connect_worker(self) -> None:
         await self.connect()
 
+    def _netscaler(self) -> NetScaler | None:
+        """The [netscaler] part from the fields (the pinned certificate kept while the URL is the same)."""
+        url, user = self.value("ns-url"), self.value("ns-user")
+        prev = self.state.netscaler
+        same = prev is not None and prev.url == url.rstrip("/")
+        try:
+            return NetScaler(url=url, username=user or "nsroot",
+                             password_env=prev.password_env if prev else DEFAULT_PASSWORD_ENV,
+                             ca_file=prev.ca_file if same and prev else None,
+                             fingerprint=prev.fingerprint if same and prev else None)
+        except ValidationError as err:
+            self.problem("ns-url", err.errors()[0]["msg"].removeprefix("Value error, "))
+            return None
+
+    def collect(self, *, quiet: bool = False) -> str | None:
+        return self.run_checks(quiet, self._collect)
+
+    def _collect(self) -> str | None:
+        st = self.state
+        backend = self.backend_choice
+        if backend != st.backend:
+            st.diff = None
+        st.backend = backend
+        self.set_role(self.role_choice)
+        if backend == "netscaler":
+            ns = self._netscaler()
+            if ns is not None:
+                st.netscaler = ns
+            st.password = self.query_one("#ns-password", Input).value or None  # memory only
+        return self.first_problem()
+
     async def connect(self) -> bool:
         """Check the fields, pin the management certificate on first connect, log in."""
         st = self.state
-        url, user = self.value("ns-url"), self.value("ns-user")
-        password = self.query_one("#ns-password").value  # type: ignore[attr-defined]
-        prev = st.netscaler
-        try:
-            ns = NetScaler(url=url, username=user or "nsroot",
-                           password_env=prev.password_env if prev else DEFAULT_PASSWORD_ENV,
-                           ca_file=prev.ca_file if prev and prev.url == url.rstrip("/") else None,
-                           fingerprint=prev.fingerprint if prev and prev.url == url.rstrip("/") else None)
-            self.field("ns-url").set_error(None)
-        except ValidationError as err:
-            self.field("ns-url").set_error("NITRO URL " + err.errors()[0]["msg"].removeprefix("Value error, "))
-            self.query_one("#ns-url").focus()
+        if self.collect() is not None:
             return False
+        password = self.query_one("#ns-password", Input).value
+        ns = st.netscaler
+        assert ns is not None
+        inputs = st.nitro_inputs()
         if not password:
             self.field("ns-password").set_error(f"Type the password (or set ${ns.password_env} and start again)")
             self.query_one("#ns-password").focus()
@@ -182,6 +212,7 @@ class StartScreen(StepScreen):
         st.password = password
         groups = await self.guarded("Logging in to NITRO", self.services.list_cipher_groups, ns,
                                     BackendOptions(password=password))
+        st.nitro_checked_for = inputs
         if groups is None:
             st.nitro_ok = False
             self.field("ns-password").set_error("NITRO did not accept the login; check the user and password")
@@ -194,17 +225,25 @@ class StartScreen(StepScreen):
     # --- navigation --------------------------------------------------------------------------------
     async def commit(self) -> bool:
         st = self.state
-        backend, role = self.backend_choice, self.role_choice
-        if backend == "netscaler":
-            if not st.nitro_ok or st.netscaler is None or st.netscaler.url != self.value("ns-url").rstrip("/") \
-                    or st.password != self.query_one("#ns-password").value:  # type: ignore[attr-defined]
-                if not await self.connect():
-                    return False
-        if backend != st.backend:
-            st.diff = None
-        st.backend = backend
-        self.set_role(role)
+        if self.collect() is not None:
+            return False
+        if st.backend == "netscaler" and (not st.nitro_ok or st.nitro_checked_for is None or st.stale("nitro")):
+            if not await self.connect():
+                return False
         return True
+
+    def show_results(self) -> None:
+        st = self.state
+        if st.backend != "netscaler":
+            return
+        stale = st.stale("nitro")
+        result = self.query_one("#ns-result", Static)
+        if st.nitro_ok and stale:
+            result.update(stale_text(stale, again="connect again"))
+            result.set_classes("warn")
+        else:
+            result.update(self._ns_text())
+            result.set_classes("")
 
     def set_role(self, role: str) -> None:
         st = self.state

@@ -10,10 +10,16 @@ from textual.content import Content
 from textual.widgets import Input, Static
 
 from engine.backends import BackendOptions
-from engine.plan import PlanError, VirtualServer, check_ae_title, check_ip, check_name, dump_plan
+from engine.plan import ROLE_PORTS, PlanError, VirtualServer, check_ae_title, check_ip, check_name, dump_plan
 from wizard.screens.backend import parse_port
 from wizard.screens.base import StepScreen
 from wizard.widgets import FormField
+
+
+def port_hint(role: str, port: int, demo: bool) -> str:
+    """One phrasing of a role's port for every screen: the real one, and the demo's own when rehearsing."""
+    real = ROLE_PORTS[role]
+    return f"the demo uses {port}; a real setup uses {real}" if demo and port != real else f"{role} usually uses {real}"
 
 
 def split_list(text: str) -> list[str]:
@@ -43,7 +49,7 @@ class VirtualServerScreen(StepScreen):
         yield FormField("IP address", "vs-ip", self.val(self.draft_key("ip"), cur["ip"]), hint=ip_hint,
                         placeholder="0.0.0.0" if builtin else "192.0.2.20")
         yield FormField("Port", "vs-port", self.val(self.draft_key("port"), str(cur["port"])),
-                        hint=f"{st.role} usually uses {d['port']}")
+                        hint=port_hint(st.role, d["port"], st.demo is not None))
         yield FormField("Calling AE", "vs-calling", self.val(self.draft_key("calling"), cur["calling_ae"]),
                         hint="the AE title Butterfly calls as (its SCU calling AET)")
         if builtin:
@@ -71,12 +77,19 @@ class VirtualServerScreen(StepScreen):
         first_empty = next((i for i in self.query(Input) if not i.value and i.id in ("vs-name", "vs-ip")), None)
         (first_empty or self.query_one("#vs-name", Input)).focus()
 
+    def collect(self, *, quiet: bool = False) -> str | None:
+        vs = self.run_checks(quiet, self.validate_fields)
+        if vs is None:
+            return self.first_problem() or "the virtual server step is not complete"
+        self.state.set_vserver(vs)
+        return None
+
     def validate_fields(self) -> VirtualServer | None:
         st = self.state
         name = self.check("vs-name", check_name)
         ip = self.check("vs-ip", lambda v: check_ip(v or "0.0.0.0") if st.backend == "builtin" else check_ip(v))
         if ip is not None and st.backend == "netscaler" and ipaddress.ip_address(ip).is_unspecified:
-            self.field("vs-ip").set_error("IP address: a NetScaler virtual server needs its own VIP, not 0.0.0.0")
+            self.problem("vs-ip", "is every address; a NetScaler virtual server needs its own VIP, not 0.0.0.0")
             ip = None
         port = self.check("vs-port", parse_port)
         calling = self.check("vs-calling", check_ae_title)
@@ -85,16 +98,13 @@ class VirtualServerScreen(StepScreen):
         if st.backend == "builtin":
             aes = self.check("vs-allowed-aes", lambda v: [check_ae_title(a) for a in split_list(v)])
             clients = self.check("vs-allowed-clients", _check_clients)
-        fields = ["vs-name", "vs-ip", "vs-port", "vs-calling", "vs-allowed-aes", "vs-allowed-clients"]
         if None in (name, ip, port, calling, aes, clients):
-            bad = next(f for f in fields if self.query(f"#field-{f}") and self.field(f).error)
-            self.query_one(f"#{bad}", Input).focus()
             return None
         try:
             return VirtualServer(name=name, ip=ip, port=port, role=st.role, service=st.service_name or "",
                                  calling_ae=calling, allowed_calling_aes=aes or [], allowed_clients=clients or [])
         except ValidationError as err:
-            self.status(str(err), "error")
+            self.problem("vs-name", str(err))
             return None
 
     def problems(self, lines: list[str]) -> None:
@@ -108,15 +118,11 @@ class VirtualServerScreen(StepScreen):
 
     async def commit(self) -> bool:
         st = self.state
-        vs = self.validate_fields()
-        if vs is None:
+        if self.collect() is not None:
             return False
-        before = list(st.virtual_servers)
-        st.set_vserver(vs)
         try:
             plan = st.build_plan()
         except PlanError as err:
-            st.virtual_servers = before
             self.problems(err.problems)
             return False
         problems: list[str] = []
@@ -124,15 +130,11 @@ class VirtualServerScreen(StepScreen):
         # its diff is the one place that knows what exists.
         diff = await self.guarded(f"Reading the current state of the {st.backend} backend", self._diff, plan)
         if diff is None:
-            st.virtual_servers = before
             return False
         problems += [f"{c.kind} {c.name}: {c.hint or c.summary}" for c in diff.conflicts]
         st.diff, st.diff_for = diff, dump_plan(plan)
         self.problems(problems)
-        if problems:
-            st.virtual_servers = before
-            return False
-        return True
+        return not problems
 
     def _diff(self, plan):
         st = self.state
