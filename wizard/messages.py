@@ -33,6 +33,7 @@ class ApplyDone(Message):
     result: Any  # engine.backends.base.ApplyResult
     saved_to: str = ""  # the plan file, saved after a successful apply
     note: str = ""  # what runs where now (demo, background terminator)
+    diff: Any = None  # the Diff the apply worked from (engine.backends.base.Diff), when known
 
 
 @dataclass

@@ -23,11 +23,14 @@ def source_key(address: str) -> str:
 
 
 class Services:
-    def __init__(self) -> None:
-        # Where this wizard's own test connections came from (host:port), so the Butterfly watch can
-        # tell them from Butterfly's: added from the worker thread as soon as the TCP rung connects,
-        # before the association that the terminator will log exists.
-        self.own_sources: set[str] = set()
+    @property
+    def own_sources(self) -> set[str]:
+        """Where this wizard's own test connections came from (host:port), so the Butterfly watch can
+        tell them from Butterfly's: added from the worker thread as soon as the TCP rung connects,
+        before the association that the terminator will log exists."""
+        if "_own_sources" not in self.__dict__:
+            self._own_sources: set[str] = set()
+        return self._own_sources
 
     def is_own(self, client: str) -> bool:
         return source_key(client) in self.own_sources

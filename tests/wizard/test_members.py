@@ -117,7 +117,10 @@ async def test_editing_changes_the_first_server_only_and_a_failing_one_is_named(
             assert app.screen.query_one("#pacs-result").has_class("error")
             assert text_of(app, "#pacs-member") == f"{LOOPBACK}:{second.port} (2 of 2):"  # its ladder is shown
             assert app.screen.query_one("#rung-tcp").has_class("-bad")
-            await pilot.press("ctrl+n")  # tested already with these values: Next goes on, as for one server
+            await pilot.press("ctrl+n")  # tested already with these values: Next asks once, as for one server
+            await until(pilot, lambda: modal_open(app), what="the question")
+            assert "did not answer the C-ECHO" in text_of(app, ".question")
+            await pilot.press("y")
             await until(pilot, on_step(app, 3), what="the cipher policy step")
             assert [m.address for m in state.service.targets] == [f"{LOOPBACK}:{third.port}",
                                                                    f"{LOOPBACK}:{second.port}"]

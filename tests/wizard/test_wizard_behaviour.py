@@ -44,8 +44,9 @@ async def test_back_and_next_lose_nothing(home, butterfly_pair) -> None:
         app.screen.query_one("#svc-host", Input).value = "127.0.0.1"
         for fid, v in (("svc-port", "104"), ("svc-ae", "QLINK")):
             app.screen.query_one(f"#{fid}", Input).value = v
-        app.state.drafts["backend-tested"] = ("127.0.0.1", "104", "QLINK")  # skip the echo: nothing listens
-        await pilot.press("ctrl+n")
+        await pilot.press("ctrl+n")  # nothing listens there: the test fails, and Next asks
+        await until(pilot, lambda: modal_open(app), what="the question")
+        await pilot.press("y")
         await until(pilot, on_step(app, 3))
         await pilot.press("down", "down", "down")  # legacy
         assert "(●) Legacy" in screen_text(app)

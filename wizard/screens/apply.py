@@ -6,6 +6,8 @@ retry does only what is still missing). On success the plan is saved.
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -27,6 +29,17 @@ MARK = {"start": "…", "done": "✓", "failed": "✗", "info": "·"}
 
 class Cancelled(Exception):
     pass
+
+
+def made_text(diff: Any, result: ApplyResult) -> str:
+    """What apply did, counted as Review counted it (changes to objects), else by its steps."""
+    if diff is not None:
+        n = diff.counts()
+        if not diff.writes:
+            return "nothing needed changing"
+        parts = [f"{n[k]} {word}" for k, word in (("create", "created"), ("update", "updated")) if n[k]]
+        return f"the {len(diff.writes)} change(s) from Review ({', '.join(parts)})"
+    return f"{len(result.done)} step(s) completed"
 
 
 class ApplyScreen(StepScreen):
@@ -84,10 +97,11 @@ class ApplyScreen(StepScreen):
             self.post_message(ApplyProgress(p))
 
         saved, note = "", ""
+        diff = None
         try:
             backend = self.services.backend(plan, BackendOptions(password=st.password, passphrase=st.passphrase))
             try:
-                diff = st.diff if st.diff is not None and st.diff_for == dump_plan(plan) else None
+                diff = st.diff if st.diff is not None and st.diff_for == dump_plan(plan) else backend.diff(plan)
                 result = backend.apply(plan, diff, progress)
             finally:
                 backend.close()
@@ -108,7 +122,7 @@ class ApplyScreen(StepScreen):
 
             logging.getLogger("dicomtls.wizard").exception("apply failed")
             result = ApplyResult(ok=False, error=f"{type(exc).__name__}: {exc}", fix="see the log file; ctrl+r retries")
-        self.post_message(ApplyDone(result, saved, note))
+        self.post_message(ApplyDone(result, saved, note, diff))
 
     def on_apply_progress(self, message: ApplyProgress) -> None:
         p = message.progress
@@ -131,7 +145,8 @@ class ApplyScreen(StepScreen):
             st.diff, st.diff_for = None, None  # part was done: a retry (or Review) reads the backend afresh
         if message.result.ok:
             st.applied_for = st.saved_text
-            st.draft(self.KEY).update(saved=message.saved_to, note=message.note)
+            st.draft(self.KEY).update(saved=message.saved_to, note=message.note,
+                                      made=made_text(message.diff, message.result))
         self._finish(message.result, message.saved_to, message.note)
         self.refresh_bindings()
 
@@ -139,7 +154,8 @@ class ApplyScreen(StepScreen):
         status = self.query_one("#apply-status", Static)
         out = self.query_one("#apply-result", Static)
         if result.ok:
-            status.update(Content.styled(f"✓ Done: {len(result.done)} step(s), {result.writes} write(s).", "bold"))
+            made = self.state.draft(self.KEY).get("made") or made_text(None, result)
+            status.update(Content.styled(f"✓ Done: {made}.", "bold"))
             status.set_classes("ok")
             text = f"Saved the plan to {self.state.show_path(saved)}." if saved else ""
             if note:

@@ -14,8 +14,12 @@ from textual.widgets import Static
 from engine.plan import Plan
 from wizard.messages import EchoStep
 from wizard.screens.backend import echo_verdict
-from wizard.screens.base import StepScreen
-from wizard.widgets import TLS_RUNGS, Ladder
+from wizard.screens.base import JUMP_BINDINGS, StepScreen
+from wizard.screens.modals import ChoiceModal
+from wizard.widgets import STEP_NAMES, TLS_RUNGS, Ladder
+
+# Which step holds what a failed rung points at (0-based): the place to go and fix it.
+FIX_STEP = {"resolve": 4, "tcp": 4, "tls": 1, "associate": 2, "echo": 2, "release": 2}
 
 
 def echo_target(plan: Plan, role: str) -> tuple[str, int]:
@@ -31,7 +35,7 @@ class EchoScreen(StepScreen):
     KEY = "echo"
     TITLE = "Echo test: C-ECHO through the TLS endpoint, as Butterfly would"
     INDEX = 7
-    BINDINGS = [Binding("ctrl+t", "test", "Run again", id="test")]
+    BINDINGS = [Binding("ctrl+t", "test", "Run again", id="test"), *JUMP_BINDINGS]
 
     def compose_body(self) -> ComposeResult:
         st = self.state
@@ -50,7 +54,7 @@ class EchoScreen(StepScreen):
         rep = self.state.echo_report
         if not self.query(Ladder):
             return
-        if rep is not None and self.state.draft(self.KEY).get("for") == self.state.saved_text:
+        if rep is not None and self.state.echo_checked_for is not None and not self.state.stale("echo"):
             for s in rep.steps:
                 self.query_one(Ladder).show(s)
             self._verdict(rep)
@@ -70,6 +74,7 @@ class EchoScreen(StepScreen):
         ladder = self.query_one(Ladder)
         ladder.reset()
         self.query_one("#echo-result", Static).update("")
+        inputs = st.echo_inputs()
 
         def on_step(step) -> None:
             self.post_message(EchoStep("echo", step))
@@ -84,8 +89,7 @@ class EchoScreen(StepScreen):
             return
         for s in report.steps:
             ladder.show(s)
-        st.echo_report = report
-        st.draft(self.KEY)["for"] = st.saved_text
+        st.echo_report, st.echo_checked_for = report, inputs
         self._verdict(report)
 
     def on_echo_step(self, message: EchoStep) -> None:
@@ -96,18 +100,27 @@ class EchoScreen(StepScreen):
         text, cls = echo_verdict(report, "Through TLS, the PACS")
         if report.ok:
             text = Content.assemble(text, "\nButterfly's path works end to end; ctrl+n shows Butterfly's values.")
+        else:
+            step = FIX_STEP.get(report.failed_step.name if report.failed_step else "", None)
+            if step is not None:
+                text = Content.assemble(text, f"\nPress {step + 1} to go to step {STEP_NAMES[step]}, ctrl+t to run again.")
         w = self.query_one("#echo-result", Static)
         w.update(text)
         w.set_classes(cls)
 
     async def commit(self) -> bool:
-        rep = self.state.echo_report
-        if rep is None:
+        st = self.state
+        rep = st.echo_report
+        if rep is None or self.running:
             self.status("Wait for the echo test (or ctrl+t to run it).", "warn")
             return False
-        if not rep.ok and not self.state.draft(self.KEY).get("go-on"):
-            self.state.draft(self.KEY)["go-on"] = True
-            self.status("The echo test failed; fix the rung shown, or press ctrl+n again to see Butterfly's values "
-                        "anyway.", "warn")
+        if rep.ok or st.is_accepted("echo"):
+            return True
+        key = await self.app.push_screen_wait(ChoiceModal(
+            "The C-ECHO through TLS failed, so Butterfly's studies would not arrive.\n\nFix the rung shown (a step's "
+            "number goes to it), or continue anyway to Butterfly's values. Continue anyway?",
+            [("y", "Continue anyway"), ("n", "Stay and fix")], title="Echo test failed"))
+        if key != "y":
             return False
+        st.accept("echo", "the C-ECHO through TLS failed")
         return True
