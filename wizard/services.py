@@ -49,15 +49,7 @@ class Services:
     def echo(self, host: str, port: int, *, on_step: Callable[[Any], None] | None = None, **kw: Any):
         from engine.verify import echo
 
-        from wizard.phrasing import reword_step
-
-        def reworded(step: Any) -> None:
-            if on_step is not None:
-                on_step(reword_step(step))
-
-        report = echo(host, port, on_step=reworded, **kw)
-        report.steps = [reword_step(s) for s in report.steps]
-        return report
+        return echo(host, port, on_step=on_step, **kw)  # its advice is phrased where shown (wizard.advice)
 
     # --- backends ---------------------------------------------------------------------------------
     def backend(self, plan: Plan, options: BackendOptions) -> Backend:

@@ -14,6 +14,7 @@ from textual.widgets import Button, Input, Static
 
 from engine import paths
 from engine.plan import DEFAULT_CERT_FILE, DEFAULT_KEY_FILE, Certificate
+from wizard.advice import fix_text
 from wizard.screens.base import StepScreen, error_text
 from wizard.widgets import FormField, PathSuggester, fingerprint_lines, wrap_indent
 
@@ -154,7 +155,7 @@ class CertificatesScreen(StepScreen):
                                           st.cipher_policy.profile)
         except CertError as exc:
             st.pem = None
-            result.update(error_text(exc.problem, exc.fix))
+            result.update(error_text(exc.problem, fix_text(exc)))
             result.set_classes("error")
             if exc.code in PASSPHRASE_CODES:
                 self.field("passphrase").display = True
@@ -166,7 +167,7 @@ class CertificatesScreen(StepScreen):
             return False
         except Exception as exc:  # an engine error that is not a CertError (a UserError, say)
             st.pem = None
-            result.update(error_text(getattr(exc, "problem", str(exc)), getattr(exc, "fix", "")))
+            result.update(error_text(getattr(exc, "problem", str(exc)), fix_text(exc)))
             result.set_classes("error")
             return False
         finally:
