@@ -113,10 +113,10 @@ def _run(argv: list[str]) -> int:
         raise
     except UserError as exc:
         fix = fix_text(exc)
-        if as_json:
+        if as_json and not output.emitted:
             code = getattr(exc, "code", None) or _EXIT_CODES.get(exc.exit_code, "error")
             output.emit_error(code, exc.problem, fix, exc.exit_code, exc.advice)
-        else:
+        else:  # (also when the command printed its object already: the error is not lost)
             print(f"error: {exc.problem}", file=sys.stderr)
             if fix:
                 print(f"  fix: {fix}", file=sys.stderr)
