@@ -24,9 +24,9 @@ CODES: dict[str, tuple[str, ...]] = {
     "echo.expected_cert_unreadable": (),
     "echo.expected_cert_not_a_cert": (),
     "echo.no_response": (),
-    "reject.called_ae": ("called",),
+    "reject.called_ae": (),
     "reject.calling_ae": ("calling",),
-    "tls.untrusted_by_ca": ("cafile",),
+    "tls.untrusted_by_ca": (),
     "tls.untrusted": (),
     "tls.silent_port": ("host", "port"),
     "tls.protocol_version": (),
@@ -47,9 +47,9 @@ CODES: dict[str, tuple[str, ...]] = {
     "cert.days": (),
     # the built-in backend (engine.backends.builtin)
     "plan.cert_unreadable": ("path",),
-    "port.in_use": ("ip", "port"),
-    "port.no_address": ("ip",),
-    "port.privileged": ("port",),
+    "port.in_use": (),  # the conflict's hint names the address: the faces say what to do
+    "port.no_address": (),
+    "port.privileged": (),
     # the demo (engine.demo)
     "demo.saved_plan_invalid": ("path",),
     "demo.not_a_demo_folder": ("path",),

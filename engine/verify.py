@@ -108,7 +108,7 @@ def checked_ae(which: str, value: str) -> str:
         return check_ae_title(value)
     except ValueError as exc:
         raise UserError(f"{which} AE title {value!r} {exc}", "give a valid AE title",
-                        advice=advice(f"ae.{'calling' if which == 'calling' else 'called'}_invalid")) from None
+                        advice=advice("ae.calling_invalid" if which == "calling" else "ae.called_invalid")) from None
 
 
 # --- decoding what the peer said -----------------------------------------------------------------
@@ -126,7 +126,7 @@ _RJ_REASON = {
 
 def _reject_advice(source: int, reason: int, calling: str, called: str) -> tuple[str, str | Advice]:
     if (source, reason) == (1, 7):
-        return (f"the peer does not answer to the called AE title {called!r}", advice("reject.called_ae", called=called))
+        return (f"the peer does not answer to the called AE title {called!r}", advice("reject.called_ae"))
     if (source, reason) == (1, 3):
         return (f"the peer does not accept calls from the calling AE title {calling!r}",
                 advice("reject.calling_ae", calling=calling))
@@ -178,7 +178,7 @@ def _tls_advice(exc: BaseException, policy_name: str | None, cafile: str | Path 
         detail = f"certificate verify failed: {exc.verify_message}"
         if cafile:
             return (detail, f"the server's certificate is not signed by the CA in {cafile} ({exc.verify_message})",
-                    advice("tls.untrusted_by_ca", cafile=cafile))
+                    advice("tls.untrusted_by_ca"))
         return (detail, f"the server's certificate is not trusted by this machine ({exc.verify_message}); "
                 "DICOM-TLS certificates are usually self-signed", advice("tls.untrusted"))
     if isinstance(exc, TimeoutError | socket.timeout):

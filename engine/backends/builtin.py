@@ -293,11 +293,11 @@ def _port_problem(ip: str, port: int) -> tuple[str, Advice | None]:
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 return (f"port {port} on {ip} is in use by another program (`ss -ltnp 'sport = :{port}'` shows "
-                        "which)", advice("port.in_use", ip=ip, port=port))
+                        "which)", advice("port.in_use"))
             if exc.errno == errno.EADDRNOTAVAIL:
-                return f"this host has no address {ip}", advice("port.no_address", ip=ip)
+                return f"this host has no address {ip}", advice("port.no_address")
             if exc.errno == errno.EACCES:
-                return f"port {port} needs root or CAP_NET_BIND_SERVICE", advice("port.privileged", port=port)
+                return f"port {port} needs root or CAP_NET_BIND_SERVICE", advice("port.privileged")
             return f"cannot listen on {ip}:{port}: {exc.strerror}", None
     return "", None
 

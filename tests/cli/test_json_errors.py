@@ -139,8 +139,8 @@ def test_apply_with_a_conflict_prints_its_diff_as_the_one_object(tmp_path):
     doc = one_object(r.stdout)
     assert doc["applied"] is False
     conflict = next(c for c in doc["diff"]["changes"] if c["action"] == "conflict")
-    assert conflict["advice"] == {"code": "port.in_use", "data": {"ip": "127.0.0.1", "port": port}}
-    assert "in use by another program" in conflict["hint"]
+    assert conflict["advice"] == {"code": "port.in_use", "data": {}}
+    assert f"port {port} on 127.0.0.1 is in use by another program" in conflict["hint"]
     assert "error: 1 conflict(s)" in r.stderr
 
 
