@@ -282,8 +282,7 @@ def check_pair(cert_path: str | os.PathLike[str], key_path: str | os.PathLike[st
                             advice("pair.give_cert"))
         raise CertError("no_cert", f"{cert_path} holds no certificate (found: "
                         f"{', '.join(sorted(lbl.decode() for lbl in labels))})",
-                        "give the certificate file (-----BEGIN CERTIFICATE-----)",
-                            advice("pair.give_cert"))
+                        "give the certificate file (-----BEGIN CERTIFICATE-----)", advice("pair.give_cert"))
     if not keys_in_key:
         if certs_in_key:
             raise CertError("no_key", f"{key_path} holds a certificate, not a private key",

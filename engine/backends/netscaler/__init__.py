@@ -127,7 +127,8 @@ class NetScalerBackend:
                 not_done = [step_name(c) for s in rec.steps[i:] for c in s.changes]
                 log.warning("apply stopped at %s: %s", step.label, exc.problem)
                 client.logout()  # best effort: the ADC may be gone
-                return ApplyResult(ok=False, done=done, not_done=not_done, error=exc.problem, fix=exc.fix, advice=exc.advice,
+                return ApplyResult(ok=False, done=done, not_done=not_done, error=exc.problem, fix=exc.fix,
+                                   advice=exc.advice,
                                    requests=client.requests - self._base[0], writes=client.writes - self._base[1])
             done += [step_name(c) for c in step.changes]
             log.info("applied %s", step.label)
