@@ -34,6 +34,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pydantic import BaseModel, Field
 
 from engine import paths
+from engine.advice import Advice, advice
 from engine.ciphers import POLICIES, get_policy
 from engine.errors import UserError
 
@@ -52,8 +53,8 @@ _CSR_LABELS = {b"CERTIFICATE REQUEST", b"NEW CERTIFICATE REQUEST"}
 class CertError(UserError):
     """A certificate/key problem the user can fix; `.code` names it for the wizard and --json."""
 
-    def __init__(self, code: str, problem: str, fix: str) -> None:
-        super().__init__(problem, fix)
+    def __init__(self, code: str, problem: str, fix: str, advice: Advice | None = None) -> None:
+        super().__init__(problem, fix, advice=advice)
         self.code = code
 
 
@@ -269,7 +270,7 @@ def check_pair(cert_path: str | os.PathLike[str], key_path: str | os.PathLike[st
     if not certs_in_cert and keys_in_cert and certs_in_key and not keys_in_key:
         raise CertError("swapped", f"the two files are swapped: {cert_path} holds the private key and "
                         f"{key_path} holds the certificate",
-                        f"give them the other way round: CERT={key_path} KEY={cert_path}")
+                        "give them the other way round", advice("pair.swapped", cert=cert_path, key=key_path))
     if not certs_in_cert:
         labels = {lbl for lbl, _ in cert_blocks}
         if labels & _CSR_LABELS:
@@ -277,22 +278,23 @@ def check_pair(cert_path: str | os.PathLike[str], key_path: str | os.PathLike[st
                             "give the signed certificate that came back for this request")
         if keys_in_cert:
             raise CertError("no_cert", f"{cert_path} holds a private key, not a certificate",
-                            "give the certificate file (-----BEGIN CERTIFICATE-----) as CERT")
+                            "give the certificate file (-----BEGIN CERTIFICATE-----)",
+                            advice("pair.give_cert"))
         raise CertError("no_cert", f"{cert_path} holds no certificate (found: "
                         f"{', '.join(sorted(lbl.decode() for lbl in labels))})",
-                        "give the certificate file (-----BEGIN CERTIFICATE-----) as CERT")
+                        "give the certificate file (-----BEGIN CERTIFICATE-----)", advice("pair.give_cert"))
     if not keys_in_key:
         if certs_in_key:
             raise CertError("no_key", f"{key_path} holds a certificate, not a private key",
                             "give the private key file (-----BEGIN PRIVATE KEY-----) that came with the "
-                            "certificate as KEY")
+                            "certificate", advice("pair.give_key"))
         if any(b"PUBLIC KEY" in lbl for lbl, _ in key_blocks):
             raise CertError("no_key", f"{key_path} holds a public key; the server needs the private key",
                             "give the private key file (-----BEGIN PRIVATE KEY-----) that came with the "
-                            "certificate as KEY")
+                            "certificate", advice("pair.give_key"))
         raise CertError("no_key", f"{key_path} holds no private key",
                         "give the private key file (-----BEGIN PRIVATE KEY-----) that came with the "
-                        "certificate as KEY")
+                        "certificate", advice("pair.give_key"))
 
     certs: list[x509.Certificate] = []
     for i, block in enumerate(certs_in_cert, 1):
@@ -337,8 +339,8 @@ def check_pair(cert_path: str | os.PathLike[str], key_path: str | os.PathLike[st
                         "right, wait until the start date or ask for a certificate valid from today")
     if now > not_after:
         raise CertError("expired", f"the certificate expired on {_fmt_day(not_after)}",
-                        "get a new certificate-key pair from Butterfly Cloud's PACS configuration screen "
-                        "(for a rehearsal: dicomtls make-cert)")
+                        "get a new certificate-key pair from Butterfly Cloud's PACS configuration screen",
+                        advice("cert.expired"))
 
     key_type, key_bits, curve = _key_type(leaf.public_key())
     sig_hash = leaf.signature_hash_algorithm.name if leaf.signature_hash_algorithm else None
@@ -404,8 +406,7 @@ def _load_key(block: bytes, key_path: Path, passphrase: bytes | None) -> tuple[o
         if "not encrypted" in str(exc):  # a passphrase for a plain key: harmless, ignore it
             return _load_key(block, key_path, None)[0], False
         raise CertError("encrypted_no_passphrase", f"the private key in {key_path} is encrypted with a passphrase",
-                        "give the key's passphrase: in the wizard when it asks; on the command line through an "
-                        "environment variable (read -rs KEYPASS && export KEYPASS, then --passphrase-env KEYPASS)") from None
+                        "give the key's passphrase", advice("key.passphrase_needed")) from None
     except ValueError as exc:
         # A wrong passphrase on a legacy (Proc-Type) key passes OpenSSL's padding check about 1 time
         # in 256 and then fails as unparseable data: with a passphrase for an encrypted key, any
@@ -459,9 +460,10 @@ def make_self_signed(cert_path: str | os.PathLike[str], key_path: str | os.PathL
         existing = [str(p) for p in (cert_path, key_path) if p.exists()]
         if existing:
             raise CertError("exists", f"{' and '.join(existing)} already exist{'s' if len(existing) == 1 else ''}; "
-                            "not overwriting", "choose another --out-dir or file names, or pass --force to replace them")
+                            "not overwriting", "choose other file names, or allow replacing them", advice("files.exist"))
     if days < 1:
-        raise UserError(f"days must be at least 1 (got {days})", "give --days 365, for example")
+        raise UserError(f"days must be at least 1 (got {days})", "give a validity of at least one day",
+                        advice=advice("cert.days"))
     names = [_general_name(s) for s in ([sans] if isinstance(sans, str) else sans)]
 
     kt = key_type.upper()

@@ -1,9 +1,14 @@
 """A rehearsal environment on loopback: `dicomtls --demo`.
 
 Everything a first run needs, on a machine with nothing else installed: an isolated DICOMTLS_HOME in
-a temp folder, a generated test pair named like Butterfly's, a demo PACS (pynetdicom Verification +
+the demo folder, a generated test pair named like Butterfly's, a demo PACS (pynetdicom Verification +
 Storage SCP on 127.0.0.1), and either the built-in terminator (started in-process after apply) or
 the NITRO simulator. Used by the wizard's --demo and by tests; it knows nothing about the wizard.
+
+The demo folder persists (by default STATE/demo/<backend>, STATE being the user state dir), so a
+second run starts from the plan the first one saved, as a real re-run does (the worklist port
+after the store port). It is 0700 and its keys 0600. `fresh=True` empties it first; only a folder
+carrying the demo's marker file is ever emptied.
 
 Built-in backend: apply is the real one, so it starts a background `dicomtls serve` (state and logs
 in the demo folder); stop() ends that process, so a rehearsal leaves nothing running.
@@ -17,19 +22,32 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import socket
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine import paths
+from engine.advice import advice
+from engine.errors import UserError
 from engine.plan import (DEFAULT_CALLING_AE, DEFAULT_CERT_FILE, DEFAULT_KEY_FILE, DEFAULT_PASSWORD_ENV,
-                         DEFAULT_VSERVER_NAMES, Plan)
+                         DEFAULT_VSERVER_NAMES, Plan, load_plan)
 
 DEMO_PACS_AE = "DEMO-PACS"
+DEMO_SERVICE = "Demo-PACS"
 DEMO_PORTS = {"store": 12761, "worklist": 12762}  # the real ones (2761/2762) minus privilege, plus 10000
+# Preferred, so that a re-run's saved plan still points at them (another is taken if these are busy).
+DEMO_PACS_PORT = 11104
+DEMO_NITRO_PORT = 19443
 LOOPBACK = "127.0.0.1"
+MARKER = ".dicomtls-demo"  # in every demo folder: only such a folder is ever emptied
+
+
+def demo_dir(backend: str) -> Path:
+    """The persistent demo folder of a backend (in the user state dir, or under DICOMTLS_HOME)."""
+    return paths.state_dir() / "demo" / backend
 
 
 def free_port(preferred: int | None = None, host: str = LOOPBACK) -> int:
@@ -90,34 +108,40 @@ class Demo:
     nitro: Any = None  # the NITRO simulator handle (netscaler)
     terminator: Any = None  # the in-process terminator handle, once applied
     ports: dict[str, int] = field(default_factory=dict)
+    plan_file: Path | None = None  # where the plan lives if not in the demo folder (--plan)
     _old_env: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def plan_path(self) -> Path:
-        return self.home / "config" / "plan.toml"
+        return self.plan_file or self.home / "config" / "plan.toml"
 
     @classmethod
-    def start(cls, backend: str = "builtin", home: Path | None = None) -> Demo:
-        """Make the folder, the pair and the PACS (and the simulator); point DICOMTLS_HOME at the folder."""
+    def start(cls, backend: str = "builtin", home: Path | None = None, *, plan_path: Path | None = None,
+              fresh: bool = False) -> Demo:
+        """Make (or reuse) the folder, the pair and the PACS (and the simulator); point DICOMTLS_HOME at it."""
         from engine.certs import make_self_signed
 
-        home = Path(home) if home else Path(tempfile.mkdtemp(prefix="dicomtls-demo-"))
-        home.mkdir(parents=True, exist_ok=True)
+        home = Path(home) if home else demo_dir(backend)
+        _prepare_folder(home, fresh)
         old = {k: os.environ.get(k) for k in ("DICOMTLS_HOME", DEFAULT_PASSWORD_ENV)}
         os.environ["DICOMTLS_HOME"] = str(home)
         certs = home / "downloads"
         cert, key = certs / DEFAULT_CERT_FILE, certs / DEFAULT_KEY_FILE
         if not (cert.exists() and key.exists()):
             make_self_signed(cert, key, common_name="dicomtls-demo", overwrite=True)
-        pacs = DemoPacs()
-        demo = cls(backend=backend, home=home, pacs=pacs, cert=cert, key=key, _old_env=old)
+        pacs = DemoPacs(port=free_port(DEMO_PACS_PORT))
+        demo = cls(backend=backend, home=home, pacs=pacs, cert=cert, key=key, _old_env=old,
+                   plan_file=Path(plan_path).expanduser().absolute() if plan_path else None)
         demo.ports = {role: free_port(p) for role, p in DEMO_PORTS.items()}
         if backend == "netscaler":
             try:
                 from engine.backends.netscaler.simulator import start_in_thread
 
-                # A fresh random password, as a real ADC would not have nsroot/nsroot either.
-                demo.nitro = start_in_thread(port=0, tls=True, password=secrets.token_urlsafe(12))
+                # A fresh random password, as a real ADC would not have nsroot/nsroot either. The
+                # management certificate is kept in the folder, so a re-run's pinned fingerprint holds.
+                cert_pem, key_pem = _management_pair(home / "nitro")
+                demo.nitro = start_in_thread(port=free_port(DEMO_NITRO_PORT), tls=True,
+                                             password=secrets.token_urlsafe(12), cert_pem=cert_pem, key_pem=key_pem)
             except Exception:
                 demo.stop()
                 raise
@@ -125,19 +149,52 @@ class Demo:
         return demo
 
     def plan(self) -> Plan:
-        """The rehearsal's starting plan (the wizard pre-fills its screens from it)."""
+        """The plan the wizard pre-fills its screens from: the one saved by an earlier run (with this
+        run's demo addresses), else the rehearsal's starting plan."""
+        saved = self.saved_plan()
+        return self._this_run(saved) if saved is not None else self.start_plan()
+
+    def start_plan(self) -> Plan:
+        """The rehearsal's starting plan: the store port to the demo PACS."""
         data: dict[str, Any] = {
             "backend": self.backend,
             "certificate": {"cert": str(self.cert), "key": str(self.key)},
-            "service": [{"name": "Demo-PACS", "host": LOOPBACK, "port": self.pacs.port,
+            "service": [{"name": DEMO_SERVICE, "host": LOOPBACK, "port": self.pacs.port,
                          "ae_title": self.pacs.ae_title}],
             "virtual_server": [{"name": DEFAULT_VSERVER_NAMES["store"], "ip": LOOPBACK, "port": self.ports["store"],
-                                "role": "store", "service": "Demo-PACS", "calling_ae": DEFAULT_CALLING_AE}],
+                                "role": "store", "service": DEMO_SERVICE, "calling_ae": DEFAULT_CALLING_AE}],
         }
         if self.backend == "netscaler":
             data["netscaler"] = {"url": self.nitro.url, "username": self.nitro.username,
                                  "password_env": DEFAULT_PASSWORD_ENV}
         return Plan.model_validate(data).with_base_dir(self.plan_path.parent)
+
+    def saved_plan(self) -> Plan | None:
+        """The plan an earlier run saved at plan_path, as it is on disk (None if there is none yet)."""
+        if not self.plan_path.exists():
+            return None
+        try:
+            return load_plan(self.plan_path)
+        except UserError as exc:
+            raise UserError(f"the demo's saved plan cannot be used: {exc.problem}", "fix it, or start over",
+                            advice=advice("demo.saved_plan_invalid", path=self.plan_path)) from None
+
+    def _this_run(self, saved: Plan) -> Plan:
+        """`saved` pointed at what runs now: the demo PACS's port and the simulator change between runs."""
+        data = saved.model_dump(exclude_none=True)
+        data["backend"] = self.backend
+        for svc in data["service"]:
+            if svc["name"] == DEMO_SERVICE and not svc.get("members"):
+                svc.update(host=LOOPBACK, port=self.pacs.port)
+        if self.backend == "netscaler":
+            ns = data.get("netscaler") or {"password_env": DEFAULT_PASSWORD_ENV}
+            if ns.get("url") != self.nitro.url:
+                ns.pop("fingerprint", None)  # another simulator answers there now: pin it again
+            ns.update(url=self.nitro.url, username=self.nitro.username)
+            data["netscaler"] = ns
+        else:
+            data.pop("netscaler", None)
+        return Plan.model_validate(data).with_base_dir(saved.base_dir)
 
     def after_apply(self, plan: Plan) -> str:
         """After a successful apply: say what runs where (NetScaler: start the stand-in data plane)."""
@@ -208,3 +265,29 @@ def _terminate(pid: int, timeout: float = 15.0) -> None:
             os.kill(pid, signal.SIGKILL)
             deadline = time.monotonic() + 5
         time.sleep(0.05)  # poll interval while the process drains
+
+
+def _prepare_folder(home: Path, fresh: bool) -> None:
+    """The demo folder, 0700 (it holds private keys) and marked as the demo's; emptied first if `fresh`."""
+    if fresh and home.exists() and any(home.iterdir()):
+        if not (home / MARKER).exists():
+            raise UserError(f"{home} is not a demo folder (it has no {MARKER} file); nothing was deleted",
+                            "remove it yourself if it is an old demo folder",
+                            advice=advice("demo.not_a_demo_folder", path=home))
+        shutil.rmtree(home)
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(home, 0o700)  # also when it existed: the pair and the terminator's key are inside
+    (home / MARKER).write_text("made by the dicomtls demo; starting the demo afresh empties this folder\n")
+
+
+def _management_pair(folder: Path) -> tuple[bytes, bytes]:
+    """The simulator's management certificate and key, made once per demo folder (key 0600)."""
+    from engine.backends.netscaler.simulator import make_management_cert
+
+    cert, key = folder / "ns-mgmt-cert.pem", folder / "ns-mgmt-key.pem"
+    if cert.exists() and key.exists():
+        return cert.read_bytes(), key.read_bytes()
+    cert_pem, key_pem = make_management_cert()
+    paths.write_private(key, key_pem)
+    paths.write_public(cert, cert_pem)
+    return cert_pem, key_pem

@@ -3,7 +3,7 @@
 resolve -> tcp -> (tls) -> associate -> echo -> release. The first rung that fails says what it saw,
 the likely cause and what to do next. Success means a C-ECHO-RSP with status 0x0000 and nothing
 less: an established association, a TLS handshake or a tool's exit code prove nothing alone
-(research/dicom-tls.md §0.3-0.4).
+(the C-ECHO service, DICOM PS3.7 §9.1.5).
 
 Everything runs over ONE connection: we connect and do the TLS handshake ourselves (so TLS errors
 can be classified; pynetdicom only reports them as "aborted"), then hand the connected socket to
@@ -28,6 +28,7 @@ from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.status import code_to_category
 from pynetdicom.transport import AddressInformation, AssociationSocket
 
+from engine.advice import Advice, advice
 from engine.certs import CertError, fingerprint
 from engine.ciphers import POLICIES
 from engine.errors import UserError
@@ -43,8 +44,9 @@ class Step(BaseModel):
     ok: bool
     seconds: float
     detail: str = ""
-    cause: str = ""
-    next_action: str = ""
+    cause: str = ""  # what most likely went wrong (face-neutral)
+    next_action: str = ""  # what to do, when it reads the same in every face
+    advice: Advice | None = None  # what to do, when each face phrases it (an option, a field)
     # tcp rung: this side's address as host:port, so a terminator's log line of the same connection
     # can be told apart from anyone else's (the wizard's own tests are not Butterfly's arrival).
     local: str = ""
@@ -87,13 +89,14 @@ def _load_expected(path: str | Path) -> str:
         data = p.read_bytes()
     except OSError as exc:
         raise UserError(f"cannot read the expected certificate {p}: {exc.strerror or exc}",
-                        "give the server's certificate as a PEM file with --expect-cert") from None
+                        "give the server's certificate as a PEM file",
+                        advice=advice("echo.expected_cert_unreadable")) from None
     try:
         return fingerprint(data)
     except CertError as exc:
         raise UserError(f"{p} holds no usable certificate: {exc.problem}",
-                        "give the server's certificate (the file with -----BEGIN CERTIFICATE-----) with "
-                        "--expect-cert, not its key") from None
+                        "give the server's certificate (the file with -----BEGIN CERTIFICATE-----), not its key",
+                        advice=advice("echo.expected_cert_not_a_cert")) from None
 
 
 def _subject(der: bytes) -> str:
@@ -107,8 +110,8 @@ def checked_ae(which: str, value: str) -> str:
     try:
         return check_ae_title(value)
     except ValueError as exc:
-        flag = "--calling-ae" if which == "calling" else "--called-ae"
-        raise UserError(f"{which} AE title {value!r} {exc}", f"give a valid AE title with {flag}") from None
+        raise UserError(f"{which} AE title {value!r} {exc}", "give a valid AE title",
+                        advice=advice("ae.calling_invalid" if which == "calling" else "ae.called_invalid")) from None
 
 
 # --- decoding what the peer said -----------------------------------------------------------------
@@ -124,15 +127,12 @@ _RJ_REASON = {
 }
 
 
-def _reject_advice(source: int, reason: int, calling: str, called: str) -> tuple[str, str]:
+def _reject_advice(source: int, reason: int, calling: str, called: str) -> tuple[str, str | Advice]:
     if (source, reason) == (1, 7):
-        return (f"the peer does not answer to the called AE title {called!r}",
-                "use the PACS's own AE title with --called-ae (ask its administrator; the plan's "
-                "service ae_title must match it too)")
+        return (f"the peer does not answer to the called AE title {called!r}", advice("reject.called_ae"))
     if (source, reason) == (1, 3):
         return (f"the peer does not accept calls from the calling AE title {calling!r}",
-                f"add {calling!r} (with this host's address, if the PACS checks it) to the PACS's list of "
-                "known modalities/AEs, or use a calling AE it knows with --calling-ae")
+                advice("reject.calling_ae", calling=calling))
     if source == 3:
         return ("the peer is temporarily unable to accept (congested, at its association limit, or its "
                 "back end is down)", "retry in a minute; if it persists, check the PACS (or the terminator's "
@@ -173,7 +173,7 @@ def describe_status(code: int) -> str:
 # --- TLS errors ------------------------------------------------------------------------------------
 
 def _tls_advice(exc: BaseException, policy_name: str | None, cafile: str | Path | None,
-                host: str, port: int, timeout: float) -> tuple[str, str, str]:
+                host: str, port: int, timeout: float) -> tuple[str, str, str | Advice]:
     """(detail, cause, next_action) for a failed handshake."""
     versions = ("TLS " + "/".join(POLICIES[policy_name].versions)) if policy_name else "TLS 1.2 or later"
     policy_label = f"policy {policy_name}" if policy_name else "the default client settings (TLS 1.2+)"
@@ -181,30 +181,24 @@ def _tls_advice(exc: BaseException, policy_name: str | None, cafile: str | Path 
         detail = f"certificate verify failed: {exc.verify_message}"
         if cafile:
             return (detail, f"the server's certificate is not signed by the CA in {cafile} ({exc.verify_message})",
-                    "give the CA (or the server's own self-signed certificate) that issued it with --cafile, "
-                    "or pin it with --expect-cert SERVER.pem")
+                    advice("tls.untrusted_by_ca"))
         return (detail, f"the server's certificate is not trusted by this machine ({exc.verify_message}); "
-                "DICOM-TLS certificates are usually self-signed",
-                "give its CA or the certificate itself with --cafile, pin it with --expect-cert SERVER.pem, "
-                "or use --insecure for a rehearsal")
+                "DICOM-TLS certificates are usually self-signed", advice("tls.untrusted"))
     if isinstance(exc, TimeoutError | socket.timeout):
         return (f"no TLS answer within {timeout:g} s",
                 "the port accepted TCP but did not answer the TLS handshake: it probably speaks plain DICOM "
                 "(which waits for an A-ASSOCIATE), or a TLS server is stuck on another idle connection",
-                f"drop --tls if {host}:{port} is a plain DICOM port, or use the TLS port; else retry and check "
-                "the server")
+                advice("tls.silent_port", host=host, port=port))
     reason = getattr(exc, "reason", None) or ""
     detail = f"TLS error: {exc}"
     if reason in ("TLSV1_ALERT_PROTOCOL_VERSION", "UNSUPPORTED_PROTOCOL", "NO_PROTOCOLS_AVAILABLE"):
         return (detail, f"the server refuses {versions} ({policy_label}): it speaks other TLS versions",
-                "find which versions it accepts (e.g. `openssl s_client -connect HOST:PORT -tls1_2`); Butterfly "
-                "uses TLS 1.2, so the server or terminator must allow TLS 1.2, or choose a --policy that matches")
+                advice("tls.protocol_version"))
     if reason in ("SSLV3_ALERT_HANDSHAKE_FAILURE", "NO_SHARED_CIPHER", "NO_CIPHERS_AVAILABLE",
                   "TLSV1_ALERT_INSUFFICIENT_SECURITY"):
         return (detail, f"the server shares no cipher suite with {policy_label} (it may only offer old "
                 "versions or suites, e.g. TLS 1.0/1.1 or CBC), or it insists on a client certificate",
-                "compare the server's TLS versions and suites with the policy (an sslyze or openssl s_client "
-                "scan shows them); upgrade the server's TLS settings, or try another --policy to confirm")
+                advice("tls.no_shared_cipher"))
     if reason in ("TLSV13_ALERT_CERTIFICATE_REQUIRED", "SSLV3_ALERT_BAD_CERTIFICATE", "TLSV1_ALERT_UNKNOWN_CA",
                   "TLSV1_ALERT_ACCESS_DENIED"):
         return (detail, "the server requires a client certificate (mutual TLS) and this echo sends none",
@@ -212,13 +206,13 @@ def _tls_advice(exc: BaseException, policy_name: str | None, cafile: str | Path 
                 "`echoscu +tls KEY CERT` using the client certificate it expects")
     if reason == "WRONG_VERSION_NUMBER" or reason == "HTTP_REQUEST" or reason == "RECORD_LAYER_FAILURE":
         return (detail, f"{host}:{port} answered, but not with TLS: it speaks plain DICOM (or another protocol)",
-                "drop --tls to test it as a plain DICOM port, or use the port where TLS is served")
+                advice("tls.not_tls"))
     if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError | ConnectionResetError | BrokenPipeError) \
             or reason == "UNEXPECTED_EOF_WHILE_READING":
         return (f"the connection closed during the TLS handshake ({exc})",
                 f"{host}:{port} hung up on the TLS handshake: it probably speaks plain DICOM, or a terminator "
                 "refused this client (address not allowed, or a client certificate required)",
-                "drop --tls if it is a plain DICOM port, or use the TLS port; else check the terminator's log")
+                advice("tls.hung_up"))
     return (detail, "the TLS handshake failed", "check the server's TLS log for the reason it gives")
 
 
@@ -233,17 +227,18 @@ class _Ladder:
     def start(self) -> None:
         self._t0 = time.perf_counter()
 
-    def done(self, name: StepName, ok: bool, detail: str, cause: str = "", next_action: str = "",
+    def done(self, name: StepName, ok: bool, detail: str, cause: str = "", next_action: str | Advice = "",
              local: str = "") -> None:
-        step = Step(name=name, ok=ok, seconds=round(time.perf_counter() - self._t0, 4), detail=detail,
-                    cause=cause, next_action=next_action, local=local)
+        step = Step(name=name, ok=ok, seconds=round(time.perf_counter() - self._t0, 4), detail=detail, cause=cause,
+                    local=local,
+                    **({"advice": next_action} if isinstance(next_action, Advice) else {"next_action": next_action}))
         self.steps.append(step)
         if self.on_step is not None:
             self.on_step(step)
         if not ok:
             raise _Failed
 
-    def fail(self, name: StepName, detail: str, cause: str, next_action: str) -> None:
+    def fail(self, name: StepName, detail: str, cause: str, next_action: str | Advice) -> None:
         self.done(name, False, detail, cause, next_action)
 
 
@@ -259,10 +254,12 @@ def echo(host: str, port: int, *, tls: bool = False, cafile: str | Path | None =
     except ValueError as exc:
         raise UserError(f"port {port!r} {exc}", "give the DICOM port, e.g. 104, 4242 or 2762") from None
     if not timeout or timeout <= 0:
-        raise UserError(f"timeout {timeout!r} is not a positive number of seconds", "use e.g. --timeout 10")
+        raise UserError(f"timeout {timeout!r} is not a positive number of seconds", "give e.g. 10 seconds",
+                        advice=advice("echo.bad_timeout"))
     if not tls and (cafile or insecure or expect_cert):
-        raise UserError("--cafile, --insecure and --expect-cert only apply to a TLS echo",
-                        "add --tls, or leave those options out for a plain DICOM port")
+        raise UserError("a CA file, a pinned certificate or skipping the certificate check only apply to a TLS echo",
+                        "test with TLS, or without those for a plain DICOM port",
+                        advice=advice("echo.tls_options_without_tls"))
     expected = _load_expected(expect_cert) if expect_cert else None
     context = None
     if tls:
@@ -343,7 +340,7 @@ def _handshake(ladder: _Ladder, report: EchoReport, sock: socket.socket, context
         tsock = context.wrap_socket(sock, server_hostname=sni, do_handshake_on_connect=False)
     except (ssl.SSLError, OSError, ValueError) as exc:
         ladder.fail("tls", f"cannot start TLS: {exc}", "the TLS settings are unusable here",
-                    "try another --policy, or none")
+                    advice("tls.unusable_settings"))
     try:
         tsock.settimeout(timeout)
         tsock.do_handshake()
@@ -361,10 +358,10 @@ def _handshake(ladder: _Ladder, report: EchoReport, sock: socket.socket, context
     if expected is not None and report.server_fingerprint != expected:
         tsock.close()
         ladder.fail("tls", detail + f"; expected SHA-256 {expected}",
-                    "the server presented a different certificate from the one given with --expect-cert",
+                    "the server presented a different certificate from the one expected (pinned)",
                     "if the server's certificate was replaced on purpose, pin the new one; otherwise check "
                     "you reach the right host and port (another service or an interceptor answers)")
-    ladder.done("tls", True, detail + ("; matches --expect-cert" if expected else ""))
+    ladder.done("tls", True, detail + ("; matches the expected certificate" if expected else ""))
     return tsock
 
 
@@ -398,7 +395,7 @@ def _associate_and_echo(ladder: _Ladder, report: EchoReport, sock: socket.socket
             ladder.fail("echo", f"no C-ECHO response: {why}",
                         "the peer accepted the association but aborted or went silent on the C-ECHO "
                         "(a terminator whose PACS side failed, or a PACS that refused the request)",
-                        "check the PACS's (and terminator's) log at this moment; retry with a longer --timeout")
+                        advice("echo.no_response"))
         status = int(rsp.Status)
         report.status = status
         words = describe_status(status)
@@ -489,23 +486,22 @@ def _check_association(ladder: _Ladder, report: EchoReport, assoc: Any, seen: di
         ladder.fail("associate", f"no answer to the A-ASSOCIATE request within {timeout:g} s",
                     "the peer accepted the connection but never answered the association request: a busy or "
                     "hung DICOM service, a DICOM-TLS port waiting for a handshake, or not a DICOM port at all",
-                    "check the service on the peer (and its log); add --tls if it is the TLS port; retry with "
-                    "a longer --timeout")
+                    advice("assoc.no_answer"))
     else:
         detail = "aborted: the peer closed the connection without an A-ASSOCIATE answer"
     if report.tls:
         cause = ("the TLS handshake worked, then the association was dropped: a terminator whose PACS side "
                  "is down or refused it, or a PACS that refused this client")
-        action = (f"check the terminator's log and that its PACS answers a plain echo; check the PACS "
+        action: str | Advice = (f"check the terminator's log and that its PACS answers a plain echo; check the PACS "
                   f"accepts calling AE {calling_ae!r}")
     elif "abort" not in seen and assoc.is_aborted and _speaks_tls(peer, timeout):
         detail += " (a TLS handshake on a second connection succeeded there)"
         cause = f"{target} is a DICOM-TLS port: it expects a TLS handshake, and this was a plain echo"
-        action = "add --tls (with --cafile CA.pem, --expect-cert SERVER.pem or --insecure)"
+        action = advice("assoc.tls_port")
     else:
         cause = (f"{target} took the connection but gave no DICOM answer: it may be a DICOM-TLS port "
                  "(this was a plain echo), or a DICOM service that refused this client")
-        action = "add --tls if this is the TLS port; otherwise check the peer's log for why it dropped us"
+        action = advice("assoc.maybe_tls_port")
     ladder.fail("associate", detail, cause, action)
 
 

@@ -32,6 +32,7 @@ from textual.theme import BUILTIN_THEMES
 
 from engine import paths
 from engine.errors import UserError
+from wizard.advice import fix_text
 from wizard.screens import STEPS
 from wizard.screens.modals import ChoiceModal
 from wizard.services import Services
@@ -162,7 +163,7 @@ class WizardApp(App[int], inherit_bindings=False):
                 try:
                     path = self.state.save()
                 except UserError as exc:
-                    self.notify(f"{exc.problem}\n{exc.fix}", severity="error")
+                    self.notify(f"{exc.problem}\n{fix_text(exc)}", severity="error")
                     return
                 self.exit(1, message=f"Saved the plan (not applied) to {path}.")
 
@@ -196,24 +197,33 @@ class WizardApp(App[int], inherit_bindings=False):
                          "enlarge the window or use a smaller font. (ctrl+q quits.)")
 
 
-def run(plan_path: str | None = None, demo: bool = False, backend: str | None = None, theme: str | None = None) -> int:
+def run(plan_path: str | None = None, demo: bool = False, backend: str | None = None, theme: str | None = None,
+        fresh: bool = False) -> int:
     """Start the wizard; returns the exit code for cli.main. Messages go to the terminal after it closes."""
     if theme and theme not in BUILTIN_THEMES:
         raise UserError(f"unknown theme {theme!r}", f"use one of: {', '.join(sorted(BUILTIN_THEMES))}")
+    if fresh and not demo:
+        raise UserError("--fresh only works with --demo", "add --demo to start the rehearsal over")
+    if fresh and plan_path:
+        raise UserError("--fresh empties the demo folder, and --plan names a plan outside it",
+                        "drop --plan to start over in the demo folder, or drop --fresh to go on with that plan")
     demo_env = None
     if demo:
         from engine.demo import Demo
+        from wizard.rehearsal import demo_state
 
-        demo_env = Demo.start(backend or "builtin")
-        try:  # the demo's own log file, next to its plan and runbook
-            from engine.logs import setup_file_logging
+        demo_env = Demo.start(backend or "builtin", plan_path=Path(plan_path) if plan_path else None, fresh=fresh)
+        try:
+            try:  # the demo's own log file, next to its plan and runbook
+                from engine.logs import setup_file_logging
 
-            setup_file_logging()
-        except OSError:
-            pass
-        state = WizardState(plan_path=demo_env.plan_path)
-        state.load(demo_env.plan())
-        state.demo = demo_env
+                setup_file_logging()
+            except OSError:
+                pass
+            state = demo_state(demo_env)
+        except BaseException:  # e.g. a saved plan that cannot be used: stop the PACS and simulator again
+            demo_env.stop()
+            raise
     else:
         if backend:
             raise UserError("--backend only works with --demo", "drop --backend: the wizard asks for the backend "
@@ -227,7 +237,8 @@ def run(plan_path: str | None = None, demo: bool = False, backend: str | None = 
         if demo_env is not None:
             demo_env.stop()
     if demo_env is not None:
-        print(f"Demo files (plan, test pair, runbook, logs) are in {demo_env.home}")
+        print(f"Demo files (plan, test pair, runbook, logs) are in {demo_env.home}; run the demo again to go "
+              "on from this plan (e.g. add the worklist port), or with --fresh to start over.")
     if app.return_code:  # Textual's own failure (it has printed the traceback)
         return 70
     return int(code or 0)

@@ -66,17 +66,13 @@ class Services:
     def echo(self, host: str, port: int, *, on_step: Callable[[Any], None] | None = None, **kw: Any):
         from engine.verify import echo
 
-        from wizard.phrasing import reword_step
-
-        def reworded(step: Any) -> None:
+        def seen(step: Any) -> None:
             if step.name == "tcp" and step.local:
                 self.own_sources.add(source_key(step.local))
             if on_step is not None:
-                on_step(reword_step(step))
+                on_step(step)
 
-        report = echo(host, port, on_step=reworded, **kw)
-        report.steps = [reword_step(s) for s in report.steps]
-        return report
+        return echo(host, port, on_step=seen, **kw)  # its advice is phrased where shown (wizard.advice)
 
     # --- backends ---------------------------------------------------------------------------------
     def backend(self, plan: Plan, options: BackendOptions) -> Backend:

@@ -13,6 +13,8 @@ from textual.content import Content
 from textual.suggester import Suggester
 from textual.widgets import Input, Label, RadioButton, Static
 
+from wizard.advice import step_action
+
 # The guide's order; the short names fit the step bar at 80 columns.
 STEP_NAMES = ["Start", "Certificates", "PACS", "Cipher policy", "Virtual server", "Review", "Apply", "Echo test",
               "Butterfly Cloud"]
@@ -139,8 +141,9 @@ class Ladder(Vertical):
         if not step.ok:
             if step.cause:
                 text += "\n" + wrap_indent(f"why: {step.cause}", "    ")
-            if step.next_action:
-                text += "\n" + wrap_indent(f"do:  {step.next_action}", "    ")
+            action = step_action(step)
+            if action:
+                text += "\n" + wrap_indent(f"do:  {action}", "    ")
         self._set(name, text, "-ok" if step.ok else "-bad")
 
     def _set(self, name: str, text: str, cls: str) -> None:

@@ -8,6 +8,7 @@ import os
 import sys
 
 from cli.output import emit_json, warn
+from cli.phrasing import change_fix, fix_text
 from engine.backends import BackendOptions, get_backend
 from engine.backends.base import Action, Diff, Progress
 from engine.errors import UserError
@@ -65,8 +66,8 @@ def print_diff(diff: Diff) -> None:
         print(line)
         for field, (old, new) in c.fields.items():
             print(f"        {field}: {old!r} -> {new!r}")
-        if c.hint:
-            print(f"        fix: {c.hint}")
+        if c.hint or c.advice:
+            print(f"        fix: {change_fix(c)}")
     n = diff.counts()
     print(f"  {n['create']} to create, {n['update']} to update, {n['unchanged']} unchanged, {n['conflict']} conflict(s)")
 
@@ -95,8 +96,13 @@ def run(args: argparse.Namespace) -> int:
         if not args.yes:
             if not sys.stdin.isatty():
                 raise UserError("refusing to write without confirmation", "add --yes, or run in a terminal")
-            if input("Apply these changes? [y/N] ").strip().lower() not in ("y", "yes"):
-                print("Nothing changed.")
+            # The question goes to stderr, so that with --json stdout holds the one object only.
+            print("Apply these changes? [y/N] ", end="", file=sys.stderr, flush=True)
+            if input().strip().lower() not in ("y", "yes"):
+                if args.json:
+                    emit_json({"diff": diff.model_dump(mode="json"), "result": None, "applied": False})
+                else:
+                    print("Nothing changed.")
                 return 1
 
         def progress(p: Progress) -> None:
@@ -112,8 +118,8 @@ def run(args: argparse.Namespace) -> int:
                   f"{len(result.not_done)} not done; {result.requests} request(s), {result.writes} write(s)")
             if not result.ok:
                 print(f"error: {result.error}", file=sys.stderr)
-                if result.fix:
-                    print(f"  fix: {result.fix}", file=sys.stderr)
+                if fix_text(result):
+                    print(f"  fix: {fix_text(result)}", file=sys.stderr)
                 for s in result.not_done:
                     print(f"  not done: {s}", file=sys.stderr)
         return 0 if result.ok else 4

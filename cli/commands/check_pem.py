@@ -37,15 +37,8 @@ def passphrase_from_env(var: str | None) -> bytes | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        report = check_pair(args.cert, args.key, passphrase=passphrase_from_env(args.passphrase_env),
-                            policy=args.policy)
-    except UserError as exc:
-        if not args.json:
-            raise  # cli.main prints "error: ... / fix: ..." and exits with exc.exit_code
-        emit_json({"ok": False, "report": None,
-                   "error": {"code": getattr(exc, "code", "usage"), "problem": exc.problem, "fix": exc.fix}})
-        return exc.exit_code
+    # A CertError or UserError goes to cli.main: "error: ... / fix: ...", or with --json its one error object.
+    report = check_pair(args.cert, args.key, passphrase=passphrase_from_env(args.passphrase_env), policy=args.policy)
     if args.json:
         emit_json({"ok": True, "report": report.model_dump(mode="json"), "error": None})
     else:

@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from cli.output import emit_json
+from cli.phrasing import step_action
 from engine.ciphers import POLICIES
 from engine.errors import UserError
 from engine.plan import DEFAULT_CALLED_AE, DEFAULT_CALLING_AE
@@ -76,13 +77,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {tick if step.ok else cross} {step.name:<9} {step.seconds:7.3f}s  {step.detail}", flush=True)
         if not step.ok:
             print(f"      cause: {step.cause}")
-            print(f"      next:  {step.next_action}", flush=True)
+            print(f"      next:  {step_action(step)}", flush=True)
 
     report = echo(args.host, args.port, tls=args.tls, cafile=args.cafile, insecure=args.insecure,
                   expect_cert=args.expect_cert, calling_ae=args.calling_ae, called_ae=args.called_ae,
                   timeout=args.timeout, policy=args.policy, on_step=None if args.json else show)
-    if args.json:
-        emit_json(report)
+    if args.json:  # next_action in the CLI's words for every step; advice keeps the code for scripts
+        emit_json(report.model_copy(update={"steps": [s.model_copy(update={"next_action": step_action(s)})
+                                                      for s in report.steps]}))
     elif report.ok:
         print("OK: the peer answered the C-ECHO with status 0x0000 (Success)")
     else:

@@ -14,6 +14,7 @@ from typing import Any, Callable, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
+from engine.advice import Advice
 from engine.plan import Plan
 
 
@@ -33,7 +34,10 @@ class Change(BaseModel):
     summary: str = ""  # one line for people: what it is / what changes
     fields: dict[str, tuple[Any, Any]] = Field(default_factory=dict)  # attribute: (current, wanted)
     cli: list[str] = Field(default_factory=list)  # equivalent CLI lines (NetScaler), for review/export
-    hint: str = ""  # for conflicts: how to resolve
+    hint: str = ""  # for conflicts: what is in the way, and how to resolve it where that reads the same in every face
+    # For conflicts whose fix each face phrases itself (an option, a field): the fix as a code with data
+    # (engine.advice). Faces show the hint, then the rendered advice. reconcile's hints can move here.
+    advice: Advice | None = None
 
     @property
     def writes(self) -> bool:
@@ -78,7 +82,8 @@ class ApplyResult(BaseModel):
     done: list[str] = Field(default_factory=list)  # steps completed, in order
     not_done: list[str] = Field(default_factory=list)  # steps planned but not reached
     error: str = ""
-    fix: str = ""
+    fix: str = ""  # face-neutral; `advice` instead when each face phrases the fix itself
+    advice: Advice | None = None
     requests: int = 0  # all backend requests this run made (reads and writes)
     writes: int = 0
 

@@ -24,6 +24,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from engine.advice import Advice, advice
 from engine.backends.base import Action, ApplyResult, Change, Diff, Progress, ProgressCallback, Status, StatusItem
 from engine.certs import CertError, fingerprint
 from engine.errors import UserError
@@ -85,9 +86,9 @@ class BuiltinBackend:
             ch = _compare("listener", v.name, have.model_dump(include=set(want)) if have else None, want,
                           f"TLS {v.ip}:{v.port} ({v.role}) -> {v.service}")
             if (v.ip, v.port) not in live_addrs:
-                problem = _port_problem(v.ip, v.port)
+                problem, fix = _port_problem(v.ip, v.port)
                 if problem:
-                    ch.action, ch.hint = Action.CONFLICT, problem
+                    ch.action, ch.hint, ch.advice = Action.CONFLICT, problem, fix
             changes.append(ch)
         for name in sorted(set(have_lst) - {v.name for v in plan.virtual_server}):
             old = have_lst[name]
@@ -105,9 +106,10 @@ class BuiltinBackend:
             want = fingerprint(plan.cert_path.read_bytes())
         except OSError as exc:
             raise UserError(f"cannot read the certificate {plan.cert_path}: {exc.strerror}",
-                            "check certificate.cert in the plan (relative to the plan file)") from None
+                            "check the certificate's path", advice=advice("plan.cert_unreadable",
+                                                                        path=plan.cert_path)) from None
         except CertError as exc:
-            raise UserError(f"{plan.cert_path}: {exc.problem}", exc.fix) from None
+            raise UserError(f"{plan.cert_path}: {exc.problem}", exc.fix, advice=exc.advice) from None
         have = installed_fingerprint(state)
         return _compare("certificate", plan.certificate.name, {"fingerprint": have} if have else None,
                         {"fingerprint": want}, f"{plan.cert_path.name} (SHA-256 {want[:23]}...)")
@@ -168,7 +170,7 @@ class BuiltinBackend:
         except UserError as exc:
             step = steps[len(result.done)]
             say(Progress(step=step, state="failed", message=exc.problem))
-            result.ok, result.error, result.fix = False, exc.problem, exc.fix
+            result.ok, result.error, result.fix, result.advice = False, exc.problem, exc.fix, exc.advice
             result.not_done = steps[len(result.done):]
         return result
 
@@ -281,8 +283,8 @@ def _compare(kind: str, name: str, have: dict | None, want: dict, summary: str) 
                   fields=fields)
 
 
-def _port_problem(ip: str, port: int) -> str:
-    """Why this host cannot listen on ip:port right now ("" if it can)."""
+def _port_problem(ip: str, port: int) -> tuple[str, Advice | None]:
+    """Why this host cannot listen on ip:port right now, and the fix ("", None if it can)."""
     family = socket.AF_INET6 if ipaddress.ip_address(ip).version == 6 else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -290,15 +292,14 @@ def _port_problem(ip: str, port: int) -> str:
             s.bind((ip, port))
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                return (f"port {port} on {ip} is in use by another program; stop it (`ss -ltnp 'sport = :{port}'` "
-                        "shows which) or give this virtual server another port")
+                return (f"port {port} on {ip} is in use by another program (`ss -ltnp 'sport = :{port}'` shows "
+                        "which)", advice("port.in_use"))
             if exc.errno == errno.EADDRNOTAVAIL:
-                return f"this host has no address {ip}; use one of its addresses, or 0.0.0.0 for all"
+                return f"this host has no address {ip}", advice("port.no_address")
             if exc.errno == errno.EACCES:
-                return (f"port {port} needs root or CAP_NET_BIND_SERVICE; run the terminator through "
-                        "`dicomtls install-service` (it grants that capability) or use a port above 1023")
-            return f"cannot listen on {ip}:{port}: {exc.strerror}"
-    return ""
+                return f"port {port} needs root or CAP_NET_BIND_SERVICE", advice("port.privileged")
+            return f"cannot listen on {ip}:{port}: {exc.strerror}", None
+    return "", None
 
 
 def _unit(state: StateFiles) -> str | None:

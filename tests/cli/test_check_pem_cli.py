@@ -76,9 +76,9 @@ def test_json_good_and_bad(tmp_path, pair):
     r = dicomtls("check-pem", str(k), str(c), "--json", cwd=tmp_path)
     assert r.returncode == 2
     doc = json.loads(r.stdout)
-    assert doc["ok"] is False and doc["report"] is None
-    assert doc["error"]["code"] == "swapped"
-    assert doc["error"]["problem"] and doc["error"]["fix"]
+    assert set(doc) == {"ok", "error", "exit_code"} and doc["ok"] is False and doc["exit_code"] == 2
+    assert doc["error"]["code"] == "swapped" and doc["error"]["advice"]["code"] == "pair.swapped"
+    assert doc["error"]["problem"] and f"CERT={c}" in doc["error"]["fix"]  # the fix in the CLI's words
 
 
 def test_passphrase_env(tmp_path):

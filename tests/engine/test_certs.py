@@ -19,6 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from cli.phrasing import fix_text as cli_fix
 from engine.certs import CertError, PemReport, check_pair, fingerprint, make_self_signed
 from engine.ciphers import POLICIES
 from engine.errors import UserError
@@ -165,7 +166,8 @@ def test_swapped_files(tmp_path):
     c, k = good_pair(tmp_path)
     e = error(k, c)
     assert e.code == "swapped"
-    assert f"CERT={c}" in e.fix and f"KEY={k}" in e.fix
+    assert e.advice.code == "pair.swapped" and e.advice.data == {"cert": str(k), "key": str(c)}
+    assert f"CERT={c}" in cli_fix(e) and f"KEY={k}" in cli_fix(e)  # the other way round
 
 
 def test_key_in_both_slots(tmp_path):
@@ -241,7 +243,8 @@ def test_encrypted_key(tmp_path, traditional):
     secret = b"correct horse"
     c, k = write_pair(tmp_path, cert_pem(make_cert(key=key)), key_pem(key, secret, traditional))
     e = error(c, k)
-    assert e.code == "encrypted_no_passphrase" and "--passphrase-env" in e.fix
+    assert e.code == "encrypted_no_passphrase" and e.advice.code == "key.passphrase_needed"
+    assert "--passphrase-env" in cli_fix(e) and "passphrase" in e.fix
 
     wrong = b"Tr0ub4dor&3"
     e = error(c, k, passphrase=wrong)
@@ -287,7 +290,7 @@ def test_expired(tmp_path):
     e = error(c, k)
     assert e.code == "expired"
     assert (NOW - dt.timedelta(days=2)).strftime("%Y-%m-%d") in e.problem
-    assert "make-cert" in e.fix
+    assert e.advice.code == "cert.expired" and "make-cert" in cli_fix(e)
 
 
 def test_not_yet_valid(tmp_path):
@@ -476,7 +479,7 @@ def test_make_self_signed_refuses_to_overwrite(tmp_path):
     before = (c.read_bytes(), k.read_bytes())
     with pytest.raises(CertError) as ei:
         make_self_signed(c, k)
-    assert ei.value.code == "exists" and "--force" in ei.value.fix
+    assert ei.value.code == "exists" and "--force" in cli_fix(ei.value)
     assert (c.read_bytes(), k.read_bytes()) == before
     k.unlink()  # one of the two still exists: still refused, and the cert is untouched
     with pytest.raises(CertError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from cli.phrasing import step_action as cli_action
 from engine.verify import echo
 from tests.support.peers import LOOPBACK, storescp, storescp_tls, tls_files  # noqa: F401 (fixtures)
 
@@ -31,7 +32,7 @@ def test_plain_echo_to_storescp_tls_port_says_add_tls(storescp_tls):
     assert not report.ok and step is not None
     assert step.name == "associate"
     assert "DICOM-TLS port" in step.cause
-    assert "add --tls" in step.next_action
+    assert step.advice.code == "assoc.tls_port" and "add --tls" in cli_action(step)
 
 
 def test_wrong_pinned_certificate_against_storescp(storescp_tls, tls_files):
@@ -39,7 +40,7 @@ def test_wrong_pinned_certificate_against_storescp(storescp_tls, tls_files):
                   called_ae=storescp_tls.ae_title)
     assert not report.ok
     assert report.failed_step.name == "tls"
-    assert "--expect-cert" in report.failed_step.cause
+    assert "different certificate from the one expected" in report.failed_step.cause
 
 
 def test_storescp_with_the_old_aes_profile_shares_no_suite_with_bcp195_nd(tmp_path, tls_files):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from cli.phrasing import step_action as cli_action
 from engine.verify import echo
 from tests.support.peers import LOOPBACK, orthanc  # noqa: F401 (fixture)
 
@@ -26,7 +27,7 @@ def test_wrong_called_ae_is_rejected_by_orthanc_1_1_7(orthanc):
     assert step.detail == ("rejected 1/1/7: rejected-permanent, source service-user (the called application), "
                            "reason called AE title not recognised")
     assert "'NOT-ORTHANC'" in step.cause
-    assert "--called-ae" in step.next_action
+    assert step.advice.code == "reject.called_ae" and "--called-ae" in cli_action(step)
 
 
 def test_tls_echo_to_orthancs_plain_port_says_drop_tls(orthanc):
@@ -34,6 +35,6 @@ def test_tls_echo_to_orthancs_plain_port_says_drop_tls(orthanc):
     step = report.failed_step
     assert step is not None and step.name == "tls"
     assert "plain DICOM" in step.cause
-    assert "drop --tls" in step.next_action
+    assert step.advice.code == "tls.hung_up" and "drop --tls" in cli_action(step)
     # Orthanc is not left stuck on the aborted handshake: the next plain echo still works
     assert echo(LOOPBACK, orthanc.port, called_ae=orthanc.ae_title).ok

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import pytest
 
 from engine.errors import UserError
+from cli.phrasing import step_action as cli_action
 from engine.verify import echo
 from tests.support.peers import LOOPBACK, pynetdicom_scp, server_context, tls_files  # noqa: F401 (fixture)
 
@@ -82,7 +83,7 @@ def test_tls_echo_uses_one_connection(tls_files):
 def test_expect_cert_alone_pins_the_leaf_without_a_ca(tls_scp, tls_files):
     report = echo(LOOPBACK, tls_scp.port, tls=True, expect_cert=tls_files.server_cert, called_ae="PACS")
     assert report.ok
-    assert "matches --expect-cert" in report.steps[2].detail
+    assert "matches the expected certificate" in report.steps[2].detail
 
 
 # --- failures ----------------------------------------------------------------------------------------
@@ -95,7 +96,8 @@ def test_wrong_called_ae_is_rejected_1_1_7_in_words(plain_scp):
     assert step.detail.startswith("rejected 1/1/7")
     assert "called AE title not recognised" in step.detail
     assert "rejected-permanent" in step.detail
-    assert "'NOTPACS'" in step.cause and "--called-ae" in step.next_action
+    assert "'NOTPACS'" in step.cause and step.advice.code == "reject.called_ae"
+    assert "--called-ae" in cli_action(step)
     assert names(report)[-1] == "associate"  # the ladder stops at the first failing rung
 
 
@@ -105,7 +107,8 @@ def test_unknown_calling_ae_is_rejected_1_1_3():
     step = failed(report)
     assert step.detail.startswith("rejected 1/1/3")
     assert "calling AE title not recognised" in step.detail
-    assert "'BUTTERFLY'" in step.cause and "--calling-ae" in step.next_action
+    assert "'BUTTERFLY'" in step.cause and step.advice.data == {"calling": "BUTTERFLY"}
+    assert "--calling-ae" in cli_action(step)
 
 
 def test_nothing_listening():
@@ -124,7 +127,7 @@ def test_plain_client_to_tls_port_says_add_tls(tls_scp):
     step = failed(report)
     assert step.name == "associate"
     assert "DICOM-TLS port" in step.cause
-    assert "add --tls" in step.next_action
+    assert step.advice.code == "assoc.tls_port" and "add --tls" in cli_action(step)
 
 
 def test_tls_client_to_plain_port_says_drop_tls(plain_scp):
@@ -132,7 +135,7 @@ def test_tls_client_to_plain_port_says_drop_tls(plain_scp):
     step = failed(report)
     assert step.name == "tls"
     assert "not with TLS" in step.cause or "plain DICOM" in step.cause
-    assert "drop --tls" in step.next_action
+    assert "drop --tls" in cli_action(step)
 
 
 def test_untrusted_certificate_suggests_cafile_pin_or_insecure(tls_scp):
@@ -141,7 +144,7 @@ def test_untrusted_certificate_suggests_cafile_pin_or_insecure(tls_scp):
     assert step.name == "tls"
     assert "certificate verify failed" in step.detail
     for option in ("--cafile", "--expect-cert", "--insecure"):
-        assert option in step.next_action
+        assert option in cli_action(step)
 
 
 def test_wrong_ca_says_which_file(tls_scp, tls_files):

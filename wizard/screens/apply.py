@@ -20,6 +20,7 @@ from engine.backends import BackendOptions
 from engine.backends.base import ApplyResult, Progress
 from engine.errors import UserError
 from engine.plan import dump_plan
+from wizard.advice import fix_text
 from wizard.messages import ApplyDone, ApplyProgress
 from wizard.screens.base import StepScreen, error_text, tidy
 from wizard.widgets import wrap_indent
@@ -116,7 +117,7 @@ class ApplyScreen(StepScreen):
             result = ApplyResult(ok=False, error="cancelled between steps",
                                  fix="ctrl+r runs apply again; it does only what is still missing")
         except UserError as exc:
-            result = ApplyResult(ok=False, error=exc.problem, fix=exc.fix)
+            result = ApplyResult(ok=False, error=exc.problem, fix=exc.fix, advice=exc.advice)
         except Exception as exc:  # unexpected: say it, keep the traceback in the log file
             import logging
 
@@ -165,7 +166,7 @@ class ApplyScreen(StepScreen):
         else:
             status.update(Content.styled("✗ Apply stopped.", "bold"))
             status.set_classes("error")
-            parts = [error_text(result.error, result.fix)]
+            parts = [error_text(result.error, fix_text(result))]
             if result.done:
                 parts.append(Content("Done: " + ", ".join(result.done)))
             if result.not_done:

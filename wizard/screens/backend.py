@@ -17,6 +17,7 @@ from textual.widgets import Button, Input, Static
 
 from engine.plan import (DEFAULT_CALLING_AE, DEFAULT_PACS_PORT, Member, Service, check_ae_title, check_host, check_name,
                          check_port, host_port)
+from wizard.advice import step_action
 from wizard.messages import EchoStep
 from wizard.checks import stale_text
 from wizard.screens.base import StepScreen, error_text
@@ -43,7 +44,7 @@ def echo_verdict(report, what: str, where: str = "") -> tuple[Content, str]:
         status = f"0x{report.status:04X}" if report.status is not None else "none"
         return error_text(f"{what} did not confirm the C-ECHO (status {status}).", ""), "error"
     return error_text(f"{where + ': ' if where else ''}{RUNG_LABELS.get(bad.name, bad.name)} failed: "
-                      f"{bad.cause or bad.detail}", bad.next_action), "error"
+                      f"{bad.cause or bad.detail}", step_action(bad)), "error"
 
 
 def members_verdict(results: list[tuple[str, object]]) -> tuple[Content, str]:

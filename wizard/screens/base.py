@@ -20,6 +20,7 @@ from textual.widgets import Checkbox, Footer, Input, OptionList, RadioSet, Stati
 from textual.worker import WorkerCancelled, WorkerFailed
 
 from engine.errors import UserError
+from wizard.advice import fix_text
 from wizard.widgets import FormField, StepBar
 
 if TYPE_CHECKING:
@@ -301,7 +302,7 @@ class StepScreen(Screen[None]):
             self.status("Cancelled.", "warn")
             return None
         except UserError as exc:
-            self.status(error_text(exc.problem, exc.fix), "error")
+            self.status(error_text(exc.problem, fix_text(exc)), "error")
             return None
         except Exception as exc:  # a bug or an unexpected network error: say it plainly, log the rest
             self.log.error(repr(exc))

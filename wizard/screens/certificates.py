@@ -15,6 +15,7 @@ from textual.widgets import Button, Input, Static
 from engine import paths
 from engine.plan import DEFAULT_CERT_FILE, DEFAULT_KEY_FILE, Certificate
 from wizard.checks import stale_text
+from wizard.advice import fix_text
 from wizard.screens.base import StepScreen, error_text
 from wizard.widgets import FormField, PathSuggester, fingerprint_lines, wrap_indent
 
@@ -196,9 +197,9 @@ class CertificatesScreen(StepScreen):
         try:
             report = await self.in_thread(self.services.check_pair, cert, key, passphrase, st.cipher_policy.profile)
         except CertError as exc:
-            failure = (exc.problem, exc.fix, exc.code)
+            failure = (exc.problem, fix_text(exc), exc.code)
         except Exception as exc:  # an engine error that is not a CertError (a UserError, say)
-            failure = (getattr(exc, "problem", str(exc)), getattr(exc, "fix", ""), "")
+            failure = (getattr(exc, "problem", str(exc)), fix_text(exc), "")
         finally:
             self.running = False
             self.status("")

@@ -12,6 +12,7 @@ from engine.backends import BackendOptions
 from engine.backends.base import Action, Diff
 from engine.plan import ROLE_PORTS, Plan, PlanError, dump_plan, host_port
 from wizard.screens.base import JUMP_BINDINGS, StepScreen, error_text, tidy
+from wizard.advice import change_fix
 from wizard.screens.modals import ChoiceModal
 from wizard.widgets import wrap_indent
 
@@ -29,8 +30,8 @@ def diff_text(diff: Diff) -> Content:
             lines.append(Content(wrap_indent(tidy(c.summary), "      ")))
         for field, (old, new) in c.fields.items():
             lines.append(Content(wrap_indent(f"{field}: {_short(old)} -> {_short(new)}", "      ")))
-        if c.hint:
-            lines.append(Content(wrap_indent(f"fix: {c.hint}", "      ")))
+        if c.hint or c.advice:
+            lines.append(Content(wrap_indent(f"fix: {change_fix(c)}", "      ")))
         if c.writes:
             for cli in c.cli:
                 lines.append(Content.styled(wrap_indent(f"> {cli}", "      "), "italic"))

@@ -11,6 +11,7 @@ from textual.widgets import Input, Static
 
 from engine.backends import BackendOptions
 from engine.plan import ROLE_PORTS, PlanError, VirtualServer, check_ae_title, check_ip, check_name, dump_plan
+from wizard.advice import change_fix
 from wizard.screens.backend import parse_port
 from wizard.screens.base import StepScreen
 from wizard.widgets import FormField
@@ -131,7 +132,7 @@ class VirtualServerScreen(StepScreen):
         diff = await self.guarded(f"Reading the current state of the {st.backend} backend", self._diff, plan)
         if diff is None:
             return False
-        problems += [f"{c.kind} {c.name}: {c.hint or c.summary}" for c in diff.conflicts]
+        problems += [f"{c.kind} {c.name}: {change_fix(c) or c.summary}" for c in diff.conflicts]
         st.diff, st.diff_for = diff, dump_plan(plan)
         self.problems(problems)
         return not problems

@@ -128,6 +128,7 @@ class NetScalerBackend:
                 log.warning("apply stopped at %s: %s", step.label, exc.problem)
                 client.logout()  # best effort: the ADC may be gone
                 return ApplyResult(ok=False, done=done, not_done=not_done, error=exc.problem, fix=exc.fix,
+                                   advice=exc.advice,
                                    requests=client.requests - self._base[0], writes=client.writes - self._base[1])
             done += [step_name(c) for c in step.changes]
             log.info("applied %s", step.label)

@@ -1,0 +1,147 @@
+"""The engine speaks in facts, each face phrases them: every advice code the engine can emit has a
+rendering in the CLI (with its options) and in the wizard (with its steps and fields), and neither
+face's words leak into the other's. Also checked against a real echo to the demo PACS."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+from cli import phrasing as cli
+from engine.advice import CODES, Advice, advice
+from engine.plan import Plan
+from wizard import advice as wiz
+
+ENGINE = Path(__file__).resolve().parents[2] / "engine"
+OPTION = re.compile(r"(?<![\w-])--[a-z][a-z-]*")
+
+
+def sample(code: str) -> Advice:
+    """The code with made-up data of the right kinds (a port is a number)."""
+    return advice(code, **{k: 2761 if k == "port" else f"<{k}>" for k in CODES[code]})
+
+
+def plan_keys() -> list[re.Pattern]:
+    """What a plan file's keys look like in text: [table], [[table]], table.key, and key_with_underscore."""
+    pats: list[re.Pattern] = []
+    for table, info in Plan.model_fields.items():
+        pats.append(re.compile(rf"\[\[?{table}\]\]?"))
+        model = getattr(info.annotation, "model_fields", None) or {}
+        for args in getattr(info.annotation, "__args__", ()):  # list[Service], NetScaler | None
+            model = model or getattr(args, "model_fields", {})
+        for key in model:
+            pats.append(re.compile(rf"\b{table}\.{key}\b"))
+            if "_" in key:
+                pats.append(re.compile(rf"\b{key}\b"))
+    return pats
+
+
+PLAN_KEYS = plan_keys()
+
+
+def test_plan_key_patterns_are_real():
+    texts = ["certificate.name", "[netscaler]", "[[service]]", "passphrase_env", "ae_title"]
+    assert all(any(p.search(t) for p in PLAN_KEYS) for t in texts)
+    assert not any(p.search("the PACS's own AE title on the PACS step") for p in PLAN_KEYS)
+
+
+def test_both_faces_render_exactly_the_engine_s_codes():
+    assert set(cli.ADVICE) == set(CODES) == set(wiz.ADVICE)
+
+
+@pytest.mark.parametrize("code", sorted(CODES))
+def test_each_code_in_each_face_s_words(code):
+    a = sample(code)
+    cli_text, wiz_text = cli.render(a), wiz.render(a)
+    assert cli_text and wiz_text
+    for key in CODES[code]:  # the data it carries is used, in both faces
+        assert str(a.data[key]) in cli_text + wiz_text
+    assert "ctrl+" not in cli_text.lower()
+    assert not OPTION.search(wiz_text), wiz_text
+    hits = [p.pattern for p in PLAN_KEYS if p.search(wiz_text)]
+    assert not hits, (wiz_text, hits)
+
+
+def emitted_codes() -> dict[str, list[str]]:
+    """Each advice code written in engine/ (advice("code", ...) or Advice(code="...")), with where."""
+    out: dict[str, list[str]] = {}
+    for path in ENGINE.rglob("*.py"):
+        if path.name == "advice.py":  # the model itself (its helper passes the code through)
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("advice", "Advice")):
+                continue
+            for arg in node.args[:1] + [k.value for k in node.keywords if k.arg == "code"]:
+                for code in _literals(arg, f"{path.name}:{node.lineno}"):
+                    out.setdefault(code, []).append(f"{path.name}:{node.lineno}")
+    return out
+
+
+def _literals(node: ast.expr, where: str) -> list[str]:
+    """The codes an argument can be: a literal, or either branch of `a if test else b`."""
+    if isinstance(node, ast.IfExp):
+        return _literals(node.body, where) + _literals(node.orelse, where)
+    assert isinstance(node, ast.Constant) and isinstance(node.value, str), f"{where}: spell the code out"
+    return [node.value]
+
+
+def test_every_code_written_in_the_engine_is_known_and_every_known_code_is_used():
+    used = emitted_codes()
+    assert len(used) >= 20
+    assert set(used) - set(CODES) == set(), {c: used[c] for c in set(used) - set(CODES)}
+    assert set(CODES) - set(used) == set()
+
+
+def test_unknown_codes_and_wrong_data_are_refused():
+    with pytest.raises(ValueError, match="unknown advice code"):
+        Advice(code="no.such.code")
+    with pytest.raises(ValueError, match="expected"):
+        advice("pair.swapped", cert="c.pem")  # the key's path is missing
+
+
+def engine_texts(path: Path) -> list[str]:
+    """The string literals of an engine module that are not docstrings (f-string holes become X)."""
+    tree = ast.parse(path.read_text())
+    docs = {id(n.body[0].value) for n in ast.walk(tree)
+            if isinstance(n, ast.Module | ast.FunctionDef | ast.ClassDef | ast.AsyncFunctionDef)
+            and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.JoinedStr):
+            out.append("".join(v.value if isinstance(v, ast.Constant) else "X" for v in node.values))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
+            out.append(node.value)
+    return out
+
+
+@pytest.mark.parametrize("module", ["verify.py", "certs.py", "backends/builtin.py", "demo.py", "errors.py"])
+def test_the_engine_s_own_words_name_no_option_and_no_plan_key(module):
+    """Causes, details and face-neutral fixes reach both faces as they are: no face's words in them."""
+    texts = engine_texts(ENGINE / module)
+    assert texts
+    for text in texts:
+        assert not OPTION.search(text), text
+        if " " in text and text not in CODES:  # words, not an identifier or a dict key
+            hits = [p.pattern for p in PLAN_KEYS if p.search(text)]
+            assert not hits, (text, hits)
+
+
+def test_a_real_rejection_is_advice_that_each_face_phrases(tmp_path):
+    """The demo PACS rejects a wrong called AE (A-ASSOCIATE-RJ 1/1/7): the engine names the fix by code,
+    the CLI says --called-ae, the wizard names the field on its PACS step."""
+    from engine.demo import DemoPacs
+    from engine.verify import echo
+
+    pacs = DemoPacs()
+    try:
+        report = echo("127.0.0.1", pacs.port, called_ae="NOT-THE-PACS", timeout=5)
+    finally:
+        pacs.stop()
+    step = report.failed_step
+    assert step is not None and step.name == "associate"
+    assert step.advice == Advice(code="reject.called_ae") and "'NOT-THE-PACS'" in step.cause
+    assert "--called-ae" in cli.step_action(step)
+    assert wiz.step_action(step) == "enter the PACS's own AE title on the PACS step (ask its administrator)"
