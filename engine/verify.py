@@ -23,15 +23,15 @@ from typing import Any, Literal
 
 from cryptography import x509
 from pydantic import BaseModel
-from pynetdicom import AE, evt
+from pynetdicom import evt
 from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.status import code_to_category
-from pynetdicom.transport import AddressInformation, AssociationSocket
 
 from engine.certs import CertError, fingerprint
-from engine.ciphers import POLICIES
+from engine.dicomsocket import OneConnectionAE
 from engine.errors import UserError
 from engine.plan import DEFAULT_CALLED_AE, DEFAULT_CALLING_AE, check_ae_title, check_port
+from engine.tls_advice import tls_advice
 from engine.tlsctx import client_context
 
 StepName = Literal["resolve", "tcp", "tls", "associate", "echo", "release"]
@@ -167,58 +167,6 @@ def describe_status(code: int) -> str:
     return f"{code_to_category(code)} (not a standard C-ECHO status)"
 
 
-# --- TLS errors ------------------------------------------------------------------------------------
-
-def _tls_advice(exc: BaseException, policy_name: str | None, cafile: str | Path | None,
-                host: str, port: int, timeout: float) -> tuple[str, str, str]:
-    """(detail, cause, next_action) for a failed handshake."""
-    versions = ("TLS " + "/".join(POLICIES[policy_name].versions)) if policy_name else "TLS 1.2 or later"
-    policy_label = f"policy {policy_name}" if policy_name else "the default client settings (TLS 1.2+)"
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        detail = f"certificate verify failed: {exc.verify_message}"
-        if cafile:
-            return (detail, f"the server's certificate is not signed by the CA in {cafile} ({exc.verify_message})",
-                    "give the CA (or the server's own self-signed certificate) that issued it with --cafile, "
-                    "or pin it with --expect-cert SERVER.pem")
-        return (detail, f"the server's certificate is not trusted by this machine ({exc.verify_message}); "
-                "DICOM-TLS certificates are usually self-signed",
-                "give its CA or the certificate itself with --cafile, pin it with --expect-cert SERVER.pem, "
-                "or use --insecure for a rehearsal")
-    if isinstance(exc, TimeoutError | socket.timeout):
-        return (f"no TLS answer within {timeout:g} s",
-                "the port accepted TCP but did not answer the TLS handshake: it probably speaks plain DICOM "
-                "(which waits for an A-ASSOCIATE), or a TLS server is stuck on another idle connection",
-                f"drop --tls if {host}:{port} is a plain DICOM port, or use the TLS port; else retry and check "
-                "the server")
-    reason = getattr(exc, "reason", None) or ""
-    detail = f"TLS error: {exc}"
-    if reason in ("TLSV1_ALERT_PROTOCOL_VERSION", "UNSUPPORTED_PROTOCOL", "NO_PROTOCOLS_AVAILABLE"):
-        return (detail, f"the server refuses {versions} ({policy_label}): it speaks other TLS versions",
-                "find which versions it accepts (e.g. `openssl s_client -connect HOST:PORT -tls1_2`); Butterfly "
-                "uses TLS 1.2, so the server or terminator must allow TLS 1.2, or choose a --policy that matches")
-    if reason in ("SSLV3_ALERT_HANDSHAKE_FAILURE", "NO_SHARED_CIPHER", "NO_CIPHERS_AVAILABLE",
-                  "TLSV1_ALERT_INSUFFICIENT_SECURITY"):
-        return (detail, f"the server shares no cipher suite with {policy_label} (it may only offer old "
-                "versions or suites, e.g. TLS 1.0/1.1 or CBC), or it insists on a client certificate",
-                "compare the server's TLS versions and suites with the policy (an sslyze or openssl s_client "
-                "scan shows them); upgrade the server's TLS settings, or try another --policy to confirm")
-    if reason in ("TLSV13_ALERT_CERTIFICATE_REQUIRED", "SSLV3_ALERT_BAD_CERTIFICATE", "TLSV1_ALERT_UNKNOWN_CA",
-                  "TLSV1_ALERT_ACCESS_DENIED"):
-        return (detail, "the server requires a client certificate (mutual TLS) and this echo sends none",
-                "relax the server's client-certificate requirement for this test, or test with DCMTK "
-                "`echoscu +tls KEY CERT` using the client certificate it expects")
-    if reason == "WRONG_VERSION_NUMBER" or reason == "HTTP_REQUEST" or reason == "RECORD_LAYER_FAILURE":
-        return (detail, f"{host}:{port} answered, but not with TLS: it speaks plain DICOM (or another protocol)",
-                "drop --tls to test it as a plain DICOM port, or use the port where TLS is served")
-    if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError | ConnectionResetError | BrokenPipeError) \
-            or reason == "UNEXPECTED_EOF_WHILE_READING":
-        return (f"the connection closed during the TLS handshake ({exc})",
-                f"{host}:{port} hung up on the TLS handshake: it probably speaks plain DICOM, or a terminator "
-                "refused this client (address not allowed, or a client certificate required)",
-                "drop --tls if it is a plain DICOM port, or use the TLS port; else check the terminator's log")
-    return (detail, "the TLS handshake failed", "check the server's TLS log for the reason it gives")
-
-
 # --- the ladder --------------------------------------------------------------------------------
 
 class _Ladder:
@@ -344,7 +292,7 @@ def _handshake(ladder: _Ladder, report: EchoReport, sock: socket.socket, context
         tsock.do_handshake()
     except (ssl.SSLError, OSError) as exc:
         tsock.close()  # the SSL socket owns the file descriptor now
-        detail, cause, action = _tls_advice(exc, policy, cafile, host, port, timeout)
+        detail, cause, action = tls_advice(exc, policy, cafile, host, port, timeout)
         ladder.fail("tls", detail, cause, action)
     der = tsock.getpeercert(binary_form=True) or b""
     report.tls_version = tsock.version()
@@ -376,7 +324,7 @@ def _associate_and_echo(ladder: _Ladder, report: EchoReport, sock: socket.socket
         if isinstance(event.pdu, A_ABORT_RQ):
             seen["we_aborted"] = True  # pynetdicom gave up (a timeout), the peer did not drop us
 
-    ae = _OneConnectionAE(sock, ae_title=calling_ae)
+    ae = OneConnectionAE(sock, ae_title=calling_ae)
     for attr in ("acse_timeout", "dimse_timeout", "network_timeout", "connection_timeout"):
         setattr(ae, attr, timeout)
     ae.add_requested_context(VERIFICATION_UID)
@@ -502,41 +450,3 @@ def _check_association(ladder: _Ladder, report: EchoReport, assoc: Any, seen: di
                  "(this was a plain echo), or a DICOM service that refused this client")
         action = "add --tls if this is the TLS port; otherwise check the peer's log for why it dropped us"
     ladder.fail("associate", detail, cause, action)
-
-
-# --- pynetdicom over our own connection --------------------------------------------------------------
-# pynetdicom 3.0 has no public way to run an association over a socket the caller connected. The two
-# overridden hooks are small and pinned by the dependency range (pynetdicom>=3.0,<4); if they ever
-# change, the TLS echo tests fail loudly.
-
-class _ConnectedSocket(AssociationSocket):
-    def __init__(self, assoc: Any, connected: socket.socket) -> None:
-        self._connected = connected
-        super().__init__(assoc, address=AddressInformation.from_tuple(("", 0)))
-
-    def _create_socket(self, address: Any) -> socket.socket:
-        return self._connected  # instead of a new, bound, unconnected socket
-
-    def connect(self, primitive: Any) -> None:  # AssociationSocket.connect, minus the connecting
-        try:
-            assert self.socket is not None
-            self.socket.settimeout(None)  # the DUL polls with select(); reads must not time out
-            self.assoc.requestor.address_info = AddressInformation.from_tuple(self.socket.getsockname())
-            self._is_connected = True
-            evt.trigger(self.assoc, evt.EVT_CONN_OPEN, {"address": primitive.address_info.as_tuple})
-            primitive.result = "Evt2"
-        except OSError:
-            primitive.result = "Evt17"
-            self.socket = None
-        finally:
-            self.provider_queue.put(primitive)
-            self._ready.set()
-
-
-class _OneConnectionAE(AE):
-    def __init__(self, connected: socket.socket, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._connected = connected
-
-    def _create_socket(self, assoc: Any, address: Any, tls_args: Any) -> AssociationSocket:
-        return _ConnectedSocket(assoc, self._connected)

@@ -11,14 +11,17 @@ import pytest
 from engine.verify import Step
 from wizard.phrasing import for_wizard, reword_step
 
-VERIFY = Path(__file__).resolve().parents[2] / "engine" / "verify.py"
+ENGINE = Path(__file__).resolve().parents[2] / "engine"
+# The ladder and the modules that phrase its rungs.
+LADDER_TEXTS = [ENGINE / "verify.py", ENGINE / "tls_advice.py", ENGINE / "worklist.py"]
 FLAG = re.compile(r"--[a-z]")
 
 
 def _texts_with_flags() -> list[str]:
-    """Every string literal of engine/verify.py that names an option (f-string holes become X)."""
+    """Every string literal of the ladder's modules that names an option (f-string holes become X)."""
     out = []
-    for node in ast.walk(ast.parse(VERIFY.read_text())):
+    nodes = [n for path in LADDER_TEXTS if path.exists() for n in ast.walk(ast.parse(path.read_text()))]
+    for node in nodes:
         if isinstance(node, ast.JoinedStr):
             text = "".join(v.value if isinstance(v, ast.Constant) else "X" for v in node.values)
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
