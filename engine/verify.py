@@ -33,8 +33,9 @@ from engine.errors import UserError
 from engine.plan import DEFAULT_CALLED_AE, DEFAULT_CALLING_AE, check_ae_title, check_port
 from engine.tls_advice import tls_advice
 from engine.tlsctx import client_context
+from engine.worklist import MWL_FIND_UID, WorklistQuery, WorklistResult
 
-StepName = Literal["resolve", "tcp", "tls", "associate", "echo", "release"]
+StepName = Literal["resolve", "tcp", "tls", "associate", "echo", "worklist", "release"]
 VERIFICATION_UID = "1.2.840.10008.1.1"
 
 
@@ -61,6 +62,7 @@ class EchoReport(BaseModel):
     cipher: str | None = None
     server_fingerprint: str | None = None
     server_subject: str | None = None
+    worklist: WorklistResult | None = None  # the Modality Worklist C-FIND, when one was asked for
 
     @property
     def failed_step(self) -> Step | None:
@@ -194,8 +196,12 @@ class _Ladder:
 def echo(host: str, port: int, *, tls: bool = False, cafile: str | Path | None = None, insecure: bool = False,
          expect_cert: str | Path | None = None, calling_ae: str = DEFAULT_CALLING_AE,
          called_ae: str = DEFAULT_CALLED_AE, timeout: float = 10.0, policy: str | None = None,
-         on_step: Callable[[Step], None] | None = None) -> EchoReport:
-    """Run the ladder against host:port. Bad arguments raise UserError before anything is sent."""
+         on_step: Callable[[Step], None] | None = None, worklist: WorklistQuery | None = None,
+         show_names: bool = False) -> EchoReport:
+    """Run the ladder against host:port. Bad arguments raise UserError before anything is sent.
+
+    With `worklist`, the association also proposes the Modality Worklist FIND SOP class and, after
+    the C-ECHO, a "worklist" rung runs that query (engine.worklist); `show_names` unmasks patient names."""
     calling_ae = checked_ae("calling", calling_ae)
     called_ae = checked_ae("called", called_ae)
     try:
@@ -221,7 +227,7 @@ def echo(host: str, port: int, *, tls: bool = False, cafile: str | Path | None =
         sock = _resolve_and_connect(ladder, host, port, timeout)
         if context is not None:
             sock = _handshake(ladder, report, sock, context, host, port, timeout, policy, cafile, expected)
-        _associate_and_echo(ladder, report, sock, calling_ae, called_ae, timeout)
+        _associate_and_echo(ladder, report, sock, calling_ae, called_ae, timeout, worklist, show_names)
         sock = None  # pynetdicom owns and closes it now
     except _Failed:
         pass
@@ -312,7 +318,8 @@ def _handshake(ladder: _Ladder, report: EchoReport, sock: socket.socket, context
 
 
 def _associate_and_echo(ladder: _Ladder, report: EchoReport, sock: socket.socket, calling_ae: str,
-                        called_ae: str, timeout: float) -> None:
+                        called_ae: str, timeout: float, worklist: WorklistQuery | None = None,
+                        show_names: bool = False) -> None:
     seen: dict[str, Any] = {}
 
     def on_pdu(event: Any) -> None:
@@ -328,6 +335,8 @@ def _associate_and_echo(ladder: _Ladder, report: EchoReport, sock: socket.socket
     for attr in ("acse_timeout", "dimse_timeout", "network_timeout", "connection_timeout"):
         setattr(ae, attr, timeout)
     ae.add_requested_context(VERIFICATION_UID)
+    if worklist is not None:
+        ae.add_requested_context(MWL_FIND_UID)
     peer = sock.getpeername()
 
     ladder.start()
@@ -349,6 +358,8 @@ def _associate_and_echo(ladder: _Ladder, report: EchoReport, sock: socket.socket
             _record_echo_failure(ladder, status, words, calling_ae)
         else:
             ladder.done("echo", True, f"status 0x0000: {words}")
+            if worklist is not None:
+                _worklist_rung(ladder, report, assoc, worklist, show_names)
     except _Failed:
         # Leave politely if the association is still up, then end the ladder.
         if assoc.is_established:
@@ -365,6 +376,18 @@ def _associate_and_echo(ladder: _Ladder, report: EchoReport, sock: socket.socket
                     if "abort" in seen else ""),
                     "the peer aborted instead of releasing; the echo itself worked",
                     "harmless for a test; if it repeats, check the peer's log")
+
+
+def _worklist_rung(ladder: _Ladder, report: EchoReport, assoc: Any, query: WorklistQuery,
+                   show_names: bool) -> None:
+    from engine import worklist
+
+    ladder.start()
+    report.worklist = worklist.find(assoc, query, show_names=show_names)
+    try:
+        ladder.done("worklist", *worklist.rung(report.worklist))
+    except _Failed:
+        pass  # as for a failed echo status: release cleanly, the report stays not ok
 
 
 def _record_echo_failure(ladder: _Ladder, status: int, words: str, calling_ae: str) -> None:
@@ -404,9 +427,13 @@ def _check_association(ladder: _Ladder, report: EchoReport, assoc: Any, seen: di
                        called_ae: str, peer: tuple, timeout: float) -> None:
     target = f"{report.host}:{report.port}"
     if assoc.is_established:
-        cx = next(iter(assoc.accepted_contexts), None)
+        cx = next((c for c in assoc.accepted_contexts if c.abstract_syntax == VERIFICATION_UID), None)
         ts = cx.transfer_syntax[0].name if cx is not None and cx.transfer_syntax else "?"
         impl = (assoc.acceptor.implementation_version_name or "").strip() or "unnamed"
+        if cx is None:  # another proposed context (the worklist's) was accepted, Verification was not
+            ladder.fail("associate", f"accepted, but the Verification SOP class was refused; peer implementation "
+                        f"{impl}", "the peer does not offer C-ECHO to this calling AE",
+                        f"enable Verification (C-ECHO) for {calling_ae!r} on the peer")
         ladder.done("associate", True, f"accepted: {calling_ae} -> {called_ae}, Verification with transfer syntax "
                     f"{ts}; peer implementation {impl}")
         return

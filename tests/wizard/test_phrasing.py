@@ -20,7 +20,7 @@ FLAG = re.compile(r"--[a-z]")
 def _texts_with_flags() -> list[str]:
     """Every string literal of the ladder's modules that names an option (f-string holes become X)."""
     out = []
-    nodes = [n for path in LADDER_TEXTS if path.exists() for n in ast.walk(ast.parse(path.read_text()))]
+    nodes = [n for path in LADDER_TEXTS for n in ast.walk(ast.parse(path.read_text()))]
     for node in nodes:
         if isinstance(node, ast.JoinedStr):
             text = "".join(v.value if isinstance(v, ast.Constant) else "X" for v in node.values)
