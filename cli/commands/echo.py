@@ -63,7 +63,9 @@ def _worklist_query(args: argparse.Namespace):
                             ("--show-names", args.show_names)) if v]
     if not args.worklist:
         if given:
-            raise UserError(f"{', '.join(given)} only apply to a worklist query", "add --worklist, or leave them out")
+            verb = "applies" if len(given) == 1 else "apply"
+            raise UserError(f"{', '.join(given)} only {verb} to a worklist query", "add --worklist, or leave "
+                            + ("it" if len(given) == 1 else "them") + " out")
         return None
     from engine.worklist import make_query
 
