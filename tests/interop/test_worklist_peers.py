@@ -104,6 +104,7 @@ def test_findscu_and_the_ladder_through_the_worklist_listener(tmp_path, wlm, tls
         recs = wait_for(lambda: len(sp.find("association", outcome="released")) >= 2 and
                         sp.find("association", outcome="released"), 15, "two released associations")
         assert all(rec["role"] == "worklist" and rec["listener"] == "mwl" for rec in recs)
+        assert [rec["items_to_client"] for rec in recs] == [3, 3]
         assert not any("Fictitious" in json.dumps(rec) for rec in sp.records)  # no patient data in the log
 
 

@@ -52,6 +52,7 @@ def test_500_items_all_arrive_through_the_worklist_listener(tmp_path, tls_files)
         assert scp.sent == [ITEMS, ITEMS]
         # Each pending C-FIND-RSP carried an identifier: the PACS sent far more than it received.
         assert all(rec["bytes_to_client"] > ITEMS * 100 > rec["bytes_from_client"] for rec in recs), recs
+        assert [rec["items_to_client"] for rec in recs] == [ITEMS, ITEMS]  # counted from the forwarded PDUs
 
 
 def test_c_cancel_mid_stream_through_the_worklist_listener(tmp_path, tls_files):  # noqa: F811
@@ -83,4 +84,5 @@ def test_c_cancel_mid_stream_through_the_worklist_listener(tmp_path, tls_files):
             assert assoc.is_released
             rec = sp.event("association", role="worklist")
             assert rec["outcome"] == "released", rec
+            assert rec["items_to_client"] == statuses.count(0xFF00)
         assert scp.cancelled == [True] and scp.sent[0] < 5000
