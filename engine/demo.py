@@ -62,13 +62,55 @@ def free_port(preferred: int | None = None, host: str = LOOPBACK) -> int:
     raise OSError("no free port on loopback")
 
 
+DEMO_WORKLIST = [("0900", "Demo lung scan"), ("1030", "Demo cardiac scan"), ("1400", "Demo abdominal scan")]
+
+
+def demo_worklist(day: str, station_ae: str = DEFAULT_CALLING_AE) -> list[Any]:
+    """The demo's scheduled procedure steps for `day` (YYYYMMDD): plainly fictitious people, one per slot."""
+    from pydicom.dataset import Dataset
+
+    items = []
+    for n, (time, what) in enumerate(DEMO_WORKLIST, 1):
+        ds = Dataset()
+        ds.SpecificCharacterSet = "ISO_IR 100"
+        ds.PatientName, ds.PatientID = f"Fictitious^Demo Patient {n}", f"DEMO-{n:04d}"
+        ds.AccessionNumber, ds.RequestedProcedureDescription = f"DEMO-ACC-{n:04d}", what
+        sps = Dataset()
+        sps.Modality, sps.ScheduledStationAETitle = "US", station_ae
+        sps.ScheduledProcedureStepStartDate, sps.ScheduledProcedureStepStartTime = day, time
+        sps.ScheduledProcedureStepDescription, sps.ScheduledProcedureStepID = what, f"DEMO-SPS-{n}"
+        ds.ScheduledProcedureStepSequence = [sps]
+        items.append(ds)
+    return items
+
+
+def _matches(item: Any, query: Any) -> bool:
+    """Single-value and range matching of the keys the demo's steps carry (PS3.4 C.2.2.2)."""
+    want = query.ScheduledProcedureStepSequence[0] if query.get("ScheduledProcedureStepSequence") else None
+    have = item.ScheduledProcedureStepSequence[0]
+    if want is None:
+        return True
+    for key in ("Modality", "ScheduledStationAETitle"):
+        value = str(want.get(key, "") or "").strip()
+        if value and value != have.get(key):
+            return False
+    dates = str(want.get("ScheduledProcedureStepStartDate", "") or "").strip()
+    if dates:
+        first, _, last = dates.partition("-") if "-" in dates else (dates, "", dates)
+        day = have.ScheduledProcedureStepStartDate
+        if not ((first or "00000000") <= day <= (last or "99999999")):
+            return False
+    return True
+
+
 class DemoPacs:
-    """A small PACS: answers C-ECHO and stores nothing but a count of C-STOREs (called AE must match)."""
+    """A small PACS: answers C-ECHO, stores nothing but a count of C-STOREs (called AE must match), and
+    answers Modality Worklist C-FINDs with the demo's fictitious steps, scheduled today."""
 
     def __init__(self, ae_title: str = DEMO_PACS_AE, host: str = LOOPBACK, port: int = 0) -> None:
         from pynetdicom import AE, evt
         from pynetdicom.presentation import AllStoragePresentationContexts
-        from pynetdicom.sop_class import Verification
+        from pynetdicom.sop_class import ModalityWorklistInformationFind, Verification
 
         self.ae_title = ae_title
         self.host = host
@@ -78,9 +120,12 @@ class DemoPacs:
         ae = AE(ae_title=ae_title)
         ae.require_called_aet = True  # like a real PACS: a wrong called AE is rejected, so the test catches it
         ae.add_supported_context(Verification)
+        ae.add_supported_context(ModalityWorklistInformationFind)
+        self.finds = 0
         for cx in AllStoragePresentationContexts:
             ae.add_supported_context(cx.abstract_syntax)
-        handlers = [(evt.EVT_C_ECHO, self._on_echo), (evt.EVT_C_STORE, self._on_store)]
+        handlers = [(evt.EVT_C_ECHO, self._on_echo), (evt.EVT_C_STORE, self._on_store),
+                    (evt.EVT_C_FIND, self._on_find)]
         self._server = ae.start_server((host, port), block=False, evt_handlers=handlers)
         self.port = self._server.server_address[1]
 
@@ -93,6 +138,19 @@ class DemoPacs:
         with self._lock:
             self.stored += 1
         return 0x0000
+
+    def _on_find(self, event: Any) -> Any:
+        import datetime as dt
+
+        with self._lock:
+            self.finds += 1
+        for item in demo_worklist(dt.date.today().strftime("%Y%m%d")):
+            if event.is_cancelled:
+                yield 0xFE00, None
+                return
+            if _matches(item, event.identifier):
+                yield 0xFF00, item
+        yield 0x0000, None
 
     def stop(self) -> None:
         self._server.shutdown()

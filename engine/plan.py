@@ -23,6 +23,7 @@ from engine.errors import UserError
 ROLE_PORTS: dict[str, int] = {"store": 2761, "worklist": 2762}
 DEFAULT_CALLING_AE = "BUTTERFLY"
 DEFAULT_CALLED_AE = "ANY-SCP"  # DCMTK's default; a real PACS usually wants its own AE title
+DEFAULT_WORKLIST_MODALITY = "US"  # Butterfly iQ is an ultrasound: its worklist query asks for modality US
 DEFAULT_CERT_NAME = "Butterfly-Cert-Key-Pair"
 DEFAULT_CERT_FILE = "Butterfly_SCP_Cert.pem"
 DEFAULT_KEY_FILE = "Butterfly_SCP_key.pem"

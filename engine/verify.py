@@ -23,19 +23,20 @@ from typing import Any, Literal
 
 from cryptography import x509
 from pydantic import BaseModel
-from pynetdicom import AE, evt
+from pynetdicom import evt
 from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.status import code_to_category
-from pynetdicom.transport import AddressInformation, AssociationSocket
 
 from engine.advice import Advice, advice
 from engine.certs import CertError, fingerprint
-from engine.ciphers import POLICIES
+from engine.dicomsocket import OneConnectionAE
 from engine.errors import UserError
 from engine.plan import DEFAULT_CALLED_AE, DEFAULT_CALLING_AE, check_ae_title, check_port, host_port
+from engine.tls_advice import tls_advice
 from engine.tlsctx import client_context
+from engine.worklist import MWL_FIND_UID, WorklistQuery, WorklistResult
 
-StepName = Literal["resolve", "tcp", "tls", "associate", "echo", "release"]
+StepName = Literal["resolve", "tcp", "tls", "associate", "echo", "worklist", "release"]
 VERIFICATION_UID = "1.2.840.10008.1.1"
 
 
@@ -66,6 +67,7 @@ class EchoReport(BaseModel):
     cipher: str | None = None
     server_fingerprint: str | None = None
     server_subject: str | None = None
+    worklist: WorklistResult | None = None  # the Modality Worklist C-FIND, when one was asked for
 
     @property
     def failed_step(self) -> Step | None:
@@ -170,52 +172,6 @@ def describe_status(code: int) -> str:
     return f"{code_to_category(code)} (not a standard C-ECHO status)"
 
 
-# --- TLS errors ------------------------------------------------------------------------------------
-
-def _tls_advice(exc: BaseException, policy_name: str | None, cafile: str | Path | None,
-                host: str, port: int, timeout: float) -> tuple[str, str, str | Advice]:
-    """(detail, cause, next_action) for a failed handshake."""
-    versions = ("TLS " + "/".join(POLICIES[policy_name].versions)) if policy_name else "TLS 1.2 or later"
-    policy_label = f"policy {policy_name}" if policy_name else "the default client settings (TLS 1.2+)"
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        detail = f"certificate verify failed: {exc.verify_message}"
-        if cafile:
-            return (detail, f"the server's certificate is not signed by the CA in {cafile} ({exc.verify_message})",
-                    advice("tls.untrusted_by_ca"))
-        return (detail, f"the server's certificate is not trusted by this machine ({exc.verify_message}); "
-                "DICOM-TLS certificates are usually self-signed", advice("tls.untrusted"))
-    if isinstance(exc, TimeoutError | socket.timeout):
-        return (f"no TLS answer within {timeout:g} s",
-                "the port accepted TCP but did not answer the TLS handshake: it probably speaks plain DICOM "
-                "(which waits for an A-ASSOCIATE), or a TLS server is stuck on another idle connection",
-                advice("tls.silent_port", host=host, port=port))
-    reason = getattr(exc, "reason", None) or ""
-    detail = f"TLS error: {exc}"
-    if reason in ("TLSV1_ALERT_PROTOCOL_VERSION", "UNSUPPORTED_PROTOCOL", "NO_PROTOCOLS_AVAILABLE"):
-        return (detail, f"the server refuses {versions} ({policy_label}): it speaks other TLS versions",
-                advice("tls.protocol_version"))
-    if reason in ("SSLV3_ALERT_HANDSHAKE_FAILURE", "NO_SHARED_CIPHER", "NO_CIPHERS_AVAILABLE",
-                  "TLSV1_ALERT_INSUFFICIENT_SECURITY"):
-        return (detail, f"the server shares no cipher suite with {policy_label} (it may only offer old "
-                "versions or suites, e.g. TLS 1.0/1.1 or CBC), or it insists on a client certificate",
-                advice("tls.no_shared_cipher"))
-    if reason in ("TLSV13_ALERT_CERTIFICATE_REQUIRED", "SSLV3_ALERT_BAD_CERTIFICATE", "TLSV1_ALERT_UNKNOWN_CA",
-                  "TLSV1_ALERT_ACCESS_DENIED"):
-        return (detail, "the server requires a client certificate (mutual TLS) and this echo sends none",
-                "relax the server's client-certificate requirement for this test, or test with DCMTK "
-                "`echoscu +tls KEY CERT` using the client certificate it expects")
-    if reason == "WRONG_VERSION_NUMBER" or reason == "HTTP_REQUEST" or reason == "RECORD_LAYER_FAILURE":
-        return (detail, f"{host}:{port} answered, but not with TLS: it speaks plain DICOM (or another protocol)",
-                advice("tls.not_tls"))
-    if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError | ConnectionResetError | BrokenPipeError) \
-            or reason == "UNEXPECTED_EOF_WHILE_READING":
-        return (f"the connection closed during the TLS handshake ({exc})",
-                f"{host}:{port} hung up on the TLS handshake: it probably speaks plain DICOM, or a terminator "
-                "refused this client (address not allowed, or a client certificate required)",
-                advice("tls.hung_up"))
-    return (detail, "the TLS handshake failed", "check the server's TLS log for the reason it gives")
-
-
 # --- the ladder --------------------------------------------------------------------------------
 
 class _Ladder:
@@ -245,8 +201,12 @@ class _Ladder:
 def echo(host: str, port: int, *, tls: bool = False, cafile: str | Path | None = None, insecure: bool = False,
          expect_cert: str | Path | None = None, calling_ae: str = DEFAULT_CALLING_AE,
          called_ae: str = DEFAULT_CALLED_AE, timeout: float = 10.0, policy: str | None = None,
-         on_step: Callable[[Step], None] | None = None) -> EchoReport:
-    """Run the ladder against host:port. Bad arguments raise UserError before anything is sent."""
+         on_step: Callable[[Step], None] | None = None, worklist: WorklistQuery | None = None,
+         show_names: bool = False) -> EchoReport:
+    """Run the ladder against host:port. Bad arguments raise UserError before anything is sent.
+
+    With `worklist`, the association also proposes the Modality Worklist FIND SOP class and, after
+    the C-ECHO, a "worklist" rung runs that query (engine.worklist); `show_names` unmasks patient names."""
     calling_ae = checked_ae("calling", calling_ae)
     called_ae = checked_ae("called", called_ae)
     try:
@@ -274,7 +234,7 @@ def echo(host: str, port: int, *, tls: bool = False, cafile: str | Path | None =
         sock = _resolve_and_connect(ladder, host, port, timeout)
         if context is not None:
             sock = _handshake(ladder, report, sock, context, host, port, timeout, policy, cafile, expected)
-        _associate_and_echo(ladder, report, sock, calling_ae, called_ae, timeout)
+        _associate_and_echo(ladder, report, sock, calling_ae, called_ae, timeout, worklist, show_names)
         sock = None  # pynetdicom owns and closes it now
     except _Failed:
         pass
@@ -346,7 +306,7 @@ def _handshake(ladder: _Ladder, report: EchoReport, sock: socket.socket, context
         tsock.do_handshake()
     except (ssl.SSLError, OSError) as exc:
         tsock.close()  # the SSL socket owns the file descriptor now
-        detail, cause, action = _tls_advice(exc, policy, cafile, host, port, timeout)
+        detail, cause, action = tls_advice(exc, policy, cafile, host, port, timeout)
         ladder.fail("tls", detail, cause, action)
     der = tsock.getpeercert(binary_form=True) or b""
     report.tls_version = tsock.version()
@@ -366,7 +326,8 @@ def _handshake(ladder: _Ladder, report: EchoReport, sock: socket.socket, context
 
 
 def _associate_and_echo(ladder: _Ladder, report: EchoReport, sock: socket.socket, calling_ae: str,
-                        called_ae: str, timeout: float) -> None:
+                        called_ae: str, timeout: float, worklist: WorklistQuery | None = None,
+                        show_names: bool = False) -> None:
     seen: dict[str, Any] = {}
 
     def on_pdu(event: Any) -> None:
@@ -378,10 +339,12 @@ def _associate_and_echo(ladder: _Ladder, report: EchoReport, sock: socket.socket
         if isinstance(event.pdu, A_ABORT_RQ):
             seen["we_aborted"] = True  # pynetdicom gave up (a timeout), the peer did not drop us
 
-    ae = _OneConnectionAE(sock, ae_title=calling_ae)
+    ae = OneConnectionAE(sock, ae_title=calling_ae)
     for attr in ("acse_timeout", "dimse_timeout", "network_timeout", "connection_timeout"):
         setattr(ae, attr, timeout)
     ae.add_requested_context(VERIFICATION_UID)
+    if worklist is not None:
+        ae.add_requested_context(MWL_FIND_UID)
     peer = sock.getpeername()
 
     ladder.start()
@@ -403,6 +366,8 @@ def _associate_and_echo(ladder: _Ladder, report: EchoReport, sock: socket.socket
             _record_echo_failure(ladder, status, words, calling_ae)
         else:
             ladder.done("echo", True, f"status 0x0000: {words}")
+            if worklist is not None:
+                _worklist_rung(ladder, report, assoc, worklist, show_names)
     except _Failed:
         # Leave politely if the association is still up, then end the ladder.
         if assoc.is_established:
@@ -419,6 +384,18 @@ def _associate_and_echo(ladder: _Ladder, report: EchoReport, sock: socket.socket
                     if "abort" in seen else ""),
                     "the peer aborted instead of releasing; the echo itself worked",
                     "harmless for a test; if it repeats, check the peer's log")
+
+
+def _worklist_rung(ladder: _Ladder, report: EchoReport, assoc: Any, query: WorklistQuery,
+                   show_names: bool) -> None:
+    from engine import worklist
+
+    ladder.start()
+    report.worklist = worklist.find(assoc, query, show_names=show_names)
+    try:
+        ladder.done("worklist", *worklist.rung(report.worklist))
+    except _Failed:
+        pass  # as for a failed echo status: release cleanly, the report stays not ok
 
 
 def _record_echo_failure(ladder: _Ladder, status: int, words: str, calling_ae: str) -> None:
@@ -458,9 +435,13 @@ def _check_association(ladder: _Ladder, report: EchoReport, assoc: Any, seen: di
                        called_ae: str, peer: tuple, timeout: float) -> None:
     target = f"{report.host}:{report.port}"
     if assoc.is_established:
-        cx = next(iter(assoc.accepted_contexts), None)
+        cx = next((c for c in assoc.accepted_contexts if c.abstract_syntax == VERIFICATION_UID), None)
         ts = cx.transfer_syntax[0].name if cx is not None and cx.transfer_syntax else "?"
         impl = (assoc.acceptor.implementation_version_name or "").strip() or "unnamed"
+        if cx is None:  # another proposed context (the worklist's) was accepted, Verification was not
+            ladder.fail("associate", f"accepted, but the Verification SOP class was refused; peer implementation "
+                        f"{impl}", "the peer does not offer C-ECHO to this calling AE",
+                        f"enable Verification (C-ECHO) for {calling_ae!r} on the peer")
         ladder.done("associate", True, f"accepted: {calling_ae} -> {called_ae}, Verification with transfer syntax "
                     f"{ts}; peer implementation {impl}")
         return
@@ -503,41 +484,3 @@ def _check_association(ladder: _Ladder, report: EchoReport, assoc: Any, seen: di
                  "(this was a plain echo), or a DICOM service that refused this client")
         action = advice("assoc.maybe_tls_port")
     ladder.fail("associate", detail, cause, action)
-
-
-# --- pynetdicom over our own connection --------------------------------------------------------------
-# pynetdicom 3.0 has no public way to run an association over a socket the caller connected. The two
-# overridden hooks are small and pinned by the dependency range (pynetdicom>=3.0,<4); if they ever
-# change, the TLS echo tests fail loudly.
-
-class _ConnectedSocket(AssociationSocket):
-    def __init__(self, assoc: Any, connected: socket.socket) -> None:
-        self._connected = connected
-        super().__init__(assoc, address=AddressInformation.from_tuple(("", 0)))
-
-    def _create_socket(self, address: Any) -> socket.socket:
-        return self._connected  # instead of a new, bound, unconnected socket
-
-    def connect(self, primitive: Any) -> None:  # AssociationSocket.connect, minus the connecting
-        try:
-            assert self.socket is not None
-            self.socket.settimeout(None)  # the DUL polls with select(); reads must not time out
-            self.assoc.requestor.address_info = AddressInformation.from_tuple(self.socket.getsockname())
-            self._is_connected = True
-            evt.trigger(self.assoc, evt.EVT_CONN_OPEN, {"address": primitive.address_info.as_tuple})
-            primitive.result = "Evt2"
-        except OSError:
-            primitive.result = "Evt17"
-            self.socket = None
-        finally:
-            self.provider_queue.put(primitive)
-            self._ready.set()
-
-
-class _OneConnectionAE(AE):
-    def __init__(self, connected: socket.socket, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._connected = connected
-
-    def _create_socket(self, assoc: Any, address: Any, tls_args: Any) -> AssociationSocket:
-        return _ConnectedSocket(assoc, self._connected)

@@ -25,6 +25,7 @@ RUNG_LABELS = {
     "tls": "TLS handshake",
     "associate": "DICOM association",
     "echo": "C-ECHO",
+    "worklist": "Worklist query",
     "release": "Release",
 }
 PLAIN_RUNGS = ["resolve", "tcp", "associate", "echo", "release"]

@@ -167,6 +167,67 @@ class PduTracker:
             self.abort = (body[2], body[3])
 
 
+class ItemTracker(PduTracker):
+    """A PduTracker that also counts the data sets in the P-DATA-TF PDUs it sees: on a worklist
+    association, the PACS's pending C-FIND-RSPs carry one identifier each and the final response none
+    (PS3.7 §9.1.2.1), so this counts the items returned. It reads each PDV's header (PS3.8 §9.3.5,
+    Annex E.2: the message control header's bit 0 clear = data set, bit 1 set = last fragment).
+
+    Only worklist listeners use it, on the PACS -> client direction; store associations keep the
+    plain tracker, so the counting costs their path nothing.
+    """
+
+    __slots__ = ("items", "_h", "_pdu_left", "_pdata", "_pdv_head", "_pdv_left")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.items = 0
+        self._h = bytearray()  # the PDU header being read
+        self._pdu_left = 0
+        self._pdata = False
+        self._pdv_head = bytearray()  # the PDV header being read: length (4), context ID, control header
+        self._pdv_left = 0
+
+    def feed(self, data: memoryview | bytes) -> None:
+        super().feed(data)
+        n, i = len(data), 0
+        while i < n:
+            if not self._pdu_left:
+                take = min(HEADER_LEN - len(self._h), n - i)
+                self._h += data[i:i + take]
+                i += take
+                if len(self._h) == HEADER_LEN:
+                    self._pdata = self._h[0] == P_DATA
+                    self._pdu_left = struct.unpack(">I", self._h[2:6])[0]
+                    self._h.clear()
+                    self._pdv_head.clear()
+                    self._pdv_left = 0
+                continue
+            take = min(self._pdu_left, n - i)
+            if self._pdata:
+                self._pdvs(data[i:i + take])
+            self._pdu_left -= take
+            i += take
+
+    def _pdvs(self, data: memoryview | bytes) -> None:
+        n, i = len(data), 0
+        while i < n:
+            if self._pdv_left:
+                skip = min(self._pdv_left, n - i)
+                self._pdv_left -= skip
+                i += skip
+                continue
+            take = min(6 - len(self._pdv_head), n - i)
+            self._pdv_head += data[i:i + take]
+            i += take
+            if len(self._pdv_head) == 6:
+                if self._pdv_head[5] & 0x03 == 0x02:
+                    self.items += 1
+                # The item length counts the context ID and control header, read already.
+                self._pdv_left = max(struct.unpack(">I", self._pdv_head[:4])[0] - 2, 0)
+                self._pdv_head.clear()
+
+
 def outcome(up: PduTracker, down: PduTracker) -> str:
     """The association's end in DICOM terms, from both directions' trackers."""
     if down.associate.startswith("rejected"):

@@ -396,6 +396,8 @@ class Terminator:
         lst.counters["associations"] += 1
         self.counters["associations"] += 1
         pump = Pump(tls, backend, cfg.idle_timeout, HALF_CLOSE_IDLE)
+        if lc.role == "worklist":  # count the items the PACS returns (store listeners: no extra work)
+            pump.down_pdus = pdu.ItemTracker()
         live = Live(next(self._ids), rec["client"], lc.name, lc.service, rec["calling_ae"], rec["called_ae"],
                     rec["tls_version"], rec["cipher"], time.time(), pump, rec["backend"])
         self.live[live.id] = live
@@ -419,6 +421,8 @@ class Terminator:
                    client_close=pump.client_close, bytes_from_client=pump.bytes_up + len(rq_bytes),
                    bytes_to_client=pump.bytes_down, pdus_from_client=pump.up_pdus.pdus + 1,
                    pdus_to_client=pump.down_pdus.pdus)
+        if isinstance(pump.down_pdus, pdu.ItemTracker):
+            rec["items_to_client"] = pump.down_pdus.items
         self._emit_end(rec, t0)
 
     def _emit_end(self, rec: dict[str, Any], t0: float) -> None:

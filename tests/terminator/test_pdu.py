@@ -65,3 +65,48 @@ def test_outcomes():
     down.feed(bytes([2, 0, 0, 0, 0, 1, 0]))
     down.feed(pdu.a_abort(2, 0))
     assert pdu.outcome(up, down) == "aborted_by_pacs 2/0"
+
+
+def _pdv(control: int, payload: bytes, context: int = 1) -> bytes:
+    return struct.pack(">IBB", len(payload) + 2, context, control) + payload
+
+
+def _pdata(*pdvs: bytes) -> bytes:
+    body = b"".join(pdvs)
+    return struct.pack(">BBI", pdu.P_DATA, 0, len(body)) + body
+
+
+def _find_stream(items: int) -> bytes:
+    """What a worklist SCP sends back: per item a command PDV and its identifier (some identifiers in
+    two fragments, some in a PDU of their own), then the final command without a data set, then the
+    A-RELEASE-RP."""
+    out = b""
+    for i in range(items):
+        command = _pdv(0x03, b"C" * 40)
+        if i % 3 == 0:
+            out += _pdata(command, _pdv(0x02, b"D" * (50 + i)))
+        elif i % 3 == 1:
+            out += _pdata(command) + _pdata(_pdv(0x00, b"d" * 30), _pdv(0x02, b"D" * 20))
+        else:
+            out += _pdata(command) + _pdata(_pdv(0x00, b"x" * 7)) + _pdata(_pdv(0x02, b"y"))
+    out += _pdata(_pdv(0x03, b"F" * 40))
+    return out + struct.pack(">BBI", pdu.RELEASE_RP, 0, 4) + b"\0" * 4
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 6, 7, 64, 10_000])
+def test_item_tracker_counts_data_sets_split_anywhere(chunk):
+    data = _find_stream(25)
+    t = pdu.ItemTracker()
+    for i in range(0, len(data), chunk):
+        t.feed(memoryview(data)[i:i + chunk])
+    assert t.items == 25
+    assert t.release_rp
+
+
+def test_item_tracker_keeps_the_plain_trackers_view():
+    data = _find_stream(4)
+    plain, items = pdu.PduTracker(), pdu.ItemTracker()
+    plain.feed(data)
+    items.feed(data)
+    assert (items.pdus, items.release_rp, items.associate) == (plain.pdus, plain.release_rp, plain.associate)
+    assert items.items == 4 and not hasattr(plain, "items")

@@ -139,6 +139,7 @@ def test_run_in_thread_is_what_the_wizard_needs(tmp_path, tls_files):  # noqa: F
         assert echoscu(port, calling="BUTTERFLY").returncode == 0
         rec = wait_for(lambda: next((r for r in seen if r.get("event") == "association"), None), 10, "a record")
         assert rec["calling_ae"] == "BUTTERFLY" and rec["outcome"] == "released"
+        assert rec["role"] == "store" and "items_to_client" not in rec  # the store path counts nothing
         handle.stop()
         assert not handle._thread.is_alive()
         assert not (tmp_path / "state").exists()  # the demo leaves nothing behind

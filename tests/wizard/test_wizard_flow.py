@@ -49,7 +49,13 @@ async def apply_echo_finish(pilot, app, state) -> None:
     await until(pilot, lambda: app.index == 7 and state.echo_report is not None, 30, "the echo ladder")
     await until(pilot, lambda: app.screen.query_one("#echo-result").has_class("ok"), 5, "a green result")
     rungs = [s.name for s in state.echo_report.steps]
-    assert rungs == ["resolve", "tcp", "tls", "associate", "echo", "release"]
+    if state.role == "worklist":  # the worklist pass also proves the worklist: the demo PACS's 3 steps
+        assert rungs == ["resolve", "tcp", "tls", "associate", "echo", "worklist", "release"]
+        assert state.echo_report.worklist.count == 3
+        assert "3 scheduled procedure steps found through TLS" in text_of(app, "#echo-result")
+        assert "DEMO-ACC-0001" in text_of(app, "#echo-result") and "Fictitious" not in screen_text(app)
+    else:
+        assert rungs == ["resolve", "tcp", "tls", "associate", "echo", "release"]
     assert all(s.ok for s in state.echo_report.steps)
     assert state.echo_report.calling_ae == "BUTTERFLY"
     assert all(w.has_class("-ok") for w in app.screen.query(".rung")), screen_text(app)

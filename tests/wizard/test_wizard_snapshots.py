@@ -16,7 +16,7 @@ from __future__ import annotations
 import pytest
 from recorded import FINGERPRINT, SnapshotServices, at_step, story
 
-from engine.plan import load_plan, save_plan
+from engine.plan import VirtualServer, load_plan, save_plan
 from wizard.app import WizardApp
 from wizard.state import WizardState
 
@@ -78,6 +78,16 @@ def test_7_apply_netscaler(snap, home) -> None:
 
 def test_8_echo(snap, home) -> None:
     st = story(home)
+    st.saved_text = None
+    assert snap(st, at_step(7, ready=lambda app: app.state.echo_report is not None))
+
+
+def test_8_echo_worklist(snap, home) -> None:
+    """The worklist pass: the echo ladder with its worklist rung, the count and the first items."""
+    st = story(home)
+    st.virtual_servers.append(VirtualServer(name="Butterfly-DICOM-TLS-MWL", ip="0.0.0.0", port=2762,
+                                            role="worklist", service="Qlink-DICOM"))
+    st.role = "worklist"
     st.saved_text = None
     assert snap(st, at_step(7, ready=lambda app: app.state.echo_report is not None))
 

@@ -22,6 +22,7 @@ from wizard.messages import EchoStep
 from wizard.checks import stale_text
 from wizard.screens.base import StepScreen, error_text
 from wizard.screens.modals import ChoiceModal
+from wizard import worklist_view
 from wizard.widgets import PLAIN_RUNGS, RUNG_LABELS, FormField, Ladder
 
 
@@ -83,7 +84,7 @@ class BackendScreen(StepScreen):
             yield Button("Test the PACS (TCP + plain C-ECHO)  ctrl+t", id="test", compact=True)
         if self.other_members:
             yield Static("", id="pacs-member")
-        yield Ladder(list(PLAIN_RUNGS), id="pacs-ladder")
+        yield Ladder(worklist_view.rungs(PLAIN_RUNGS, st.role), id="pacs-ladder")
         yield Static("", id="pacs-result")
 
     def on_mount(self) -> None:
@@ -205,7 +206,8 @@ class BackendScreen(StepScreen):
 
             report = await self.guarded(f"C-ECHO to {svc.ae_title} at {m.address}", self.services.echo,
                                         m.host, m.port, tls=False, calling_ae=self.calling_ae,
-                                        called_ae=svc.ae_title, timeout=10.0, on_step=on_step)
+                                        called_ae=svc.ae_title, timeout=10.0, on_step=on_step,
+                                        **worklist_view.query_for(self.state.role, self.services))
             if report is None:
                 self.show_results()
                 return False
@@ -236,6 +238,7 @@ class BackendScreen(StepScreen):
 
     def _verdict(self, report) -> None:
         text, cls = echo_verdict(report, "The PACS")
+        text = worklist_view.verdict(report, "in the PACS's worklist", text)
         w = self.query_one("#pacs-result", Static)
         w.update(text)
         w.set_classes(cls)

@@ -12,6 +12,7 @@ from textual.content import Content
 from textual.widgets import Static
 
 from engine.plan import Plan
+from wizard import worklist_view
 from wizard.messages import EchoStep
 from wizard.screens.backend import echo_verdict
 from wizard.screens.base import JUMP_BINDINGS, StepScreen
@@ -47,7 +48,7 @@ class EchoScreen(StepScreen):
         host, port = echo_target(plan, st.role)
         yield Static(f"TLS to {host}:{port} ({plan.policy.name}), calling AE {vs.calling_ae}, called AE "
                      f"{svc.ae_title}; the server must present {st.show_path(plan.cert_path)}.", id="echo-intro")
-        yield Ladder(list(TLS_RUNGS), id="echo-ladder")
+        yield Ladder(worklist_view.rungs(TLS_RUNGS, st.role), id="echo-ladder")
         yield Static("", id="echo-result")
 
     def on_mount(self) -> None:
@@ -84,7 +85,7 @@ class EchoScreen(StepScreen):
         report = await self.guarded(f"C-ECHO through {host}:{port}", self.services.echo, host, port, tls=True,
                                     insecure=True, expect_cert=str(plan.cert_path), calling_ae=vs.calling_ae,
                                     called_ae=svc.ae_title, policy=plan.cipher_policy.profile, timeout=10.0,
-                                    on_step=on_step)
+                                    on_step=on_step, **worklist_view.query_for(st.role, self.services))
         if report is None:
             return
         for s in report.steps:
@@ -98,6 +99,7 @@ class EchoScreen(StepScreen):
 
     def _verdict(self, report) -> None:
         text, cls = echo_verdict(report, "Through TLS, the PACS")
+        text = worklist_view.verdict(report, "through TLS", text)
         if report.ok:
             text = Content.assemble(text, "\nButterfly's path works end to end; ctrl+n shows Butterfly's values.")
         else:
