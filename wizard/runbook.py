@@ -42,11 +42,15 @@ def firewall_rule(plan: Plan, vs: VirtualServer, public_host: str) -> list[str]:
 
 
 def render(plan: Plan, plan_path: str, public_hosts: dict[str, str], *, pem: Any = None, diff: Any = None,
-           echo: dict[str, Any] | None = None, now: dt.datetime | None = None) -> str:
-    """The runbook. public_hosts: role -> the address Butterfly is given."""
+           echo: dict[str, Any] | None = None, now: dt.datetime | None = None,
+           warnings: list[str] | None = None) -> str:
+    """The runbook. public_hosts: role -> the address Butterfly is given. warnings: checks that were
+    skipped, failed or out of date when it was written (each says so; the reader must know)."""
     now = now or dt.datetime.now(dt.UTC)
     out = [f"# DICOM-TLS termination runbook ({plan.backend})", "",
            f"Written by `dicomtls` on {now:%Y-%m-%d %H:%M} UTC. Plan file: `{plan_path}` (no secrets in it).", ""]
+    if warnings:
+        out += ["## Checks skipped or not passed", ""] + [f"- {w}" for w in warnings] + [""]
     out += ["## Certificate", "",
             f"- pair `{plan.certificate.name}`: `{plan.cert_path}` + `{plan.key_path}`"]
     if pem is not None:

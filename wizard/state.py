@@ -277,6 +277,15 @@ class WizardState:
             out.append("The PACS did not answer the plain C-ECHO (step PACS).")
         return out
 
+    def runbook_warnings(self) -> list[str]:
+        """check_warnings, plus the echo through TLS (the runbook is written after it)."""
+        out = self.check_warnings()
+        if self.is_accepted("echo"):
+            out.append(self.accepted["echo"].line())
+        elif self.echo_report is None or self.stale("echo"):
+            out.append("The C-ECHO through TLS was not run for this setup (step Echo test, ctrl+t).")
+        return out
+
     # --- helpers for screens -------------------------------------------------------------------
     def draft(self, screen: str) -> dict[str, Any]:
         return self.drafts.setdefault(screen, {})

@@ -74,7 +74,10 @@ class FormField(Vertical):
     FormField > Horizontal { height: 1; }
     FormField Label.field-label { width: 18; }
     FormField Input { width: 1fr; }
-    FormField .field-error { display: none; color: $text-error; padding-left: 18; }
+    FormField .field-error { display: none; color: $text-error; text-style: bold; padding-left: 18; }
+    /* The focused field is marked by its label in reverse video: visible without colour (NO_COLOR,
+       ansi themes), where a background shade alone is lost. */
+    FormField:focus-within Label.field-label { text-style: bold reverse; }
     FormField.-error .field-error { display: block; }
     FormField .field-hint { color: $text-muted; padding-left: 18; }
     """

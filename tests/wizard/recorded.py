@@ -16,7 +16,6 @@ from wizard_helpers import on_step, until
 from engine.backends.base import ApplyResult, Diff, Progress, Status
 from engine.plan import Certificate, NetScaler, Service, VirtualServer
 from engine.verify import EchoReport
-from wizard.phrasing import reword_step
 from wizard.services import Services
 from wizard.state import WizardState
 
@@ -55,8 +54,6 @@ class SnapshotServices(Services):
         name = "echo_worklist.json" if kw.get("worklist") and kw.get("tls") else \
             "echo_tls.json" if kw.get("tls") else "echo_plain.json"
         report = EchoReport.model_validate_json((FIXTURES / name).read_text())
-        # As Services.echo does: the engine's CLI wording becomes the wizard's (no --flags on a screen).
-        report.steps = [reword_step(s) for s in report.steps]
         for s in report.steps:
             if on_step:
                 on_step(s)

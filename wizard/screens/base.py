@@ -131,6 +131,7 @@ class StepScreen(Screen[None]):
         return None
 
     def run_checks(self, quiet: bool, fn: Callable[[], T]) -> T:
+        self.store_draft()  # a check's recorded inputs are read from the drafts: they must be current
         self._quiet, self._problems = quiet, {}
         try:
             return fn()

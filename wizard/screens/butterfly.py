@@ -194,7 +194,8 @@ class ButterflyScreen(StepScreen):
         hosts[st.role] = self.public_host
         st.draft(self.KEY)["hosts"] = hosts
         text = runbook.render(plan, st.show_path(st.plan_path), hosts, pem=st.pem, diff=st.diff,
-                              echo={st.role: st.echo_report} if st.echo_report else None, now=self.services.now())
+                              echo={st.role: st.echo_report} if st.echo_report and not st.stale("echo") else None,
+                              now=self.services.now(), warnings=st.runbook_warnings())
         path = Path(st.plan_path).parent / RUNBOOK_NAME
         done = await self.guarded("Saving the runbook", _write, path, text)
         if done is not None:

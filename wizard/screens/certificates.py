@@ -90,7 +90,7 @@ class CertificatesScreen(StepScreen):
         result = self.query_one("#pem-result", Static)
         stale = st.stale("pem")
         if st.pem_checked_for is not None and stale:
-            result.update(stale_text(stale))
+            result.update(stale_text(stale, again="check again"))
             result.set_classes("warn")
         elif st.pem is not None and st.pem_checked_for is not None:
             result.update(pem_summary(st.pem, st.show_path))
