@@ -77,7 +77,7 @@ class FormField(Vertical):
     FormField .field-error { display: none; color: $text-error; text-style: bold; padding-left: 18; }
     /* The focused field is marked by its label in reverse video: visible without colour (NO_COLOR,
        ansi themes), where a background shade alone is lost. */
-    FormField:focus-within Label.field-label { text-style: bold reverse; }
+    FormField.-focused Label.field-label { text-style: bold reverse; }
     FormField.-error .field-error { display: block; }
     FormField .field-hint { color: $text-muted; padding-left: 18; }
     """
@@ -98,6 +98,13 @@ class FormField(Vertical):
         if self.hint:
             yield Static(self.hint, classes="field-hint")
         yield Static("", classes="field-error")
+
+    # A class of our own, not :focus-within, which kept marking a field after focus had moved on.
+    def on_descendant_focus(self) -> None:
+        self.add_class("-focused")
+
+    def on_descendant_blur(self) -> None:
+        self.remove_class("-focused")
 
     def set_error(self, message: str | None) -> None:
         self.query_one(".field-error", Static).update(message or "")

@@ -14,7 +14,10 @@ What is made deterministic, and how:
 from __future__ import annotations
 
 import pytest
-from recorded import FINGERPRINT, SnapshotServices, at_step, story
+from recorded import FINGERPRINT, FIXTURES, SnapshotServices, at_step, story
+from wizard_helpers import until
+
+from engine.verify import EchoReport
 
 from engine.plan import VirtualServer, load_plan, save_plan
 from wizard.app import WizardApp
@@ -22,8 +25,8 @@ from wizard.state import WizardState
 
 @pytest.fixture
 def snap(snap_compare, home, butterfly_pair):
-    def take(state: WizardState, run_before, size=(80, 24)) -> bool:
-        app = WizardApp(state, SnapshotServices())
+    def take(state: WizardState, run_before, size=(80, 24), services=None) -> bool:
+        app = WizardApp(state, services or SnapshotServices())
         return snap_compare(app, run_before=run_before, terminal_size=size)
 
     return take
@@ -50,6 +53,36 @@ def test_2_certificates(snap, home) -> None:
 
 def test_3_pacs(snap, home) -> None:
     assert snap(story(home), at_step(2, "ctrl+t", ready=lambda app: app.state.pacs_report is not None))
+
+
+def test_3_pacs_out_of_date(snap, home) -> None:
+    """Tested, then the host edited: the ladder goes and the result says what changed (no stale ✓)."""
+    async def run_before(pilot) -> None:
+        await at_step(2, "ctrl+t", ready=lambda app: app.state.pacs_report is not None)(pilot)
+        app = pilot.app
+        app.screen.query_one("#svc-host").focus()
+        await pilot.press("end", "9")
+        await until(pilot, lambda: "out of date" in str(app.screen.query_one("#pacs-result").content))
+
+    assert snap(story(home), run_before)
+
+
+def test_3_pacs_failed_asks(snap, home) -> None:
+    """Next after a failed C-ECHO: the decision is asked, not a footnote."""
+    st = story(home)
+    st.services = [st.services[0].model_copy(update={"ae_title": "WRONG"})]
+
+    class Failing(SnapshotServices):
+        def echo(self, host, port, *, on_step=None, **kw):
+            return EchoReport.model_validate_json((FIXTURES / "echo_plain_rejected.json").read_text())
+
+    async def run_before(pilot) -> None:
+        await at_step(2)(pilot)
+        await pilot.press("ctrl+n")  # the test runs, fails, and Next asks (its worker waits for the answer)
+        await until(pilot, lambda: type(pilot.app.screen).__name__ == "ChoiceModal", what="the question")
+        await pilot.pause()
+
+    assert snap(st, run_before, services=Failing())
 
 
 def test_4_cipher_policy(snap, home) -> None:
