@@ -198,9 +198,11 @@ def fingerprint_lines(fp: str, indent: str = "") -> str:
                      for i in range(0, len(parts), 16))
 
 
-def wrap_indent(text: str, indent: str, width: int = 76) -> str:
-    """Wrap `text` so continuation lines keep the indent (Textual wraps to column 0 otherwise)."""
+def wrap_indent(text: str, indent: str, width: int = 76, hang: str | None = None) -> str:
+    """Wrap `text` so continuation lines keep the indent (Textual wraps to column 0 otherwise);
+    `hang` sets the continuation indent instead (a label column)."""
     import textwrap
 
-    return "\n".join(textwrap.wrap(text, width, initial_indent=indent, subsequent_indent=indent + "  ",
+    more = hang if hang is not None else indent + "  "
+    return "\n".join(textwrap.wrap(text, width, initial_indent=indent, subsequent_indent=more,
                                     break_on_hyphens=False, break_long_words=True)) or indent

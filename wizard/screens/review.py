@@ -75,7 +75,7 @@ def plan_summary(plan: Plan, show_path) -> list[str]:
         if plan.backend == "builtin":
             aes = ", ".join(vs.allowed_calling_aes) or "any"
             clients = ", ".join(vs.allowed_clients) or "any"
-            lines.append(f"          allowed calling AEs: {aes}; allowed clients: {clients}")
+            lines.append(f"{'':<10}allowed calling AEs: {aes}; allowed clients: {clients}")
     return lines
 
 
@@ -105,8 +105,8 @@ class ReviewScreen(StepScreen):
         warnings.update(Content("\n".join(wrap_indent(f"! {w}", "  ") for w in notes)))
         warnings.display = bool(notes)
         summary = plan_summary(plan, st.show_path)
-        self.query_one("#summary", Static).update(Content("\n".join(wrap_indent(line, "          ")
-                                                                     for line in ["The plan:", *summary])))
+        self.query_one("#summary", Static).update(Content("\n".join(
+            ["The plan:", *(wrap_indent(line, "  ", hang=" " * 12) for line in summary), ""])))
         if st.diff is not None and st.diff_for == dump_plan(plan):
             self.show_diff(st.diff)
         else:
