@@ -225,3 +225,32 @@ def _perfdata(report: CheckReport) -> list[Perf]:
         perf.append(Perf(label="pacs_members_up", value=report.members_up, crit=f"{report.members_total}:",
                          min="0", max=str(report.members_total)))
     return perf
+
+
+# --- the installed certificate, for a re-run of the wizard ------------------------------------------
+
+class InstalledCert(BaseModel):
+    path: str
+    not_after: datetime
+    days_left: int
+
+
+def installed_certificate(plan: Plan, now: datetime | None = None) -> InstalledCert | None:
+    """The certificate a saved plan put in service: the built-in terminator's installed copy (state
+    dir), else the plan's own file (what was sent to the NetScaler). None if neither is readable."""
+    from cryptography import x509
+
+    from engine.terminator.config import StateFiles, state_dir_for
+
+    now = now or datetime.now(timezone.utc)
+    candidates = [StateFiles(state_dir_for(plan)).cert] if plan.backend == "builtin" else []
+    candidates.append(plan.cert_path)
+    for path in candidates:
+        try:
+            leaf = x509.load_pem_x509_certificate(path.read_bytes())
+        except (OSError, ValueError):
+            continue
+        not_after = leaf.not_valid_after_utc
+        return InstalledCert(path=str(path), not_after=not_after,
+                             days_left=math.floor((not_after - now).total_seconds() / 86400))
+    return None

@@ -14,6 +14,7 @@ from textual.widgets import Button, Input, Static
 
 from engine import paths
 from engine.plan import DEFAULT_CERT_FILE, DEFAULT_KEY_FILE, Certificate
+from wizard.renewal import REVIEW
 from wizard.screens.base import StepScreen, error_text
 from wizard.widgets import FormField, PathSuggester, fingerprint_lines, wrap_indent
 
@@ -41,6 +42,9 @@ class CertificatesScreen(StepScreen):
     KEY = "certificates"
     TITLE = "Certificates: the PEM pair from Butterfly Cloud"
     INDEX = 1
+
+    def next_index(self) -> int:
+        return REVIEW if self.state.renewal else self.INDEX + 1  # renewal: straight to Review
     BINDINGS = [
         Binding("ctrl+t", "check", "Check pair", id="check"),
         Binding("ctrl+g", "generate", "Generate test pair", id="generate"),

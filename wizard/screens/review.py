@@ -11,6 +11,7 @@ from textual.widgets import Static
 from engine.backends import BackendOptions
 from engine.backends.base import Action, Diff
 from engine.plan import PlanError, dump_plan
+from wizard.renewal import CERTIFICATES
 from wizard.screens.base import StepScreen, error_text, tidy
 from wizard.screens.modals import ChoiceModal
 from wizard.widgets import wrap_indent
@@ -50,6 +51,9 @@ class ReviewScreen(StepScreen):
     KEY = "review"
     TITLE = "Review: what will change (nothing is written yet)"
     INDEX = 5
+
+    def back_index(self) -> int:
+        return CERTIFICATES if self.state.renewal else self.INDEX - 1
     BINDINGS = [Binding("ctrl+r", "refresh", "Read again", id="refresh")]
 
     def compose_body(self) -> ComposeResult:
@@ -84,7 +88,8 @@ class ReviewScreen(StepScreen):
         self.query_one("#diff", Static).update("Reading the current state…")
 
         def diff_now():
-            backend = self.services.backend(plan, BackendOptions(password=st.password, passphrase=st.passphrase))
+            backend = self.services.backend(plan, BackendOptions(password=st.password, passphrase=st.passphrase,
+                                                                    replace_cert=st.renewal))
             try:
                 return backend.diff(plan)
             finally:
