@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         print(status_line(report))
-        for f in sorted(report.findings, key=lambda f: -f.level)[1:]:  # the rest, one per line (long output)
+        for f in _ordered(report.findings)[1:]:  # the rest, one per line (the plugin's long output)
             print(f"{f.level.name}: {_phrase(f)}")
     return int(report.level)
 
@@ -64,11 +64,19 @@ _WORDS = {
     "cert_not_the_plans": "not the plan's certificate",
     "member_down": "PACS down",
     "vserver_down": "vserver not UP",
-    "terminator_not_running": "terminator",
+    "terminator_not_running": "terminator not running",
     "terminator_draining": "terminator draining",
     "backend_unreadable": "cannot read the backend",
     "plan_unusable": "plan",
 }
+
+
+# Causes before their symptoms: a PACS that is down also fails Butterfly's echo.
+_CAUSES = ("member_down", "vserver_down", "terminator_not_running", "endpoint_down", "cert_expired")
+
+
+def _ordered(findings: list) -> list:
+    return sorted(findings, key=lambda f: (-f.level, _CAUSES.index(f.code) if f.code in _CAUSES else len(_CAUSES)))
 
 
 def _phrase(f) -> str:
@@ -79,7 +87,7 @@ def _phrase(f) -> str:
 def status_line(report) -> str:
     from engine.check import Level
 
-    worst = sorted(report.findings, key=lambda f: -f.level)
+    worst = _ordered(report.findings)
     if worst:
         summary = _phrase(worst[0]) + (f" (+{len(worst) - 1} more)" if len(worst) > 1 else "")
     else:

@@ -81,7 +81,8 @@ def test_pacs_down_is_critical_and_names_the_member(tmp_path, tls_files):  # noq
     with serve_process(plan, tmp_path / "home"):
         r, data = both(tmp_path / "home", plan)
     assert r.returncode == 2, r.stdout
-    assert f"PACS down: PACS {LOOPBACK}:{dead}" in r.stdout, r.stdout
+    assert r.stdout.startswith(f"DICOMTLS CRITICAL - PACS down: PACS {LOOPBACK}:{dead}"), r.stdout  # cause first
+    assert "CRITICAL: C-ECHO failed: store" in r.stdout
     codes = {f["code"] for f in data["findings"]}
     assert "member_down" in codes and "echo_failed" in codes  # Butterfly's echo is refused too
     assert data["members_up"] == 0 and data["members_total"] == 1
@@ -93,7 +94,8 @@ def test_endpoint_down_is_critical(tmp_path, tls_files):  # noqa: F811
         plan = _plan(tmp_path, tls_files.server_cert, tls_files.server_key, pacs_port, port)
         r, data = both(tmp_path / "home", plan)  # no terminator runs
     assert r.returncode == 2, r.stdout
-    assert r.stdout.startswith(f"DICOMTLS CRITICAL - endpoint down: store 127.0.0.1:{port}"), r.stdout
+    assert r.stdout.startswith("DICOMTLS CRITICAL - terminator not running: dicomtls serve (stopped)"), r.stdout
+    assert f"CRITICAL: endpoint down: store 127.0.0.1:{port}" in r.stdout
     assert {"endpoint_down", "terminator_not_running"} <= {f["code"] for f in data["findings"]}
 
 
