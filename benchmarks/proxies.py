@@ -132,7 +132,7 @@ def _spawn(cmd: list[str], log: Path, env: dict | None = None, cwd: Path | None 
 def start_ours(folder: Path, tls: Tls, backend_port: int, *, max_associations: int | None = None,
                prelude: str = "", idle_timeout: float = 900.0) -> Proc:
     """`dicomtls serve PLAN`. For what-if runs only: `max_associations` overrides the terminator's
-    built-in cap (engine.terminator.server.MAX_ASSOCIATIONS) and `prelude` is Python run before
+    built-in cap (engine.terminator.admission.MAX_ASSOCIATIONS) and `prelude` is Python run before
     serving (e.g. to try another pump buffer); the product itself is never edited."""
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -146,7 +146,7 @@ def start_ours(folder: Path, tls: Tls, backend_port: int, *, max_associations: i
         f'[builtin]\nstate_dir = "{folder / "state"}"\nidle_timeout = {idle_timeout}\n')
     env = dict(os.environ, DICOMTLS_HOME=str(folder / "home"), PYTHONUNBUFFERED="1")
     if max_associations is not None:
-        prelude += f"\nimport engine.terminator.server as _s; _s.MAX_ASSOCIATIONS = {int(max_associations)}"
+        prelude += f"\nimport engine.terminator.admission as _s; _s.MAX_ASSOCIATIONS = {int(max_associations)}"
     if prelude:
         cmd = [sys.executable, "-c", prelude + "\nimport sys\nfrom cli.main import main\n"
                "sys.exit(main(['serve', sys.argv[1]]))", str(plan)]

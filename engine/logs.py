@@ -9,6 +9,10 @@ from pathlib import Path
 
 from engine import paths
 
+# The log file is size-bounded: at most (1 + LOG_BACKUPS) * LOG_MAX_BYTES on disk, the oldest dropped.
+LOG_MAX_BYTES = 5_000_000
+LOG_BACKUPS = 3
+
 # Belt and braces: code never logs secrets, and this filter blanks anything that looks like one.
 _SECRET_PATTERNS = [
     re.compile(r"(-----BEGIN [A-Z ]*PRIVATE KEY-----).*?(-----END [A-Z ]*PRIVATE KEY-----)", re.S),
@@ -41,7 +45,7 @@ def setup_file_logging(name: str = "dicomtls.log", level: int = logging.INFO) ->
     for h in root.handlers:
         if isinstance(h, RotatingFileHandler) and Path(h.baseFilename) == path.resolve():
             return path
-    handler = RotatingFileHandler(path, maxBytes=5_000_000, backupCount=3, encoding="utf-8")
+    handler = RotatingFileHandler(path, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(ScrubFilter())
     root.addHandler(handler)

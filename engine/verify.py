@@ -18,6 +18,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -68,6 +69,7 @@ class EchoReport(BaseModel):
     server_fingerprint: str | None = None
     server_subject: str | None = None
     worklist: WorklistResult | None = None  # the Modality Worklist C-FIND, when one was asked for
+    server_not_after: datetime | None = None  # the served leaf's notAfter (UTC), for expiry monitoring
 
     @property
     def failed_step(self) -> Step | None:
@@ -99,6 +101,13 @@ def _load_expected(path: str | Path) -> str:
         raise UserError(f"{p} holds no usable certificate: {exc.problem}",
                         "give the server's certificate (the file with -----BEGIN CERTIFICATE-----), not its key",
                         advice=advice("echo.expected_cert_not_a_cert")) from None
+
+
+def _not_after(der: bytes) -> datetime | None:
+    try:
+        return x509.load_der_x509_certificate(der).not_valid_after_utc
+    except ValueError:
+        return None
 
 
 def _subject(der: bytes) -> str:
@@ -313,6 +322,7 @@ def _handshake(ladder: _Ladder, report: EchoReport, sock: socket.socket, context
     report.cipher = (tsock.cipher() or ("?",))[0]
     report.server_fingerprint = _server_fingerprint(der) if der else None
     report.server_subject = _subject(der) if der else None
+    report.server_not_after = _not_after(der) if der else None
     detail = (f"{report.tls_version} {report.cipher}; server certificate {report.server_subject}, "
               f"SHA-256 {report.server_fingerprint}")
     if expected is not None and report.server_fingerprint != expected:

@@ -39,6 +39,12 @@ class Services:
         return dt.datetime.now(dt.UTC)
 
     # --- certificates ---------------------------------------------------------------------------
+    def installed_certificate(self, plan):
+        """The certificate a saved plan put in service, with its days to expiry (engine.check)."""
+        from engine.check import installed_certificate
+
+        return installed_certificate(plan, self.now())
+
     def check_pair(self, cert: str, key: str, passphrase: str | None = None, policy: str | None = None):
         from engine.certs import check_pair
 

@@ -39,6 +39,8 @@ class WizardState:
     builtin: Builtin = field(default_factory=Builtin)
     # The service the current pass forwards to (its name in `services`).
     service_name: str | None = None
+    # "Replace the certificate" on a re-run: Certificates, Review, Apply only (wizard/renewal.py).
+    renewal: bool = False
 
     # What is on disk: the plan text as saved (None: nothing saved yet) and the loaded plan.
     saved_text: str | None = None

@@ -11,6 +11,7 @@ MODULES = [
     "plan",
     "apply",
     "status",
+    "check",
     "export",
     "nitro_sim",
     "serve",

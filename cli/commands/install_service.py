@@ -5,6 +5,11 @@ so `dicomtls apply` and `systemctl reload` both reach it. It may only write to t
 dirs, cannot gain privileges, and gets CAP_NET_BIND_SERVICE only when a listener uses a port below
 1024. Without --print it installs the plan into the state dir, writes the unit file and records the
 unit's name there (so `apply` starts it through systemctl), then says which commands to run.
+
+The unit is Type=notify: `serve` tells systemd when its listeners are bound and when a reload is
+done, and pings the watchdog, so a hung terminator is restarted. With --check-every it also writes
+NAME-check.service (a oneshot `dicomtls check`) and NAME-check.timer that runs it, its status line
+in the journal (`journalctl -u NAME-check`).
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--user", help="account the service runs as (default: the current user)")
     p.add_argument("--unit-dir", default=DEFAULT_UNIT_DIR, help=f"where to write the unit (default {DEFAULT_UNIT_DIR})")
     p.add_argument("--passphrase-env", metavar="VAR", help="environment variable holding the key's passphrase")
+    p.add_argument("--check-every", metavar="SPAN",
+                   help="also a systemd timer running `dicomtls check` this often (a systemd time span: 15min, 1h)")
     p.set_defaults(func=run)
 
 
@@ -66,7 +73,11 @@ After=network-online.target
 Wants=network-online.target
 
 [Service]
-Type=simple
+# serve sends READY=1 once its listeners are bound, RELOADING=1/READY=1 around a reload, STOPPING=1
+# on drain (sd_notify(3)); it pings the watchdog every WatchdogSec/2 from its event loop.
+Type=notify
+NotifyAccess=main
+WatchdogSec=30s
 User={user}
 ExecStart={exe} serve {state / 'plan.toml'}
 # SIGHUP: reload the applied plan (new connections; live associations continue).
@@ -106,6 +117,55 @@ WantedBy=multi-user.target
 """
 
 
+_SPAN = re.compile(r"[1-9][0-9]*(s|sec|m|min|h|hr|d)")
+
+
+def check_units(plan: Plan, user: str, every: str, name: str = "dicomtls",
+                executable: list[str] | None = None) -> tuple[str, str]:
+    """(NAME-check.service, NAME-check.timer): `dicomtls check` on the applied plan, every `every`."""
+    if not _SPAN.fullmatch(every):
+        raise UserError(f"--check-every {every!r} is not a time span systemd understands here",
+                        "give a number and a unit, for example --check-every 15min (or 30s, 1h, 1d)")
+    state = StateFiles(state_dir_for(plan)).dir.resolve()
+    env = f"Environment=DICOMTLS_HOME={Path(os.environ['DICOMTLS_HOME']).resolve()}\n" \
+        if os.environ.get("DICOMTLS_HOME") else ""
+    exe = " ".join(executable or _executable())
+    service = f"""[Unit]
+Description=dicomtls check: the {name} endpoint through TLS, its certificate and its PACS
+After={name}.service
+
+[Service]
+Type=oneshot
+User={user}
+# One monitoring-plugin status line on stdout, into the journal; exit 1 (WARNING) and 2 (CRITICAL)
+# mark this unit failed, so `systemctl --failed` shows it too.
+ExecStart={exe} check {state / 'plan.toml'}
+SuccessExitStatus=0
+Environment=PYTHONUNBUFFERED=1
+{env}UMask=0077
+NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome=read-only
+ReadWritePaths=-{paths.log_dir().resolve()}
+PrivateTmp=yes
+PrivateDevices=yes
+CapabilityBoundingSet=
+RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
+"""
+    timer = f"""[Unit]
+Description=dicomtls check every {every}
+
+[Timer]
+OnBootSec=2min
+OnUnitActiveSec={every}
+Unit={name}-check.service
+
+[Install]
+WantedBy=timers.target
+"""
+    return service, timer
+
+
 def run(args: argparse.Namespace) -> int:
     if not re.fullmatch(r"[A-Za-z0-9_.@-]+", args.name):
         raise UserError(f"--name {args.name!r} is not a valid unit name", "use letters, digits, - _ . @ only")
@@ -115,8 +175,14 @@ def run(args: argparse.Namespace) -> int:
                         "set backend = \"builtin\" in the plan")
     user = args.user or getpass.getuser()
     text = unit_text(plan, user, plan_label=str(Path(args.plan).resolve()))
+    extra: dict[str, str] = {}
+    if args.check_every:
+        service, timer = check_units(plan, user, args.check_every, args.name)
+        extra = {f"{args.name}-check.service": service, f"{args.name}-check.timer": timer}
     if args.print_only:
         sys.stdout.write(text)
+        for fname, body in extra.items():
+            sys.stdout.write(f"\n# --- {fname}\n{body}")
         return 0
     if user == "root":
         warn("the unit runs as root (with its capabilities limited); pass --user ACCOUNT to run it unprivileged")
@@ -126,6 +192,22 @@ def run(args: argparse.Namespace) -> int:
     prepare(plan, backend_options(plan, args).passphrase).write()
     paths.log_dir().mkdir(parents=True, exist_ok=True)  # writable under ProtectSystem only if it exists
     unit = Path(args.unit_dir) / f"{args.name}.service"
+    for path, body in [(unit, text)] + [(Path(args.unit_dir) / f, b) for f, b in extra.items()]:
+        _write_unit(path, body)
+    state.unit.write_text(f"{args.name}.service\n")
+    print(f"Wrote {unit} (runs as {user}; serves {state.plan}).")
+    for fname in extra:
+        print(f"Wrote {Path(args.unit_dir) / fname}.")
+    print("Next:")
+    print("  systemctl daemon-reload")
+    print(f"  systemctl enable --now {args.name}.service")
+    if extra:
+        print(f"  systemctl enable --now {args.name}-check.timer")
+    print(f"Then `dicomtls apply {args.plan}` reloads it, and `journalctl -u {args.name}` shows its log.")
+    return 0
+
+
+def _write_unit(unit: Path, text: str) -> None:
     try:
         unit.parent.mkdir(parents=True, exist_ok=True)
         tmp = unit.with_name(unit.name + ".tmp")
@@ -134,10 +216,3 @@ def run(args: argparse.Namespace) -> int:
     except PermissionError:
         raise UserError(f"no permission to write {unit}",
                         "run with sudo, or use --print and put the unit in place yourself") from None
-    state.unit.write_text(f"{args.name}.service\n")
-    print(f"Wrote {unit} (runs as {user}; serves {state.plan}).")
-    print("Next:")
-    print("  systemctl daemon-reload")
-    print(f"  systemctl enable --now {args.name}.service")
-    print(f"Then `dicomtls apply {args.plan}` reloads it, and `journalctl -u {args.name}` shows its log.")
-    return 0

@@ -2,8 +2,9 @@
 
 Modules: config (runtime config from a plan), install (check + install into the state dir),
 tlsserver (SSLContext from the cipher policy), pdu (A-ASSOCIATE-RQ gate, RJ/ABORT), pump (the byte
-pump thread), health (PACS probes), server (the asyncio control plane), control (status endpoint),
-events (JSON log records), runner (serve / run_in_thread).
+pump thread), health (PACS probes), server (the asyncio control plane), admission (one connection,
+accept to live association), control (status and metrics endpoint), metrics (Prometheus), sdnotify
+(systemd readiness), events (JSON log records), runner (serve / run_in_thread).
 """
 
 from engine.terminator.runner import TerminatorHandle, run_in_thread, serve

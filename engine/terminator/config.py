@@ -76,6 +76,7 @@ class RuntimeConfig(_Model):
     key_file: str
     dh_file: str | None = None
     cert_fingerprint: str = ""
+    cert_not_after: float = 0.0  # the leaf's notAfter, Unix time (0: unknown, a runtime.json from before)
     listeners: list[ListenerConfig]
     services: list[ServiceConfig]
     handshake_timeout: float
@@ -130,12 +131,13 @@ class StateFiles:
 
 
 def runtime_from_plan(plan: Plan, cert_file: Path, key_file: Path, dh_file: Path | None,
-                      fingerprint: str, state_dir: Path, plan_path: Path | None = None) -> RuntimeConfig:
+                      fingerprint: str, state_dir: Path, plan_path: Path | None = None,
+                      not_after: float = 0.0) -> RuntimeConfig:
     b = plan.builtin
     return RuntimeConfig(
         policy=plan.cipher_policy.profile,
         cert_file=str(cert_file), key_file=str(key_file), dh_file=str(dh_file) if dh_file else None,
-        cert_fingerprint=fingerprint,
+        cert_fingerprint=fingerprint, cert_not_after=not_after,
         listeners=[ListenerConfig(name=v.name, ip=v.ip, port=v.port, role=v.role, service=v.service,
                                   allowed_calling_aes=list(v.allowed_calling_aes),
                                   allowed_clients=list(v.allowed_clients)) for v in plan.virtual_server],

@@ -128,7 +128,8 @@ def prepare(plan: Plan, passphrase: str | bytes | None = None, plan_path: Path |
     fp = report.fingerprint_sha256
     dh_pem = _dh_pem(state) if policy.needs_dh_params else None
     ctx = _context(plan, cert_pem, key_pem if key_pem is not None else state.key.read_bytes(), dh_pem)
-    runtime = runtime_from_plan(plan, state.cert, state.key, state.dh if dh_pem else None, fp, state.dir, plan_path)
+    runtime = runtime_from_plan(plan, state.cert, state.key, state.dh if dh_pem else None, fp, state.dir, plan_path,
+                                not_after=report.not_after.timestamp())
     return Prepared(plan=plan, state=state, cert_pem=cert_pem, key_pem=key_pem, dh_pem=dh_pem, fingerprint=fp,
                     plan_path=plan_path, context=ctx, runtime=runtime)
 

@@ -17,6 +17,7 @@ from engine.plan import Plan, load_plan
 from engine.terminator.config import StateFiles, state_dir_for
 from engine.terminator.events import EventLog, Subscriber
 from engine.terminator.install import Prepared, prepare
+from engine.terminator.sdnotify import Notifier
 from engine.terminator.server import Terminator
 
 
@@ -79,20 +80,34 @@ async def _serve(path: Path, prepared: Prepared, passphrase_env: str | None, eve
     loop.add_signal_handler(signal.SIGINT, stop.set)
     paths.ensure_private_dir(state.dir)
     term = Terminator(prepared.runtime, prepared.context, events)
+    systemd = Notifier()
 
     async def reload() -> None:
+        # systemd (Type=notify): RELOADING=1 now, READY=1 once the outcome is known; a refused plan
+        # leaves the old configuration serving, which is ready too.
+        systemd.reloading()
+        ok = False
+        try:
+            ok = await reload_plan()
+        finally:
+            refused = "" if ok else f"; reload refused: {term.last_reload_error}"
+            systemd.ready(f"serving, generation {term.gen.number}{refused}")
+
+    async def reload_plan() -> bool:
         try:
             plan = load_plan(path)
             new = prepare(plan, _passphrase(plan, passphrase_env), path)
         except UserError as exc:
             term.reload_failed(exc.problem, exc.fix)
-            return
+            return False
         if new.state.dir != state.dir:
             term.reload_failed(f"the new plan moves the state dir to {new.state.dir}",
                                "restart the service to change [builtin] state_dir")
-            return
+            return False
         if await term.reload(new.runtime, new.context):
             new.write()
+            return True
+        return False
 
     async def reload_when_started() -> None:
         await started.wait()
@@ -109,16 +124,28 @@ async def _serve(path: Path, prepared: Prepared, passphrase_env: str | None, eve
     prepared.write()  # installed only once its listeners are bound
     state.pid.write_text(f"{os.getpid()}\n")
     started.set()
+    systemd.ready(f"serving {len(term.listeners)} listener(s), generation {term.gen.number}")
+    watchdog = loop.create_task(_watchdog(systemd)) if systemd.watchdog_interval else None
     try:
         await stop.wait()
+        systemd.stopping()
         await term.shutdown()
     finally:
+        if watchdog is not None:
+            watchdog.cancel()
         try:
             if running_pid(state) == os.getpid():
                 state.pid.unlink()
         except OSError:
             pass
     return 0
+
+
+async def _watchdog(systemd: Notifier) -> None:
+    """WATCHDOG=1 from the event loop itself: a loop that hangs stops pinging, and systemd restarts it."""
+    while True:
+        systemd.watchdog()
+        await asyncio.sleep(systemd.watchdog_interval)
 
 
 # --- in-process (wizard demo) -----------------------------------------------------------------------

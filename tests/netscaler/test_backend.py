@@ -244,13 +244,15 @@ def test_renewal_only_with_replace_cert_and_without_a_gap(sim, workdir, other_pe
     assert result.ok, result.error
     assert [(c.kind, c.action) for c in diff.changes if c.writes] == [
         ("systemfile", Action.CREATE), ("systemfile", Action.CREATE), ("sslcertkey", Action.UPDATE),
-        ("nsconfig", Action.UPDATE)]
+        ("systemfile", Action.UPDATE), ("systemfile", Action.UPDATE), ("nsconfig", Action.UPDATE)]
     written = writes_since(sim, n)
     assert ("POST", "sslcertkey") in written  # ?action=update
-    assert not [w for w in written if w[0] == "DELETE"]  # no unbind, no removal: never without a certificate
+    # no unbind, no pair removed: never without a certificate; the replaced files go after the update
+    assert [w for w in written if w[0] == "DELETE"] == [("DELETE", "systemfile")] * 2
+    assert written.index(("POST", "sslcertkey")) < written.index(("DELETE", "systemfile"))
     assert sim.state.certkeys[PAIR]["serial"] == format(serial(other_pem_pair[0]), "X")
-    assert sim.state.certkeys[PAIR]["cert"] != CERT_NAME  # new file names, the old files untouched
-    assert sim.state.files["/nsconfig/ssl"][CERT_NAME] != other_pem_pair[0].read_bytes()
+    assert sim.state.certkeys[PAIR]["cert"] != CERT_NAME  # new file names
+    assert CERT_NAME not in sim.state.files["/nsconfig/ssl"] and KEY_NAME not in sim.state.files["/nsconfig/ssl"]
     assert [b["certkeyname"] for b in sim.state.cert_bindings] == [PAIR]
     assert run_apply(plan)[1].writes == 0
 

@@ -203,3 +203,35 @@ def test_moving_the_status_endpoint_to_a_loopback_port_by_apply(tmp_path, tls_fi
 
     assert query_status(tmp_path / "nowhere", status_port)["generation"] == 2
     assert "UP" in cli(home, "status", str(plan)).stdout
+
+
+def test_install_service_check_every_adds_a_timer_and_a_oneshot_check(tmp_path, tls_files):  # noqa: F811
+    plan = write_plan(tmp_path, tls_files.server_cert, tls_files.server_key,
+                      [{"name": "PACS", "host": LOOPBACK, "port": 4242}],
+                      [{"name": "store", "port": 2761, "service": "PACS"}])
+    units = tmp_path / "units"
+    r = cli(tmp_path / "home", "install-service", str(plan), "--unit-dir", str(units), "--check-every", "15min")
+    assert r.returncode == 0, r.stderr
+    main, service, timer = ((units / f"dicomtls{s}").read_text() for s in (".service", "-check.service",
+                                                                              "-check.timer"))
+    assert "Type=notify\n" in main and "NotifyAccess=main\n" in main and "WatchdogSec=" in main
+    assert "Type=oneshot\n" in service
+    assert f"check {(tmp_path / 'state').resolve() / 'plan.toml'}\n" in service
+    assert "OnUnitActiveSec=15min\n" in timer and "Unit=dicomtls-check.service\n" in timer
+    assert "systemctl enable --now dicomtls-check.timer" in r.stdout
+    analyze = shutil.which("systemd-analyze")
+    assert analyze, "systemd-analyze is missing: scripts/bootstrap --test installs the systemd package"
+    v = subprocess.run([analyze, "verify", *(str(units / f) for f in ("dicomtls.service", "dicomtls-check.service",
+                                                                       "dicomtls-check.timer"))],
+                       capture_output=True, text=True, timeout=60)
+    assert v.returncode == 0, v.stderr
+
+
+def test_install_service_refuses_a_bad_check_span_and_writes_nothing(tmp_path, tls_files):  # noqa: F811
+    plan = write_plan(tmp_path, tls_files.server_cert, tls_files.server_key,
+                      [{"name": "PACS", "host": LOOPBACK, "port": 4242}],
+                      [{"name": "store", "port": 2761, "service": "PACS"}])
+    r = cli(tmp_path / "home", "install-service", str(plan), "--unit-dir", str(tmp_path / "units"),
+            "--check-every", "every quarter hour")
+    assert r.returncode == 2 and "--check-every" in r.stderr and "15min" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "units").exists() and not (tmp_path / "state").exists()

@@ -187,9 +187,9 @@ def test_the_association_cap_is_exact_under_concurrent_arrivals(tmp_path, tls_fi
     """Found by the benchmarks: the cap was checked before the awaits that admit an association."""
     import threading
 
-    import engine.terminator.server as server
+    import engine.terminator.admission as admission
 
-    monkeypatch.setattr(server, "MAX_ASSOCIATIONS", 5)
+    monkeypatch.setattr(admission, "MAX_ASSOCIATIONS", 5)
     with backend("discard") as pacs:
         port = free_port()
         plan = write_plan(tmp_path, tls_files.server_cert, tls_files.server_key,

@@ -100,7 +100,8 @@ class ApplyScreen(StepScreen):
         saved, note = "", ""
         diff = None
         try:
-            backend = self.services.backend(plan, BackendOptions(password=st.password, passphrase=st.passphrase))
+            backend = self.services.backend(plan, BackendOptions(password=st.password, passphrase=st.passphrase,
+                                                                    replace_cert=st.renewal))
             try:
                 diff = st.diff if st.diff is not None and st.diff_for == dump_plan(plan) else backend.diff(plan)
                 result = backend.apply(plan, diff, progress)

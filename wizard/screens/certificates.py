@@ -16,6 +16,7 @@ from engine import paths
 from engine.plan import DEFAULT_CERT_FILE, DEFAULT_KEY_FILE, Certificate
 from wizard.checks import stale_text
 from wizard.advice import fix_text
+from wizard.renewal import REVIEW
 from wizard.screens.base import StepScreen, error_text
 from wizard.widgets import FormField, PathSuggester, fingerprint_lines, wrap_indent
 
@@ -43,6 +44,9 @@ class CertificatesScreen(StepScreen):
     KEY = "certificates"
     TITLE = "Certificates: the PEM pair from Butterfly Cloud"
     INDEX = 1
+
+    def next_index(self) -> int:
+        return REVIEW if self.state.renewal else self.INDEX + 1  # renewal: straight to Review
     BINDINGS = [
         Binding("ctrl+t", "check", "Check pair", id="check"),
         Binding("ctrl+g", "generate", "Generate test pair", id="generate"),

@@ -11,8 +11,9 @@ from textual.widgets import Static
 from engine.backends import BackendOptions
 from engine.backends.base import Action, Diff
 from engine.plan import ROLE_PORTS, Plan, PlanError, dump_plan, host_port
-from wizard.screens.base import JUMP_BINDINGS, StepScreen, error_text, tidy
 from wizard.advice import change_fix
+from wizard.renewal import CERTIFICATES
+from wizard.screens.base import JUMP_BINDINGS, StepScreen, error_text, tidy
 from wizard.screens.modals import ChoiceModal
 from wizard.widgets import wrap_indent
 
@@ -85,6 +86,9 @@ class ReviewScreen(StepScreen):
     INDEX = 5
     BINDINGS = [Binding("ctrl+r", "refresh", "Read again", id="refresh"), *JUMP_BINDINGS]
 
+    def back_index(self) -> int:
+        return CERTIFICATES if self.state.renewal else self.INDEX - 1
+
     def compose_body(self) -> ComposeResult:
         yield Static("", id="warnings", classes="warn")
         yield Static("", id="summary")
@@ -122,7 +126,8 @@ class ReviewScreen(StepScreen):
         self.query_one("#diff", Static).update("Reading the current state…")
 
         def diff_now():
-            backend = self.services.backend(plan, BackendOptions(password=st.password, passphrase=st.passphrase))
+            backend = self.services.backend(plan, BackendOptions(password=st.password, passphrase=st.passphrase,
+                                                                    replace_cert=st.renewal))
             try:
                 return backend.diff(plan)
             finally:

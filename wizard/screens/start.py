@@ -16,6 +16,7 @@ from engine.backends import BackendOptions
 from engine.plan import DEFAULT_PASSWORD_ENV, ROLE_PORTS, NetScaler, Plan
 from wizard.checks import stale_text
 from wizard.screens.base import StepScreen, error_text
+from wizard.renewal import CERTIFICATES, ExpiryNote
 from wizard.screens.modals import ChoiceModal
 from wizard.widgets import Choice, FormField, fingerprint_lines
 
@@ -60,9 +61,11 @@ class StartScreen(StepScreen):
                                     f" (plan {st.show_path(st.plan_path)}, {st.existing.backend}):\n",
                                     "\n".join(f"  {line}" for line in lines) or "  no virtual server yet")
             yield Static(text, id="existing", classes="note")
+            yield ExpiryNote(st.existing, id="expiry", classes="note")
             if st.vserver_for("worklist") is None and st.vserver_for("store") is not None:
                 yield Button(f"Add the worklist port ({self._port('worklist')})  ctrl+o", id="add-worklist",
                              compact=True)
+            yield Button("Replace the certificate", id="replace-cert", compact=True)
         yield Static(Content.styled("Where is TLS terminated?", "bold"), classes="question")
         with RadioSet(id="backend", compact=True):
             idx = self.val("backend", BACKENDS.index(st.backend))
@@ -260,6 +263,18 @@ class StartScreen(StepScreen):
     @on(Button.Pressed, "#add-worklist")
     def _add_worklist_button(self) -> None:
         self._add_worklist()
+
+    @on(Button.Pressed, "#replace-cert")
+    def _replace_cert_button(self) -> None:
+        self._replace_cert()
+
+    @work(exclusive=True, group="nav", exit_on_error=False)
+    async def _replace_cert(self) -> None:
+        """The renewal path: the new pair, then Review and Apply; nothing else is asked again."""
+        self.store_draft()
+        if await self.commit():
+            self.state.renewal = True
+            self.wizard.goto(CERTIFICATES)
 
     @work(exclusive=True, group="nav", exit_on_error=False)
     async def _add_worklist(self) -> None:

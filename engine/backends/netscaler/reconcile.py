@@ -34,6 +34,7 @@ from engine.backends.netscaler.client import NitroClient, NitroError
 from engine.backends.netscaler.models import (CertKey, LbVserverBindings, LbVserverRow, MemberRow, NitroRequest,
                                               NsFeature, ServiceGroupRow, ServiceRow, SslParameter,
                                               SslVserverBindings, SslVserverRow, SystemFile)
+from engine.backends.netscaler.renewal import old_file_removals
 from engine.errors import UserError
 from engine.plan import Plan, Service, host_port
 
@@ -584,6 +585,12 @@ def _certificate(plan: Plan, cur: Current, local: LocalCert, replace_cert: bool,
         changes.append(c)
         steps.append(Step([c], [NitroRequest(method="POST", resource="sslcertkey", action="update",
                                              body={"sslcertkey": pair_body(cert_file, key_file, True)})]))
+        # The replaced files go in the next step, so only once the update has succeeded.
+        removals = old_file_removals(have, [ck for ck in cur.certkeys.values() if ck.certkey != ck_name],
+                                     {cert_file, key_file}, cur.ssl_files())
+        changes += [c for c, _ in removals]
+        if removals:
+            steps.append(Step([c for c, _ in removals], [r for _, r in removals]))
         return
     c = Change(kind="sslcertkey", name=ck_name, action=Action.CREATE,
                summary="cert-key pair" + (f" (serial {format(local.serial, 'X')}, expires {local.not_after})"

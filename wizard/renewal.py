@@ -1,0 +1,44 @@
+"""Renewal on a re-run: the installed certificate's days to expiry on the Start screen, and the
+short path "Replace the certificate" (Certificates, Review, Apply; on a NetScaler the pair is updated
+in place)."""
+
+from __future__ import annotations
+
+from textual import work
+from textual.content import Content
+from textual.widgets import Static
+
+from engine.check import DEFAULT_WARN_DAYS
+from engine.plan import Plan
+
+# The screens of the short path, by index: Start, Certificates, then Review and Apply.
+CERTIFICATES, REVIEW = 1, 5
+
+
+class ExpiryNote(Static):
+    """"Certificate: expires 2027-01-02 (29 days left)", read in a worker thread."""
+
+    def __init__(self, plan: Plan, **kw) -> None:
+        super().__init__("Certificate: reading…", **kw)
+        self.plan = plan
+
+    def on_mount(self) -> None:
+        self._read()
+
+    @work(thread=True, exit_on_error=False)
+    def _read(self) -> None:
+        cert = self.app.services.installed_certificate(self.plan)  # type: ignore[attr-defined]
+        self.app.call_from_thread(self.update, phrase(cert))
+
+
+def phrase(cert) -> Content:
+    if cert is None:
+        return Content("Certificate: the installed one cannot be read.")
+    when = f"{cert.not_after:%Y-%m-%d}"
+    if cert.days_left < 0:
+        return Content.assemble(Content.styled("Certificate expired", "bold"), f" on {when}: replace it now.")
+    days = f"{cert.days_left} day{'s' if cert.days_left != 1 else ''} left"
+    if cert.days_left < DEFAULT_WARN_DAYS:
+        return Content.assemble("Certificate: expires ", when, " (", Content.styled(days, "bold"),
+                                "): replace it before then.")
+    return Content(f"Certificate: expires {when} ({days}).")
