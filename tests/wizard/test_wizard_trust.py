@@ -286,3 +286,68 @@ async def test_random_edits_and_moves_save_what_the_screens_show(demo_builtin, s
         await save_and_quit(pilot, app)
     saved = plan_fields(load_plan(demo_builtin.plan_path))
     assert {k: saved[k] for k in shown} == shown
+
+
+@pytest.mark.parametrize("field, typed, label", [("svc-port", "1", "Port"), ("svc-ae", "X", "AE title")])
+@pilot_test
+async def test_pacs_result_goes_out_of_date_for_each_of_its_inputs(demo_builtin, field, typed, label) -> None:
+    app = WizardApp(demo_state(demo_builtin))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_step(pilot, app, 2)
+        await pilot.press("ctrl+t")
+        await until(pilot, lambda: app.screen.query_one("#pacs-result").has_class("ok"), 20, "a green test")
+        inp = app.screen.query_one(f"#{field}", Input)
+        inp.focus()
+        await pilot.press("end", *typed)
+        await until(pilot, lambda: f"{label} changed" in text_of(app, "#pacs-result"), 5, "the stale mark")
+        assert "✓" not in text_of(app, "#pacs-result")
+        app.goto(5)  # Review says it too
+        await until(pilot, lambda: app.index == 5 and "out of date" in text_of(app, "#warnings"), 20)
+        assert f"{label} changed" in text_of(app, "#warnings")
+
+
+@pilot_test
+async def test_nitro_login_goes_out_of_date_when_the_user_changes(demo_netscaler) -> None:
+    app = WizardApp(demo_state(demo_netscaler))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, on_step(app, 0))
+        await pilot.press("ctrl+t")
+        await until(pilot, lambda: modal_open(app), 20, "the pinning question")
+        await pilot.press("y")
+        await until(pilot, lambda: "✓ Connected" in text_of(app, "#ns-result"), 20, "the login")
+        await type_into(pilot, app, "ns-user", "someoneelse")
+        await until(pilot, lambda: "out of date" in text_of(app, "#ns-result"), 5, "the stale mark")
+        assert "User changed" in text_of(app, "#ns-result") and "✓" not in text_of(app, "#ns-result")
+
+
+@pilot_test
+async def test_a_key_that_is_not_encrypted_drops_the_passphrase(demo_builtin) -> None:
+    state = demo_state(demo_builtin)
+    state.certificate = state.certificate.model_copy(update={"passphrase_env": "DICOMTLS_KEY_PASSPHRASE"})
+    app = WizardApp(state)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_step(pilot, app, 1)
+        assert app.screen.query_one("#field-passphrase").display  # the plan said the key was encrypted
+        await pilot.press("ctrl+t")
+        await until(pilot, lambda: "✓ The certificate and key match" in text_of(app, "#pem-result"), 20)
+        assert not app.screen.query_one("#field-passphrase").display
+        assert app.state.certificate.passphrase_env is None
+        await save_and_quit(pilot, app)
+    assert load_plan(demo_builtin.plan_path).certificate.passphrase_env is None
+
+
+@pilot_test
+async def test_the_runbook_records_a_skipped_check(demo_builtin) -> None:
+    from wizard_helpers import apply_with_the_engine
+
+    state = apply_with_the_engine(demo_builtin)
+    state.accept("pacs", "the PACS did not answer the plain C-ECHO")
+    app = WizardApp(state)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_step(pilot, app, 8)
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: state.runbook_path is not None and state.runbook_path.exists(), 20)
+    text = state.runbook_path.read_text()
+    assert "## Checks skipped or not passed" in text
+    assert "The PACS did not answer the plain C-ECHO; you continued anyway" in text
+    assert "The C-ECHO through TLS was not run for this setup" in text
