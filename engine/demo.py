@@ -114,7 +114,7 @@ class Demo:
         demo.ports = {role: free_port(p) for role, p in DEMO_PORTS.items()}
         if backend == "netscaler":
             try:
-                from engine.backends.netscaler.simulator import start_in_thread
+                from engine.rehearsal.nitro_sim import start_in_thread
 
                 # A fresh random password, as a real ADC would not have nsroot/nsroot either.
                 demo.nitro = start_in_thread(port=0, tls=True, password=secrets.token_urlsafe(12))

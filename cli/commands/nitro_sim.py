@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.backends.netscaler.simulator import start_in_thread
+    from engine.rehearsal.nitro_sim import start_in_thread
 
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port {args.port} is not a port", "give 1-65535, or leave it out for a free one")

@@ -14,7 +14,7 @@ import pytest
 from engine.backends import BackendOptions
 from engine.backends.netscaler import NetScalerBackend
 from engine.backends.netscaler.client import NitroClient
-from engine.backends.netscaler.simulator import SimHandle, start_in_thread
+from engine.rehearsal.nitro_sim import SimHandle, start_in_thread
 from engine.certs import make_self_signed
 from engine.ciphers import POLICIES
 from engine.plan import Plan, load_plan

@@ -10,7 +10,7 @@ import pytest
 from cryptography import x509
 
 from engine.backends.base import Action
-from engine.backends.netscaler.simulator import start_in_thread
+from engine.rehearsal.nitro_sim import start_in_thread
 from engine.ciphers import POLICIES
 from engine.errors import UserError
 from engine.plan import load_plan

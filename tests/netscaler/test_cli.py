@@ -14,7 +14,7 @@ from pathlib import Path
 
 
 from engine.backends.netscaler.client import fetch_fingerprint
-from engine.backends.netscaler.simulator import start_in_thread
+from engine.rehearsal.nitro_sim import start_in_thread
 from engine.ciphers import POLICIES
 from engine.errors import UserError
 

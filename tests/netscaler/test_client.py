@@ -10,7 +10,7 @@ import pytest
 
 from engine.backends.netscaler.client import (FingerprintMismatch, NitroClient, NitroConnectionError, NitroError,
                                               fetch_fingerprint)
-from engine.backends.netscaler.simulator import make_management_cert, start_in_thread
+from engine.rehearsal.nitro_sim import make_management_cert, start_in_thread
 from engine.errors import UserError
 
 from .conftest import PASSWORD
