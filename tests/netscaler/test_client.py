@@ -122,7 +122,9 @@ def test_unknown_attribute_is_599_278_with_the_message(sim):
     assert "Invalid argument [bogus]" in e.problem and "firmware" in e.fix
 
 
-def test_default_profile_error_carries_the_exact_fix():
+def test_default_profile_errors_never_suggest_disabling_it():
+    """3740/3679 are explained with a fix that works in the profile mode; disabling the Default SSL Profile
+    is refused by the ADC once enabled (3738), so it is never suggested."""
     with start_in_thread(password=PASSWORD, default_profile=True) as h:
         with client(h) as c:
             c.post("lbvserver", {"lbvserver": {"name": "vs", "servicetype": "SSL_TCP", "ipv46": "10.0.0.10",
@@ -130,11 +132,14 @@ def test_default_profile_error_carries_the_exact_fix():
             with pytest.raises(NitroError) as info:
                 c.delete("sslvserver_sslcipher_binding", "vs", args={"ciphername": "DEFAULT"})
             assert info.value.errorcode == 3740
-            assert "set ssl parameter -defaultProfile DISABLED" in info.value.fix
+            assert "SSL profile" in info.value.fix and "DISABLED" not in info.value.fix
             with pytest.raises(NitroError) as info:
                 c.put("sslvserver", {"sslvserver": {"vservername": "vs", "ssl3": "DISABLED"}}, name="vs")
             assert info.value.errorcode == 3679
-            assert "set ssl parameter -defaultProfile DISABLED" in info.value.fix
+            assert "SSL profile" in info.value.fix and "DISABLED" not in info.value.fix
+            with pytest.raises(NitroError) as info:
+                c.put("sslparameter", {"sslparameter": {"defaultprofile": "DISABLED"}})
+            assert info.value.errorcode == 3738 and "keep it on" in info.value.fix
 
 
 def test_missing_ok_and_bulk_failure_reports_the_failing_item(sim):

@@ -12,6 +12,7 @@ from engine.ciphers import SUITES
 DEFAULT_USER = "nsroot"
 SSL_DIR = "/nsconfig/ssl"
 
+PARTITIONS_DIR = "/nsconfig/partitions"  # [UNVERIFIED] each admin partition's files below <this>/<name>/ssl
 REASONS = {200: "OK", 201: "Created", 207: "Multi Status", 400: "Bad Request", 401: "Unauthorized",
            404: "Not Found", 405: "Method Not Allowed", 409: "Conflict", 599: "Netscaler specific error"}
 
@@ -75,8 +76,13 @@ ATTRS: dict[str, set[str]] = {
                                       "skipcaname"},
     "sslvserver_sslcipher_binding": {"vservername", "ciphername"},
     "sslvserver": {"vservername", "ssl3", "tls1", "tls11", "tls12", "tls13", "dh", "dhfile", "ersa",
-                   "sessreuse", "sesstimeout", "snienable"},
+                   "sessreuse", "sesstimeout", "snienable", "sslprofile"},
     "sslparameter": {"defaultprofile"},
+    # ryancbutler/Citrix set-nsssl.ps1 sends these (and more) for `add ssl profile`
+    "sslprofile": {"name", "sslprofiletype", "ssl3", "tls1", "tls11", "tls12", "tls13", "dh", "dhfile", "ersa",
+                   "sessreuse", "sesstimeout", "snienable", "denysslreneg"},
+    "sslprofile_sslcipher_binding": {"name", "ciphername", "cipherpriority"},
+    "nspartition": {"partitionname"},
     "nsconfig": {"all"},
     "systemsession": {"sid"},
 }

@@ -16,10 +16,12 @@ from typing import Any
 from urllib.parse import unquote
 
 from engine.rehearsal.nitro_sim.api import Api
-from engine.rehearsal.nitro_sim.catalog import ATTRS, DEFAULT_USER, REASONS, SSL_DIR
-from engine.rehearsal.nitro_sim.certs import server_context, make_management_cert, pem_fingerprint
-from engine.rehearsal.nitro_sim.faults import Fault, arg_missing, invalid_arg, body_items
+from engine.rehearsal.nitro_sim.catalog import ATTRS, DEFAULT_USER, PARTITIONS_DIR, REASONS, SSL_DIR
+from engine.rehearsal.nitro_sim.certs import make_management_cert, pem_fingerprint, server_context
+from engine.rehearsal.nitro_sim.faults import Fault, arg_missing, body_items, invalid_arg
 from engine.rehearsal.nitro_sim.state import LogEntry, NitroState
+
+HOOK_PREFIX = "/nitro-sim/connect/"  # POST here: a client connected to that lbvserver (counters move)
 
 
 # --- HTTP ---------------------------------------------------------------------------------------------
@@ -80,7 +82,12 @@ class _Handler(BaseHTTPRequestHandler):
         kind = parts[3] if len(parts) > 3 else ""
         resource = parts[4].lower() if len(parts) > 4 else ""
         name = unquote(unquote(parts[5])) if len(parts) > 5 and parts[5] else None
-        is_write = method != "GET" and resource not in ("login", "logout")
+        # Login, logout and a partition switch change the session, not the configuration.
+        is_write = method != "GET" and resource not in ("login", "logout") and not (
+            resource == "nspartition" and q.get("action", "").lower() == "switch")
+        if raw_path.startswith(HOOK_PREFIX) and method == "POST":
+            self._hook(state, unquote(raw_path.removeprefix(HOOK_PREFIX)))
+            return
         with state.lock:
             state.requests += 1
             entry = LogEntry(seq=state.requests, method=method, path=raw_path, query=raw_query, resource=resource,
@@ -112,9 +119,35 @@ class _Handler(BaseHTTPRequestHandler):
         if data:
             self.wfile.write(data)
 
+    def _hook(self, state: NitroState, vserver: str) -> None:
+        """Rehearsal only, outside /nitro/v1: a connection from outside reached VSERVER (its counters move)."""
+        known = vserver in state.lbvservers
+        if known:
+            state.client_connected(vserver)
+        self.send_response(204 if known else 404, "No Content" if known else "Not Found")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _switch(self, state: NitroState, body: Any) -> tuple[int, dict[str, Any], list]:
+        """`POST nspartition?action=Switch {"nspartition": {"partitionname": P}}` (NITRO 12.0 usecases
+        "Switching Partitions"); "default" goes back. The code for an unknown partition is [UNVERIFIED]."""
+        item = {k.lower(): v for k, v in body_items(body, "nspartition")[0].items()}
+        name = str(item.get("partitionname") or "")
+        if not name:
+            raise arg_missing("partitionname")
+        if name != "default" and name not in state.partitions:
+            raise Fault(404, 258, "No such resource", f"partitionname, {name}")
+        token = self._token()
+        if token:
+            if name == "default":
+                state.session_partition.pop(token, None)
+            else:
+                state.session_partition[token] = name
+        return 200, {"errorcode": 0, "message": "Done", "severity": "NONE"}, []
+
     def _dispatch(self, state: NitroState, method: str, kind: str, resource: str, name: str | None,
                   q: dict[str, str], raw_body: bytes, entry: LogEntry):
-        api = Api(state)
+        api = Api(state, state.session_partition.get(self._token() or ""))
         try:
             if not self.path.startswith("/nitro/v1/") or kind not in ("config", "stat") or not resource:
                 raise Fault(404, 1232, "Invalid object name", self.path.split("?")[0])
@@ -134,6 +167,8 @@ class _Handler(BaseHTTPRequestHandler):
                     state.sessions.pop(token, None)
                 return 200, {"errorcode": 0, "message": "Done", "severity": "NONE"}, []
             del user
+            if kind == "config" and resource == "nspartition" and q.get("action", "").lower() == "switch":
+                return self._switch(state, body)
             if kind == "stat":
                 if method != "GET":
                     raise Fault(405, 1240, "Invalid nitro action or operation", method)
@@ -246,6 +281,10 @@ class SimHandle:
     def log(self) -> list[LogEntry]:
         return self.state.log
 
+    def client_connected(self, vserver: str) -> None:
+        """A connection from outside reached the vserver (its `stat lbvserver` counters move)."""
+        self.state.client_connected(vserver)
+
     @property
     def alive(self) -> bool:
         return self._server is not None and not self._server.dead
@@ -308,12 +347,21 @@ class SimHandle:
 
 def start_in_thread(port: int = 0, tls: bool = True, *, host: str = "127.0.0.1", username: str = DEFAULT_USER,
                     password: str = "nsroot", default_profile: bool = False, firmware: str = "14.1",
+                    ha: str | None = None, partition: str | None = None,
                     cert_pem: bytes | None = None, key_pem: bytes | None = None,
                     state: NitroState | None = None) -> SimHandle:
-    """Serve a simulated NITRO on loopback in a daemon thread; returns when it accepts connections."""
+    """Serve a simulated NITRO on loopback in a daemon thread; returns when it accepts connections.
+
+    Modes: default_profile (the Default SSL Profile enabled), firmware (the release imitated: "12.0" has
+    no tls13; "13.1" lists cipher groups only as suite bindings), ha ("primary" or "secondary" of a pair),
+    partition (an admin partition of that name exists)."""
     if not ipaddress.ip_address(host).is_loopback:
         raise ValueError("the NITRO simulator listens on loopback only (127.0.0.1 or ::1)")
-    state = state or NitroState(username, password, default_profile=default_profile, firmware=firmware)
+    state = state or NitroState(username, password, default_profile=default_profile, firmware=firmware, ha=ha,
+                                partition=partition)
+    with state.lock:
+        for p in state.partitions:
+            state.files.setdefault(f"{PARTITIONS_DIR}/{p}/ssl", {})
     ctx = None
     fp = None
     if tls:

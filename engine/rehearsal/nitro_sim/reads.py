@@ -228,6 +228,8 @@ class Reads:
             row = {"vservername": n, "dh": "DISABLED", "ersa": "DISABLED", "sessreuse": "ENABLED",
                    "sesstimeout": "120", "snienable": "DISABLED", "ssl2": "DISABLED"}
             row.update({f: flags[f] for f in self.s.flags_known()})
+            if flags.get("sslprofile"):
+                row["sslprofile"] = flags["sslprofile"]
             rows.append(row)
         return rows
 
@@ -237,11 +239,16 @@ class Reads:
                 for b in self.s.cert_bindings if b["vservername"] == vs]
 
     def _cipher_rows(self, vs: str) -> list[dict[str, Any]]:
+        if self.s.groups_as_suites:
+            return []
         return [{"vservername": vs, "ciphername": c, "cipheraliasname": c, "description": c}
                 for c in self.s.cipher_bindings.get(vs, [])]
 
     def _suite_rows(self, vs: str) -> list[dict[str, Any]]:
         out, seen = [], set()
+        if self.s.groups_as_suites:  # the groups themselves, keyed by ciphername, before their suites
+            out = [{"vservername": vs, "ciphername": c, "description": "cipher group"}
+                   for c in self.s.cipher_bindings.get(vs, [])]
         for c in self.s.cipher_bindings.get(vs, []):
             for suite in self.s.ciphergroups.get(c, BUILTIN_GROUPS.get(c, [c])):
                 if suite not in seen:
@@ -304,10 +311,13 @@ class Reads:
         if resource == "lbvserver":
             rows = []
             for row in self.get_lbvserver(name, {}, {}):
+                c = self.s.counters.get(row["name"], {})
                 rows.append({"name": row["name"], "state": row["curstate"], "type": row["servicetype"],
                              "primaryipaddress": row["ipv46"], "primaryport": row["port"],
-                             "curclntconnections": "0", "cursrvrconnections": "0", "tothits": "0",
-                             "totalrequests": "0", "totalrequestbytes": "0", "totalresponsebytes": "0",
+                             "curclntconnections": str(c.get("curclntconnections", 0)), "cursrvrconnections": "0",
+                             "tothits": str(c.get("tothits", 0)), "totalrequests": str(c.get("totalrequests", 0)),
+                             "establishedconn": str(c.get("establishedconn", 0)),
+                             "totalrequestbytes": "0", "totalresponsebytes": "0",
                              "actsvcs": row["activeservices"],
                              "inactsvcs": str(int(row["totalservices"]) - int(row["activeservices"])),
                              "vslbhealth": row["health"]})

@@ -97,6 +97,8 @@ class SslWrites:
             self.s.sslvservers[n] = {"ssl3": "ENABLED", "tls1": "ENABLED", "tls11": "ENABLED",
                                      "tls12": "ENABLED", "tls13": "DISABLED"}
             self.s.cipher_bindings[n] = ["DEFAULT"]
+            if self.s.sslparameter["defaultprofile"] == "ENABLED":
+                self.s.sslvservers[n]["sslprofile"] = "ns_default_ssl_profile_frontend"
 
     def update_lbvserver(self, name, item):
         n = item.get("name") or name
@@ -218,15 +220,25 @@ class SslWrites:
         for k, v in flags.items():
             if str(v).upper() not in FLAG_VALUES:
                 raise Fault(599, 1097, "Invalid argument value", f"{k}, {v}")
+        if str(flags.get("tls13", "")).upper() == "ENABLED":
+            # TLS 1.3 only with the enhanced profile (NetScaler docs "TLS 1.3 protocol support"); the code
+            # and wording are [UNVERIFIED] (the field notes' 3739).
+            raise Fault(599, 3739, "Operation not permitted. To do this Enable default ssl profile")
         if "dhfile" in item:
             self._read_file(str(item["dhfile"]))  # 1647 when absent (ryancbutler/Citrix#7)
+        if "sslprofile" in item:
+            self._bind_profile(vs, str(item["sslprofile"]))
         self.s.sslvservers[vs].update({k: str(v).upper() for k, v in flags.items()})
 
     def update_sslparameter(self, name, item):
         v = str(item.get("defaultprofile", "")).upper()
         if v not in FLAG_VALUES:
             raise Fault(599, 1097, "Invalid argument value", f"defaultprofile, {v}")
-        self.s.sslparameter["defaultprofile"] = v
+        if v == "DISABLED" and self.s.sslparameter["defaultprofile"] == "ENABLED":
+            # Once enabled it stays (field reports; wording [UNVERIFIED]).
+            raise Fault(599, 3738, "Operation not permitted. Default profile cannot be disabled once enabled")
+        if v == "ENABLED":
+            self.s.enable_default_profile()
 
     # nsconfig (§11)
     def action_nsconfig_save(self, name, item):

@@ -41,12 +41,20 @@ class NitroState:
     """The simulated ADC's running configuration. All access under `lock`."""
 
     def __init__(self, username: str = DEFAULT_USER, password: str = "nsroot", *, default_profile: bool = False,
-                 firmware: str = "14.1") -> None:
+                 firmware: str = "14.1", ha: str | None = None, partition: str | None = None) -> None:
         self.lock = threading.RLock()
         self.users = {username: password}
         self.sessions: dict[str, float] = {}  # token -> expiry (monotonic)
+        self.session_partition: dict[str, str] = {}  # token -> admin partition switched to
         self.session_timeout = 1800.0
-        self.firmware = firmware
+        self.firmware = firmware  # the release imitated: "12.0", "13.1", "14.1", ...
+        self.ha = ha  # None (standalone), "primary" or "secondary"
+        self.ha_peer = "192.0.2.11" if ha else ""  # the other node's NSIP (documentation range, never contacted)
+        self.ha_sync_failure = ""  # a primary's peer reports this as hasyncfailurereason ("" = in sync)
+        self.partitions: set[str] = {partition} if partition else set()
+        self.sslprofiles: dict[str, dict[str, Any]] = {}  # name -> {"sslprofiletype", flags...}
+        self.profile_ciphers: dict[str, list[str]] = {}  # profile -> groups bound
+        self.counters: dict[str, dict[str, int]] = {}  # lbvserver -> tothits, curclntconnections, ...
         self.features: set[str] = set()  # off at start, as the issue asks
         self.files: dict[str, dict[str, bytes]] = {SSL_DIR: {}, "/nsconfig": {}}
         self.certkeys: dict[str, dict[str, Any]] = {}
@@ -61,7 +69,9 @@ class NitroState:
         self.sslvservers: dict[str, dict[str, Any]] = {}  # flags
         self.cert_bindings: list[dict[str, Any]] = []  # {"vservername", "certkeyname", "snicert", "ca"}
         self.cipher_bindings: dict[str, list[str]] = {}  # vserver -> groups/aliases/ciphers bound
-        self.sslparameter = {"defaultprofile": "ENABLED" if default_profile else "DISABLED"}
+        self.sslparameter = {"defaultprofile": "DISABLED"}
+        if default_profile:
+            self.enable_default_profile()
         self.configchanged = False
         self.lastconfigchangedtime = ""
         self.lastconfigsavetime = ""
@@ -84,14 +94,47 @@ class NitroState:
     def write_log(self) -> list[LogEntry]:
         return [e for e in self.log if e.write]
 
+    @property
+    def release(self) -> tuple[int, int]:
+        major, _, minor = self.firmware.partition(".")
+        return int(major), int(minor or 0)
+
     def flags_known(self) -> list[str]:
-        return [f for f in PROTOCOL_FLAGS if not (f == "tls13" and self.firmware.startswith("12."))]
+        """tls13 exists from 12.1 on (the 12.0 CLI reference's `set ssl vserver` has ssl2..tls12)."""
+        return [f for f in PROTOCOL_FLAGS if not (f == "tls13" and self.release < (12, 1))]
 
     def attrs_for(self, resource: str) -> set[str]:
         attrs = ATTRS[resource]
-        if resource == "sslvserver" and "tls13" not in self.flags_known():
+        if resource in ("sslvserver", "sslprofile") and "tls13" not in self.flags_known():
             attrs = attrs - {"tls13"}
         return attrs
+
+    @property
+    def groups_as_suites(self) -> bool:
+        """[UNVERIFIED] which releases list a vserver's cipher groups only under
+        sslvserver_sslciphersuite_binding; 13.1 is made to, so the client's reading of both is exercised."""
+        return self.release == (13, 1)
+
+    def enable_default_profile(self) -> None:
+        """`set ssl parameter -defaultProfile ENABLED`: the ADC's default profiles appear and every SSL
+        vserver is bound to the front-end one (NetScaler docs "SSL profile infrastructure")."""
+        self.sslparameter["defaultprofile"] = "ENABLED"
+        for name, typ in (("ns_default_ssl_profile_frontend", "FrontEnd"), ("ns_default_ssl_profile_backend",
+                                                                             "BackEnd")):
+            flags = {f: "ENABLED" for f in self.flags_known() if f != "ssl3"} | {"ssl3": "DISABLED"}
+            self.sslprofiles.setdefault(name, {"sslprofiletype": typ, **flags})
+            self.profile_ciphers.setdefault(name, ["DEFAULT"])
+        for vs in self.sslvservers.values():
+            vs.setdefault("sslprofile", "ns_default_ssl_profile_frontend")
+
+    def client_connected(self, vserver: str) -> None:
+        """A connection from outside reached the vserver: its counters move, as `stat lb vserver` shows."""
+        with self.lock:
+            c = self.counters.setdefault(vserver, {"tothits": 0, "totalrequests": 0, "curclntconnections": 0,
+                                                   "establishedconn": 0})
+            c["tothits"] += 1
+            c["totalrequests"] += 1
+            c["establishedconn"] += 1
 
     def changed(self) -> None:
         self.configchanged = True
@@ -157,7 +200,7 @@ class NitroState:
 
 _SNAP_KEYS = ("features", "files", "certkeys", "servers", "services", "ciphergroups", "lbvservers", "lb_bindings",
               "servicegroups", "sg_members", "lb_group_bindings", "sslvservers", "cert_bindings", "cipher_bindings",
-              "sslparameter")
+              "sslparameter", "sslprofiles", "profile_ciphers")
 
 
 def take_snapshot(s: NitroState) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import hashlib
 import ipaddress
 from typing import Any
 
-from engine.rehearsal.nitro_sim.catalog import ATTRS, FEATURES, FEATURE_ALIASES, SERVICE_TYPES, SSL_DIR
+from engine.rehearsal.nitro_sim.catalog import PARTITIONS_DIR, ATTRS, FEATURES, FEATURE_ALIASES, SERVICE_TYPES, SSL_DIR
 from engine.rehearsal.nitro_sim.faults import Fault, arg_missing, parse_args, already_exists, truthy, invalid_arg, not_found, body_items
 from engine.rehearsal.nitro_sim.state import NitroState, restore_snapshot, take_snapshot
 
@@ -17,6 +17,7 @@ from engine.rehearsal.nitro_sim.state import NitroState, restore_snapshot, take_
 
 class Writes:
     s: NitroState
+    partition: str | None = None  # the session's admin partition, set per request
 
     # ---- writes ---------------------------------------------------------------------------------
     def write(self, method: str, resource: str, name: str | None, q: dict[str, str], body: Any,
@@ -24,6 +25,10 @@ class Writes:
         action = q.get("action")
         if resource not in ATTRS or resource in ("login", "logout"):
             raise Fault(400, 1232, "Invalid object name", resource)
+        if self.s.ha == "secondary":
+            # Configuration belongs on the primary; the HTTP status is [UNVERIFIED] (599 as for other
+            # NITRO-specific refusals).
+            raise Fault(599, 368, "Operation permitted only on primary node")
         if method == "DELETE":
             fn = getattr(self, f"delete_{resource}", None)
             if fn is None:
@@ -135,10 +140,17 @@ class Writes:
         del folder[name]
 
     # sslcertkey (§5)
+    @property
+    def ssl_dir(self) -> str:
+        """The SSL folder the session sees: its admin partition's own ([UNVERIFIED] path) or /nsconfig/ssl."""
+        return f"{PARTITIONS_DIR}/{self.partition}/ssl" if self.partition else SSL_DIR
+
     def _read_file(self, path: str) -> bytes:
-        full = path if path.startswith("/") else f"{SSL_DIR}/{path}"
+        full = path if path.startswith("/") else f"{self.ssl_dir}/{path}"
         loc, _, fname = full.rpartition("/")
         content = self.s.files.get(loc or "/", {}).get(fname)
+        if self.partition and not loc.startswith(f"{PARTITIONS_DIR}/{self.partition}"):
+            content = None  # another partition's (or the default partition's) files are not visible
         if content is None:
             raise Fault(599, 1647, "Input file(s) not present or not accessible in current partition")
         return content
