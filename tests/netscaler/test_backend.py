@@ -10,12 +10,10 @@ import pytest
 from cryptography import x509
 
 from engine.backends.base import Action
-from engine.rehearsal.nitro_sim import start_in_thread
-from engine.ciphers import POLICIES
 from engine.errors import UserError
 from engine.plan import load_plan
 
-from .conftest import (CERT_NAME, KEY_NAME, MWL, PAIR, PASSWORD, STORE, TcpListener, backend, check_tls_side, reader,
+from .conftest import (CERT_NAME, KEY_NAME, MWL, PAIR, STORE, TcpListener, backend, check_tls_side, reader,
                        run_apply, write_plan, writes_since)
 
 GROUP, SERVICE = "TLS-1.2-Only", "Qlink-DICOM"
