@@ -187,3 +187,25 @@ def test_password_never_in_repr_or_messages(sim):
     except UserError as exc:
         assert PASSWORD not in str(exc)
     c.close()
+
+
+def test_every_code_the_simulator_answers_has_an_explanation_with_a_fix():
+    """No NITRO message reaches the user raw: each errorcode the simulated ADC can answer maps to a
+    specific explanation (not the generic fallback), naming the code and the ADC's message."""
+    import re
+    from pathlib import Path
+
+    from engine.backends.netscaler.explain import explain
+
+    class Who:
+        url, username, password_source = "https://192.0.2.10", "nsroot", "$DICOMTLS_NITRO_PASSWORD"
+
+    src = "".join(p.read_text() for p in Path("engine/rehearsal/nitro_sim").glob("*.py"))
+    codes = sorted({int(c) for c in re.findall(r"Fault\(\d+, (\d+)", src)})
+    assert {368, 3679, 3738, 3739, 3740, 1642, 1647} <= set(codes)
+    generic = explain(99999, 599, "x", "req", Who())[1]
+    for code in codes:
+        problem, fix = explain(code, 599, "the ADC's words", "req", Who())
+        assert fix != generic, code
+        assert f"NITRO {code}" in problem and "the ADC's words" in problem, code
+        assert "defaultProfile DISABLED" not in fix, code

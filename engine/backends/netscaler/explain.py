@@ -31,7 +31,7 @@ def explain(code: int, status: int, message: str, req: str, client: Who) -> tupl
     found = _profile_and_ha(code, said, req)
     if found:
         return found
-    found = _files_and_names(code, said, req)
+    found = _files_and_names(code, said, req) or _request_form(code, said, req)
     if found:
         return found
     if code in (278, 1090, 1097, 1233, 1234):
@@ -116,4 +116,33 @@ def _files_and_names(code: int, said: str, req: str) -> tuple[str, str] | None:
         return (f"{req}: the ADC has no such object ({said})",
                 "run again: each run reads the current state first; if it repeats, someone is changing the ADC "
                 "at the same time")
+    return None
+
+
+def _request_form(code: int, said: str, req: str) -> tuple[str, str] | None:
+    """Refusals of a request's form or of a built-in object (NITRO 12.0 error list; 351 in
+    citrix/terraform-provider-citrixadc#35, 1092 in netscaler/ansible-collection-netscaleradc#328)."""
+    if code in (1232, 1240):
+        return (f"{req}: this ADC's release does not know that request ({said})",
+                "check the release (`show ns version`): this tool supports 12.0 and later; nothing after this step "
+                "was changed")
+    if code in (1091, 1092, 1093, 1095):
+        return (f"{req}: the ADC found the request's arguments incomplete or contradictory ({said})",
+                "nothing after this step was changed; report the message and the ADC's release (`show ns version`) "
+                "to this tool's maintainers, and meanwhile use the exported CLI lines for that step")
+    if code == 1544:
+        return (f"{req}: an object of that name exists but is not an SSL virtual server ({said})",
+                "give [[virtual_server]] another name in the plan, or remove the stale virtual server on the ADC")
+    if code == 1542:
+        return (f"{req}: that certificate binding is already gone ({said})", "run again: each run reads the bindings "
+                "first")
+    if code == 1558:
+        return (f"{req}: the ADC's built-in cipher groups cannot be changed ({said})",
+                "give cipher_policy.name a name of your own, e.g. TLS-1.2-Only")
+    if code == 3593:
+        return (f"{req}: the cipher group is still in use by a virtual server or profile ({said})",
+                "run again; if it repeats, unbind it from what uses it on the ADC first")
+    if code == 351:
+        return (f"{req}: the ADC has no server object of that name ({said})",
+                "give the PACS by IP address in the plan (service.host or members)")
     return None
