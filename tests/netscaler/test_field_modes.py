@@ -291,3 +291,24 @@ def test_key_content_never_in_the_partition_export(workdir):
         text = export(load_plan(write_plan(workdir, h, partition="dmz")), "nitro")
         key_b64 = base64.b64encode((workdir / KEY_NAME).read_bytes()).decode()
         assert key_b64 not in text and "<base64 of" in text
+
+
+def test_counter_watch_reports_the_first_arrival_only_after_its_baseline(workdir):
+    import threading
+
+    from engine.backends.netscaler.watch import CounterWatch, watch_in_thread
+
+    with start_in_thread(password=PASSWORD) as h:
+        b = backend(write_plan(workdir, h))
+        assert b.apply().ok
+        h.client_connected(STORE)  # before the watch: part of the baseline, not an arrival
+        w = CounterWatch(STORE, b.vserver_counters)
+        assert w.poll() is None and w.poll() is None
+        seen: list = []
+        done = threading.Event()
+        stop = watch_in_thread(w, lambda a: (seen.append(a), done.set()), lambda e: done.set(), interval=0.05)
+        h.client_connected(STORE)
+        assert done.wait(10)
+        stop()
+        b.close()
+        assert seen and seen[0].vserver == STORE and seen[0].hits == 1
