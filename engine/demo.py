@@ -97,7 +97,7 @@ class Demo:
         return self.home / "config" / "plan.toml"
 
     @classmethod
-    def start(cls, backend: str = "builtin", home: Path | None = None) -> Demo:
+    def start(cls, backend: str = "builtin", home: Path | None = None, nitro_modes: dict[str, Any] | None = None) -> Demo:
         """Make the folder, the pair and the PACS (and the simulator); point DICOMTLS_HOME at the folder."""
         from engine.certs import make_self_signed
 
@@ -117,7 +117,9 @@ class Demo:
                 from engine.rehearsal.nitro_sim import start_in_thread
 
                 # A fresh random password, as a real ADC would not have nsroot/nsroot either.
-                demo.nitro = start_in_thread(port=0, tls=True, password=secrets.token_urlsafe(12))
+                # nitro_modes: the simulator's field modes (default_profile, firmware, ha, partition)
+                demo.nitro = start_in_thread(port=0, tls=True, password=secrets.token_urlsafe(12),
+                                             **(nitro_modes or {}))
             except Exception:
                 demo.stop()
                 raise
