@@ -175,8 +175,9 @@ class Demo:
 
     @classmethod
     def start(cls, backend: str = "builtin", home: Path | None = None, *, plan_path: Path | None = None,
-              fresh: bool = False) -> Demo:
-        """Make (or reuse) the folder, the pair and the PACS (and the simulator); point DICOMTLS_HOME at it."""
+              fresh: bool = False, nitro_modes: dict[str, Any] | None = None) -> Demo:
+        """Make (or reuse) the folder, the pair and the PACS (and the simulator, in `nitro_modes`: the
+        field modes default_profile, release, ha, partition); point DICOMTLS_HOME at the folder."""
         from engine.certs import make_self_signed
 
         home = Path(home) if home else demo_dir(backend)
@@ -193,13 +194,14 @@ class Demo:
         demo.ports = {role: free_port(p) for role, p in DEMO_PORTS.items()}
         if backend == "netscaler":
             try:
-                from engine.backends.netscaler.simulator import start_in_thread
+                from engine.rehearsal.nitro_sim import start_in_thread
 
                 # A fresh random password, as a real ADC would not have nsroot/nsroot either. The
                 # management certificate is kept in the folder, so a re-run's pinned fingerprint holds.
                 cert_pem, key_pem = _management_pair(home / "nitro")
                 demo.nitro = start_in_thread(port=free_port(DEMO_NITRO_PORT), tls=True,
-                                             password=secrets.token_urlsafe(12), cert_pem=cert_pem, key_pem=key_pem)
+                                             password=secrets.token_urlsafe(12), cert_pem=cert_pem, key_pem=key_pem,
+                                             **(nitro_modes or {}))
             except Exception:
                 demo.stop()
                 raise

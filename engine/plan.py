@@ -30,6 +30,7 @@ DEFAULT_KEY_FILE = "Butterfly_SCP_key.pem"
 DEFAULT_CIPHER_GROUP = "TLS-1.2-Only"
 DEFAULT_VSERVER_NAMES: dict[str, str] = {"store": "Butterfly-DICOM-TLS", "worklist": "Butterfly-DICOM-TLS-MWL"}
 DEFAULT_PACS_PORT = 104
+DEFAULT_SSL_PROFILE = "DICOM-TLS-Profile"  # [netscaler] ssl_profile
 DEFAULT_PASSWORD_ENV = "DICOMTLS_NITRO_PASSWORD"
 
 AE_MAX = 16
@@ -239,6 +240,30 @@ class NetScaler(_Model):
     ca_file: str | None = None
     fingerprint: str | None = None  # "sha256:AB:CD:..." of the management certificate
     timeout: float = 30.0
+    # An admin partition to work in (NetScaler "Admin partitions"); None = the default partition.
+    partition: str | None = None
+    # The SSL profile this tool creates and binds where the ADC runs the Default (enhanced) SSL Profile.
+    ssl_profile: str = DEFAULT_SSL_PROFILE
+
+    @field_validator("partition")
+    @classmethod
+    def _partition(cls, v: str | None) -> str | None:
+        # Partition names: letters, digits, _ and -, starting with a letter or _, at most 17 characters
+        # ([UNVERIFIED] limit, from the `add ns partition` CLI reference's name rule).
+        if v is None or v == "default":
+            return None
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]{0,16}", v):
+            raise ValueError("must be an admin partition's name: letters, digits, _ and -, starting with a letter "
+                             "or _, at most 17 characters (leave it out for the default partition)")
+        return v
+
+    @field_validator("ssl_profile")
+    @classmethod
+    def _profile(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_#.:@=-]{0,126}", v) or v.startswith("ns_default_"):
+            raise ValueError("must be a name of your own for the SSL profile (letters, digits, _ # . : @ = -; not "
+                             "one of the ADC's ns_default_ profiles)")
+        return v
 
     @field_validator("url")
     @classmethod
@@ -453,7 +478,8 @@ def dump_plan(plan: Plan) -> str:
             out += [f"[[{table}]]", *(f"{k} = {_toml(v)}" for k, v in item.items()
                                       if not (isinstance(v, list) and not v)), ""]
     if "netscaler" in data:
-        out += ["[netscaler]", *(f"{k} = {_toml(v)}" for k, v in data["netscaler"].items()), ""]
+        out += ["[netscaler]", *(f"{k} = {_toml(v)}" for k, v in data["netscaler"].items()
+                                 if not (k == "ssl_profile" and v == DEFAULT_SSL_PROFILE)), ""]
     changed = {k: v for k, v in data["builtin"].items() if v != Builtin.model_fields[k].default}
     if changed:
         out += ["[builtin]", *(f"{k} = {_toml(v)}" for k, v in changed.items()), ""]

@@ -41,3 +41,12 @@ class AssociationSeen(Message):
     """A record from the built-in terminator's association log (calling AE, client, outcome)."""
 
     record: dict
+
+
+@dataclass
+class CountersMoved(Message):
+    """The NetScaler vserver's counters moved: a connection from outside arrived
+    (engine.backends.netscaler.watch.Arrival), or the watch failed (`error`, the UserError)."""
+
+    arrival: Any = None
+    error: Any = None

@@ -100,6 +100,23 @@ class Services:
         finally:
             backend.close()
 
+    # --- the NetScaler vserver's counters ----------------------------------------------------------
+    def watch_counters(self, plan: Plan, options: BackendOptions, vserver: str, on_arrival: Callable[[Any], None],
+                       on_error: Callable[[Any], None], interval: float = 2.0) -> Callable[[], None]:
+        """Poll `stat/lbvserver/VSERVER` on the plan's ADC in a daemon thread; `on_arrival(Arrival)` once a
+        connection from outside arrives. Returns a stop (which also ends the NITRO session)."""
+        from engine.backends.netscaler import NetScalerBackend
+        from engine.backends.netscaler.watch import CounterWatch, watch_in_thread
+
+        backend = NetScalerBackend(plan, options)
+        stop = watch_in_thread(CounterWatch(vserver, backend.vserver_counters), on_arrival, on_error, interval)
+
+        def stop_and_close() -> None:
+            stop()
+            backend.close()
+
+        return stop_and_close
+
     # --- the built-in terminator's association log ----------------------------------------------
     def watch_associations(self, state: Any, plan: Plan, callback: Callable[[dict], None]) -> Callable[[], None] | None:
         """Call `callback(record)` for each association the terminator logs from now on; returns a stop.

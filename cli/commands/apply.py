@@ -10,7 +10,7 @@ import sys
 from cli.output import emit_json, warn
 from cli.phrasing import change_fix, fix_text
 from engine.backends import BackendOptions, get_backend
-from engine.backends.base import Action, Diff, Progress
+from engine.backends.base import Action, ApplyResult, Diff, Progress, TargetFacts
 from engine.errors import UserError
 from engine.plan import Plan, load_plan
 
@@ -57,8 +57,41 @@ def backend_options(plan: Plan, args: argparse.Namespace) -> BackendOptions:
     return opts
 
 
+def describe_facts(f: TargetFacts) -> str:
+    """The target's facts in the CLI's words (empty for a backend without them)."""
+    parts = []
+    if f.release:
+        parts.append(f"release {f.release}")
+    if f.ssl_mode:
+        parts.append(f"Default SSL Profile enabled: protocols and ciphers in SSL profile {f.ssl_profile}"
+                     if f.ssl_mode == "profile" else "Default SSL Profile off: protocols and ciphers per vserver")
+    if f.ha_role == "secondary":
+        parts.append(f"HA secondary node (the primary is {f.ha_primary or 'the other node'})")
+    elif f.ha_role == "primary":
+        parts.append(f"HA primary node (peer {f.ha_peer})")
+    elif f.ha_role == "standalone":
+        parts.append("standalone")
+    if f.partition:
+        parts.append(f"admin partition {f.partition}")
+    return "; ".join(parts)
+
+
+def describe_sync(result: ApplyResult) -> str:
+    if not result.ha_sync:
+        return ""
+    if result.ha_sync == "in-sync":
+        return "HA: the secondary node is in sync with the saved configuration (check: `show ha node` on it)"
+    if result.ha_sync == "not-in-sync":
+        return (f"HA: the secondary node is NOT in sync ({result.ha_sync_detail or 'no reason given'}); check "
+                "`show ha node` on the primary, then `force ha sync` if it stays so")
+    return "HA: the sync state could not be read; check `show ha node` on the primary"
+
+
 def print_diff(diff: Diff) -> None:
     print(f"Changes on {diff.backend} at {diff.target}:")
+    facts = describe_facts(diff.facts)
+    if facts:
+        print(f"  ({facts})")
     for c in diff.changes:
         line = f"  {SYMBOL[c.action]} {c.action.value:9} {c.kind} {c.name}"
         if c.summary:
@@ -116,6 +149,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"{'Applied' if result.ok else 'FAILED'}: {len(result.done)} step(s) done, "
                   f"{len(result.not_done)} not done; {result.requests} request(s), {result.writes} write(s)")
+            if describe_sync(result):
+                print(describe_sync(result))
             if not result.ok:
                 print(f"error: {result.error}", file=sys.stderr)
                 if fix_text(result):

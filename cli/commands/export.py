@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from engine.backends.netscaler.adc import parse_release
 from engine.backends.netscaler.export import FORMATS, export
 from engine.errors import UserError
 from engine.plan import load_plan
@@ -20,13 +21,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("plan", help="path of the plan TOML file")
     p.add_argument("--format", required=True, choices=FORMATS,
                    help="netscaler-cli: `add ssl certKey ...` lines; nitro: the REST requests as JSON")
+    p.add_argument("--release", metavar="X.Y",
+                   help="the ADC's release (`show ns version`), e.g. 12.0 or 13.1; default: the latest")
+    p.add_argument("--ssl-mode", choices=("legacy", "profile"), default="legacy",
+                   help="profile: the ADC runs the Default SSL Profile (`show ssl parameter`); default legacy")
     p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of standard output")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     plan = load_plan(args.plan)
-    text = export(plan, args.format, source=str(args.plan))
+    release = None
+    if args.release:
+        release = parse_release(args.release)
+        if release is None:
+            raise UserError(f"--release {args.release!r} is not a release", "give it as X.Y, e.g. --release 13.1")
+    text = export(plan, args.format, source=str(args.plan), release=release, ssl_mode=args.ssl_mode)
     if args.output:
         try:
             Path(args.output).write_text(text, encoding="utf-8")

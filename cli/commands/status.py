@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cli.commands.apply import add_backend_flags, backend_options
+from cli.commands.apply import add_backend_flags, backend_options, describe_facts
 from cli.output import emit_json
 from engine.backends import get_backend
 from engine.plan import load_plan
@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(st)
         return 0
-    print(f"{st.backend} at {st.target}:")
+    print(f"{st.backend} at {st.target}:" + (f" ({describe_facts(st.facts)})" if describe_facts(st.facts) else ""))
     for item in st.items:
         extra = ", ".join(f"{k}={v}" for k, v in item.detail.items())
         print(f"  {item.kind:12} {item.name:32} {item.state}{'  ' + extra if extra else ''}")

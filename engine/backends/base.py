@@ -44,11 +44,25 @@ class Change(BaseModel):
         return self.action in (Action.CREATE, Action.UPDATE)
 
 
+class TargetFacts(BaseModel):
+    """What the backend found about the target that decides what the plan needs there. Codes, not
+    sentences: each face (CLI, wizard) phrases them. Empty strings where a backend has no such fact."""
+
+    release: str = ""  # firmware release, e.g. "13.1"
+    ssl_mode: str = ""  # "profile" (the ADC's Default SSL Profile is enabled) or "legacy"
+    ssl_profile: str = ""  # in profile mode: the SSL profile the plan's virtual servers use
+    ha_role: str = ""  # "standalone", "primary" or "secondary"
+    ha_primary: str = ""  # on a secondary: the primary node's address
+    ha_peer: str = ""  # on a primary: the secondary node's address
+    partition: str = ""  # the admin partition worked in ("" = the default partition)
+
+
 class Diff(BaseModel):
     backend: str
     target: str  # where: "https://192.0.2.10" or "this host (state dir ...)"
     changes: list[Change] = Field(default_factory=list)
     requests: int = 0  # backend requests made to compute it (NITRO GETs); 0 for builtin
+    facts: TargetFacts = Field(default_factory=TargetFacts)
 
     @property
     def conflicts(self) -> list[Change]:
@@ -86,6 +100,9 @@ class ApplyResult(BaseModel):
     advice: Advice | None = None
     requests: int = 0  # all backend requests this run made (reads and writes)
     writes: int = 0
+    facts: TargetFacts = Field(default_factory=TargetFacts)
+    ha_sync: str = ""  # HA primary, after saving: "in-sync", "not-in-sync" or "unknown"; "" = no pair
+    ha_sync_detail: str = ""  # the ADC's own words when not in sync (hasyncfailurereason)
 
 
 class StatusItem(BaseModel):
@@ -99,6 +116,7 @@ class Status(BaseModel):
     backend: str
     target: str
     items: list[StatusItem] = Field(default_factory=list)
+    facts: TargetFacts = Field(default_factory=TargetFacts)
 
 
 @runtime_checkable

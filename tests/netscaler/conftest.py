@@ -14,7 +14,7 @@ import pytest
 from engine.backends import BackendOptions
 from engine.backends.netscaler import NetScalerBackend
 from engine.backends.netscaler.client import NitroClient
-from engine.backends.netscaler.simulator import SimHandle, start_in_thread
+from engine.rehearsal.nitro_sim import SimHandle, start_in_thread
 from engine.certs import make_self_signed
 from engine.ciphers import POLICIES
 from engine.plan import Plan, load_plan
@@ -67,14 +67,15 @@ def workdir(tmp_path, pem_pair) -> Path:
 
 def plan_text(url: str, fingerprint: str | None, *, worklist: bool = False, worklist_service: str = "Qlink-DICOM",
               pacs_host: str = "10.0.0.20", pacs_port: int = 104, extra_service: bool = False,
-              profile: str = "bcp195-nd", members: list[tuple[str, int]] | None = None) -> str:
+              profile: str = "bcp195-nd", members: list[tuple[str, int]] | None = None,
+              partition: str | None = None, cert: str = CERT_NAME, key: str = KEY_NAME) -> str:
     """The seed's plan; with `members`, the PACS service lists those servers (a NetScaler service group)."""
     text = f"""backend = "netscaler"
 
 [certificate]
 name = "Butterfly-Cert-Key-Pair"
-cert = "{CERT_NAME}"
-key = "{KEY_NAME}"
+cert = "{cert}"
+key = "{key}"
 
 [cipher_policy]
 name = "TLS-1.2-Only"
@@ -121,6 +122,8 @@ password_env = "DICOMTLS_NITRO_PASSWORD"
 """
     if fingerprint:
         text += f'fingerprint = "sha256:{fingerprint}"\n'
+    if partition:
+        text += f'partition = "{partition}"\n'
     return text
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from engine.backends.netscaler.client import (FingerprintMismatch, NitroClient, NitroConnectionError, NitroError,
                                               fetch_fingerprint)
-from engine.backends.netscaler.simulator import make_management_cert, start_in_thread
+from engine.rehearsal.nitro_sim import make_management_cert, start_in_thread
 from engine.errors import UserError
 
 from .conftest import PASSWORD
@@ -122,7 +122,9 @@ def test_unknown_attribute_is_599_278_with_the_message(sim):
     assert "Invalid argument [bogus]" in e.problem and "firmware" in e.fix
 
 
-def test_default_profile_error_carries_the_exact_fix():
+def test_default_profile_errors_never_suggest_disabling_it():
+    """3740/3679 are explained with a fix that works in the profile mode; disabling the Default SSL Profile
+    is refused by the ADC once enabled (3738), so it is never suggested."""
     with start_in_thread(password=PASSWORD, default_profile=True) as h:
         with client(h) as c:
             c.post("lbvserver", {"lbvserver": {"name": "vs", "servicetype": "SSL_TCP", "ipv46": "10.0.0.10",
@@ -130,11 +132,14 @@ def test_default_profile_error_carries_the_exact_fix():
             with pytest.raises(NitroError) as info:
                 c.delete("sslvserver_sslcipher_binding", "vs", args={"ciphername": "DEFAULT"})
             assert info.value.errorcode == 3740
-            assert "set ssl parameter -defaultProfile DISABLED" in info.value.fix
+            assert "SSL profile" in info.value.fix and "DISABLED" not in info.value.fix
             with pytest.raises(NitroError) as info:
                 c.put("sslvserver", {"sslvserver": {"vservername": "vs", "ssl3": "DISABLED"}}, name="vs")
             assert info.value.errorcode == 3679
-            assert "set ssl parameter -defaultProfile DISABLED" in info.value.fix
+            assert "SSL profile" in info.value.fix and "DISABLED" not in info.value.fix
+            with pytest.raises(NitroError) as info:
+                c.put("sslparameter", {"sslparameter": {"defaultprofile": "DISABLED"}})
+            assert info.value.errorcode == 3738 and "keep it on" in info.value.fix
 
 
 def test_missing_ok_and_bulk_failure_reports_the_failing_item(sim):
@@ -182,3 +187,25 @@ def test_password_never_in_repr_or_messages(sim):
     except UserError as exc:
         assert PASSWORD not in str(exc)
     c.close()
+
+
+def test_every_code_the_simulator_answers_has_an_explanation_with_a_fix():
+    """No NITRO message reaches the user raw: each errorcode the simulated ADC can answer maps to a
+    specific explanation (not the generic fallback), naming the code and the ADC's message."""
+    import re
+    from pathlib import Path
+
+    from engine.backends.netscaler.explain import explain
+
+    class Who:
+        url, username, password_source = "https://192.0.2.10", "nsroot", "$DICOMTLS_NITRO_PASSWORD"
+
+    src = "".join(p.read_text() for p in Path("engine/rehearsal/nitro_sim").glob("*.py"))
+    codes = sorted({int(c) for c in re.findall(r"Fault\(\d+, (\d+)", src)})
+    assert {368, 3679, 3738, 3739, 3740, 1642, 1647} <= set(codes)
+    generic = explain(99999, 599, "x", "req", Who())[1]
+    for code in codes:
+        problem, fix = explain(code, 599, "the ADC's words", "req", Who())
+        assert fix != generic, code
+        assert f"NITRO {code}" in problem and "the ADC's words" in problem, code
+        assert "defaultProfile DISABLED" not in fix, code

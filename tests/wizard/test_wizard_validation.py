@@ -281,7 +281,7 @@ async def test_port_in_use_is_a_conflict_here(home, butterfly_pair) -> None:
 
 @pilot_test
 async def test_nitro_wrong_password_and_bad_url(home) -> None:
-    from engine.backends.netscaler.simulator import start_in_thread
+    from engine.rehearsal.nitro_sim import start_in_thread
 
     sim = start_in_thread(port=0, tls=True, password="right-password")
     try:

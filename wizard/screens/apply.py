@@ -23,6 +23,7 @@ from engine.plan import dump_plan
 from wizard.advice import fix_text
 from wizard.messages import ApplyDone, ApplyProgress
 from wizard.screens.base import StepScreen, error_text, tidy
+from wizard import target_facts
 from wizard.widgets import wrap_indent
 
 MARK = {"start": "…", "done": "✓", "failed": "✗", "info": "·"}
@@ -162,6 +163,8 @@ class ApplyScreen(StepScreen):
             text = f"Saved the plan to {self.state.show_path(saved)}." if saved else ""
             if note:
                 text += f"\n{note}"
+            if target_facts.sync_line(result):
+                text += f"\n{target_facts.sync_line(result)}"
             out.update(Content(text + "\nctrl+n runs the echo test through the new TLS endpoint."))
             out.set_classes("")
         else:

@@ -1,5 +1,6 @@
-"""Step 9: the values to enter in Butterfly Cloud, the firewall rule, and (built-in terminator) a live
-line that turns green when Butterfly's own C-ECHO arrives. The whole setup can be saved as a runbook."""
+"""Step 9: the values to enter in Butterfly Cloud, the firewall rule, and a live line that turns green
+when Butterfly's own C-ECHO arrives (built-in terminator), or when the NetScaler vserver's counters show
+a connection from outside (wizard.adc_live). The whole setup can be saved as a runbook."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from textual.content import Content
 from textual.widgets import Input, Static
 
 from engine.plan import check_host
-from wizard import runbook
-from wizard.messages import AssociationSeen
+from wizard import adc_live, runbook
+from wizard.messages import AssociationSeen, CountersMoved
 from wizard.screens.base import StepScreen
 from wizard.screens.echo import echo_target
 from wizard.widgets import FormField
@@ -50,7 +51,7 @@ class ButterflyScreen(StepScreen):
         yield Static("", id="firewall")
         yield Static("Download the PEM pair (Butterfly_SCP_Cert.pem, Butterfly_SCP_key.pem) on that page; "
                      "it is the pair this setup uses.", id="reminder", classes="note")
-        if st.backend == "builtin":
+        if st.backend in ("builtin", "netscaler"):
             yield Static("", id="live")
         yield Static("", id="runbook-result")
 
@@ -59,7 +60,13 @@ class ButterflyScreen(StepScreen):
         if self.state.backend == "builtin":
             self._waiting()
             self._start_watch()
+        elif self.state.backend == "netscaler" and self.state.vserver is not None:
+            adc_live.waiting(self.query_one("#live", Static), self.state.vserver)
+            self._unwatch = adc_live.start(self)
         self.query_one("#public-host", Input).focus()
+
+    def on_counters_moved(self, message: CountersMoved) -> None:
+        adc_live.show(self.query_one("#live", Static), message)
 
     def on_unmount(self) -> None:
         if self._unwatch is not None:

@@ -15,6 +15,7 @@ from wizard.advice import change_fix
 from wizard.renewal import CERTIFICATES
 from wizard.screens.base import JUMP_BINDINGS, StepScreen, error_text, tidy
 from wizard.screens.modals import ChoiceModal
+from wizard import target_facts
 from wizard.widgets import wrap_indent
 
 SYMBOL = {Action.CREATE: "+", Action.UPDATE: "~", Action.UNCHANGED: "=", Action.CONFLICT: "!"}
@@ -24,6 +25,8 @@ STYLE = {Action.CREATE: "bold", Action.UPDATE: "bold", Action.UNCHANGED: "dim", 
 def diff_text(diff: Diff) -> Content:
     """The change list: one line per object, then its field changes and CLI lines, indented."""
     lines: list[Content] = [Content(tidy(f"On {diff.target}:"))]
+    if target_facts.describe(diff.facts):
+        lines.append(Content(wrap_indent(f"({target_facts.describe(diff.facts)})", "  ")))
     for c in diff.changes:
         head = f"{SYMBOL[c.action]} {c.action.value:<9} {c.kind} {c.name}"
         lines.append(Content.styled(head, STYLE[c.action]))

@@ -19,11 +19,15 @@ from pathlib import Path
 
 from engine import paths
 from engine.backends import BackendOptions
-from engine.backends.base import ApplyResult, Diff, Progress, ProgressCallback, Status, StatusItem
+from engine.backends.base import ApplyResult, Diff, Progress, ProgressCallback, Status, StatusItem, TargetFacts
 from engine.backends.netscaler.client import NitroClient, fetch_fingerprint
 from engine.backends.netscaler.models import (CertKey, LbVserverRow, LbVserverStat, MemberRow, ServiceGroupRow,
-                                              ServiceRow)
-from engine.backends.netscaler.reconcile import Reconciliation, local_cert, read_current, reconcile, step_name
+                                              ServiceRow, SslProfileRow, SslVserverRow)
+from engine.backends.netscaler.adc import read_ha, read_release, read_ssl_mode, release_text
+from engine.backends.netscaler.current import Current, read_current
+from engine.backends.netscaler.local import local_cert
+from engine.backends.netscaler.reconcile import reconcile
+from engine.backends.netscaler.steps import Reconciliation, step_name
 from engine.errors import UserError
 from engine.plan import Plan, Service
 
@@ -60,7 +64,8 @@ class NetScalerBackend:
             ca = str(self.plan.resolve(ns.ca_file)) if ns.ca_file else None
             self._client = NitroClient(ns.url, ns.username, self.options.password, ca_file=ca,
                                        fingerprint=ns.fingerprint, insecure=self.options.insecure,
-                                       timeout=ns.timeout, password_source=f"${ns.password_env}")
+                                       timeout=ns.timeout, password_source=f"${ns.password_env}",
+                                       partition=ns.partition)
         return self._client
 
     @property
@@ -95,7 +100,7 @@ class NetScalerBackend:
                         passphrase=self.options.passphrase, pending_save=self._pending_marker().exists())
         assert plan.netscaler is not None
         diff = Diff(backend=self.name, target=plan.netscaler.url, changes=rec.changes,
-                    requests=client.requests - self._base[0])
+                    requests=client.requests - self._base[0], facts=facts_of(cur, plan))
         self._last = (diff, rec)
         return diff
 
@@ -133,13 +138,29 @@ class NetScalerBackend:
             done += [step_name(c) for c in step.changes]
             log.info("applied %s", step.label)
             notify(Progress(step=step.label, state="done"))
-        if rec.steps and rec.steps[-1].changes and rec.steps[-1].changes[-1].kind == "nsconfig":
+        saved = bool(rec.steps and rec.steps[-1].changes and rec.steps[-1].changes[-1].kind == "nsconfig")
+        if saved:
             marker.unlink(missing_ok=True)
+        sync, detail = self._ha_sync(client, diff, saved, notify)
         client.logout()
         result = ApplyResult(ok=True, done=done, requests=client.requests - self._base[0],
-                             writes=client.writes - self._base[1])
+                             writes=client.writes - self._base[1], facts=diff.facts, ha_sync=sync,
+                             ha_sync_detail=detail)
         self._last = None
         return result
+
+    def _ha_sync(self, client: NitroClient, diff: Diff, saved: bool, notify: ProgressCallback) -> tuple[str, str]:
+        """On the primary of a pair, after `save ns config`: is the secondary in sync? (One read of hanode.)"""
+        if diff.facts.ha_role != "primary" or not saved:
+            return "", ""
+        try:
+            ha = read_ha(client)
+        except UserError as exc:
+            log.info("HA sync state not read: %s", exc.problem)
+            return "unknown", ""
+        state = "unknown" if ha.in_sync is None else "in-sync" if ha.in_sync else "not-in-sync"
+        notify(Progress(step="hanode sync", state="info", message=state))
+        return state, ha.sync_detail if state == "not-in-sync" else ""
 
     def status(self, plan: Plan | None = None) -> Status:
         plan = plan or self.plan
@@ -161,6 +182,7 @@ class NetScalerBackend:
                 if svc.is_group and svc.name in groups:  # the member rows carry each server's svrstate (§7)
                     members[svc.name] = [MemberRow.model_validate(r) for r in client.get(
                         "servicegroup_servicegroupmember_binding", svc.name, missing_ok=True)]
+        offered, facts = self._offered(client, plan, vservers)
         client.logout()
         items: list[StatusItem] = []
         for vs in plan.virtual_server:
@@ -177,6 +199,8 @@ class NetScalerBackend:
             if st is not None:
                 detail.update(curclntconnections=st.curclntconnections, tothits=st.tothits,
                               totalrequests=st.totalrequests)
+            if vs.name in offered:
+                detail["protocols"] = offered[vs.name]
             items.append(StatusItem(kind="lbvserver", name=vs.name, state=row.curstate or "?", detail=detail))
         for svc in plan.service:
             if svc.is_group:
@@ -193,11 +217,55 @@ class NetScalerBackend:
         else:
             items.append(StatusItem(kind="sslcertkey", name=plan.certificate.name, state="absent"))
         assert plan.netscaler is not None
-        return Status(backend=self.name, target=plan.netscaler.url, items=items)
+        return Status(backend=self.name, target=plan.netscaler.url, items=items, facts=facts)
+
+    def _offered(self, client: NitroClient, plan: Plan, vservers: dict[str, LbVserverRow]
+                 ) -> tuple[dict[str, str], TargetFacts]:
+        """The protocols each planned vserver really offers: its own flags in legacy mode, its SSL
+        profile's where the ADC runs the Default SSL Profile; and the ADC's facts."""
+        release, _ = read_release(client)
+        mode = read_ssl_mode(client)
+        ns = plan.netscaler
+        facts = TargetFacts(release=release_text(release), ssl_mode=mode, partition=(ns.partition or "") if ns else "",
+                            ssl_profile=ns.ssl_profile if ns and mode == "profile" else "")
+        planned = [vs.name for vs in plan.virtual_server if vs.name in vservers]
+        if not planned:
+            return {}, facts
+        rows = {r.vservername: r for r in map(SslVserverRow.model_validate, client.get("sslvserver"))}
+        profiles: dict[str, dict[str, str]] = {}
+        out: dict[str, str] = {}
+        for name in planned:
+            row = rows.get(name)
+            if row is None:
+                continue
+            flags = row.flags()
+            if mode == "profile" and row.sslprofile:
+                if row.sslprofile not in profiles:
+                    got = client.get("sslprofile", row.sslprofile, missing_ok=True)
+                    profiles[row.sslprofile] = SslProfileRow.model_validate(got[0]).flags() if got else {}
+                flags = profiles[row.sslprofile]
+            out[name] = ", ".join(k for k, v in flags.items() if v.upper() == "ENABLED") or "none"
+        return out, facts
+
+    def vserver_counters(self, name: str) -> LbVserverStat | None:
+        """`stat/lbvserver/NAME` (NITRO statistics reference): hits, requests and client connections, for
+        watching a connection from outside arrive. None while the vserver does not exist."""
+        rows = self._connect().get("lbvserver", name, stat=True, missing_ok=True)
+        return LbVserverStat.model_validate(rows[0]) if rows else None
 
     def list_cipher_groups(self) -> list[str]:
         """Cipher groups and aliases on the ADC (built-in and user-made), for the wizard's choice."""
         return [str(r["ciphergroupname"]) for r in self._connect().get("sslcipher", attrs="ciphergroupname")]
+
+
+def facts_of(cur: Current, plan: Plan) -> TargetFacts:
+    ns = plan.netscaler
+    return TargetFacts(release=release_text(cur.release), ssl_mode="" if cur.blocked else cur.ssl_mode,
+                       ssl_profile=ns.ssl_profile if ns and cur.ssl_mode == "profile" and not cur.blocked else "",
+                       ha_role="" if cur.too_old else cur.ha.role,
+                       ha_primary=cur.ha.primary if cur.ha.role == "secondary" else "",
+                       ha_peer=cur.ha.peer if cur.ha.role == "primary" else "",
+                       partition=(ns.partition or "") if ns else "")
 
 
 def _group_status(svc: Service, row: ServiceGroupRow | None, rows: list[MemberRow]) -> list[StatusItem]:

@@ -26,13 +26,23 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from engine.backends.netscaler.explain import SESSION_CODES, explain
 from engine.backends.netscaler.models import NitroRequest, encode_args, quote_name
 from engine.errors import UserError
 
 log = logging.getLogger("dicomtls.netscaler")
 
-SESSION_CODES = {444, 1027}  # "Session expired or killed", "Not logged in or connection timed out" (§2.5)
-MISSING_CODES = {258}  # "No such resource"
+# "Not found" per resource: 258 "No such resource" in general; the citrix/terraform-provider-citrixadc
+# acceptance test data (acctests/testdata/workflows.yaml) gives 344 for service and 461 for sslvserver;
+# the 12.0 error list has 1540 "Certificate does not exist" and 3711 "Cipher Group does not exist".
+MISSING_CODES: dict[str, set[int]] = {
+    "service": {258, 344}, "sslvserver": {258, 461}, "sslcertkey": {258, 1540},
+    "sslcipher": {258, 3711}, "sslcipher_sslciphersuite_binding": {258, 3711},
+}
+
+
+def missing_codes(resource: str) -> set[int]:
+    return MISSING_CODES.get(resource, {258})
 
 
 class NitroError(UserError):
@@ -132,12 +142,13 @@ class NitroClient:
 
     def __init__(self, url: str, username: str, password: str, *, ca_file: str | None = None,
                  fingerprint: str | None = None, insecure: bool = False, timeout: float = 30.0,
-                 password_source: str = "the password given") -> None:
+                 password_source: str = "the password given", partition: str | None = None) -> None:
         host, port, scheme = _host_port(url)
         self.url = url.rstrip("/")
         self.username = username
         self.__password = password
         self.password_source = password_source
+        self.partition = partition  # an admin partition to switch to after each login
         self.timeout = timeout
         self.requests = 0
         self.writes = 0
@@ -193,6 +204,11 @@ class NitroClient:
                              "points at the ADC's management address (NSIP), not at a virtual server",
                              status=status, errorcode=0, nitro_message="", request="POST login")
         self._token = str(token)
+        if self.partition:
+            # NITRO 12.0 usecases "Switching Partitions": the session works in that partition from now on.
+            self._send("POST", "/nitro/v1/config/nspartition?action=Switch",
+                       {"nspartition": {"partitionname": self.partition}}, auth=True, what=f"switch to partition "
+                       f"{self.partition}")
 
     def logout(self) -> None:
         if self._token is None:
@@ -239,7 +255,7 @@ class NitroClient:
         try:
             _, data = self.request("GET", path, what=f"read {resource}{' ' + name if name else ''}")
         except NitroError as exc:
-            if missing_ok and exc.errorcode in MISSING_CODES:
+            if missing_ok and exc.errorcode in missing_codes(resource):
                 return []
             raise
         rows = data.get(resource, [])
@@ -295,8 +311,8 @@ class NitroClient:
         content = json.dumps(body).encode() if body is not None else None
         label = f"{method} {path.split('?')[0]}"
         self.requests += 1
-        if method != "GET" and not path.endswith(("/config/login", "/config/logout")):
-            self.writes += 1
+        if method != "GET" and not path.endswith(("/config/login", "/config/logout", "nspartition?action=Switch")):
+            self.writes += 1  # a partition switch changes the session, not the configuration
         try:
             resp = self._http.request(method, path, content=content, headers=hdrs)
         except httpx.TimeoutException:
@@ -373,70 +389,3 @@ class NitroClient:
         req = what or label
         problem, fix = explain(code, status, message, req, self)
         return NitroError(problem, fix, status=status, errorcode=code, nitro_message=message, request=label)
-
-
-def explain(code: int, status: int, message: str, req: str, client: NitroClient) -> tuple[str, str]:
-    """(problem, fix) for a NITRO error: the errorcode and the ADC's own message, and what to do."""
-    said = f"NITRO {code} \"{message}\"" if code else f"HTTP {status}"
-    if code in (354, 355, 1025) or (status == 401 and code not in SESSION_CODES):
-        return (f"the NetScaler at {client.url} refused the login for {client.username!r}: {said}",
-                f"check netscaler.username in the plan and {client.password_source}; a locked-out or "
-                "expired account also gives this")
-    if code in SESSION_CODES:
-        return (f"the NetScaler ended the session again right after a new login ({said})",
-                "check the system user's session timeout and the ADC's session limits, then run again")
-    if code in (445, 446):
-        return (f"the NetScaler has too many sessions or connections open ({said})",
-                "close idle GUI/NITRO sessions (show system session; kill system session <sid>), then run again")
-    if code in (3740, 3679):
-        return (f"{req}: the ADC's Default SSL Profile is enabled, so cipher and protocol settings cannot be set "
-                f"on the virtual server itself ({said})",
-                "on the ADC run `set ssl parameter -defaultProfile DISABLED` and `save ns config` (this affects "
-                "every SSL virtual server: agree it with the ADC's owner), then run again; or keep the profile and "
-                "set the cipher group and protocols in the SSL profile bound to the vserver")
-    if code in (278, 1090, 1097, 1233, 1234):
-        return (f"the NetScaler rejected {req}: {said}",
-                "the ADC does not accept an attribute or value this tool sent (named in the brackets); its "
-                "firmware may be older than this tool expects (`show ns version`; tls13 needs 12.1 or later). "
-                "Nothing after this step was changed")
-    if code == 258:
-        return (f"{req}: the ADC has no such object ({said})",
-                "run again: each run reads the current state first; if it repeats, someone is changing the ADC "
-                "at the same time")
-    if code == 273:
-        return (f"{req}: the object already exists on the ADC ({said})",
-                "run again: each run reads the current state first and reuses what is there")
-    if code == 1642:
-        return (f"{req}: a file of that name already exists in /nsconfig/ssl ({said})",
-                "this tool never overwrites files; run again to reconcile, or remove the stale file on the ADC")
-    if code == 1538:
-        return (f"{req}: the certificate and the private key do not match ({said})",
-                "give the key that belongs to this certificate in [certificate] (check with `dicomtls check-pem`)")
-    if code in (1537, 1614):
-        return (f"{req}: the ADC cannot read the private key ({said})",
-                "if the key is encrypted, give its passphrase (certificate.passphrase_env or --passphrase-env)")
-    if code in (1536, 1589):
-        return (f"{req}: the ADC refused the certificate ({said})",
-                "check the PEM with `dicomtls check-pem CERT KEY` and give a valid, unexpired certificate")
-    if code == 1647:
-        return (f"{req}: the ADC cannot find an input file ({said})",
-                "run again: the certificate and key files are uploaded before the cert-key pair is created")
-    if code == 3585:
-        return (f"{req}: the new certificate is for a different name than the one installed ({said})",
-                "if this renewal really changes the name, run again with --replace-cert (it passes nodomaincheck)")
-    if code == 1541:
-        return (f"{req}: the certificate is still in use ({said})", "unbind it first, then run again")
-    if code == 3621:
-        return (f"{req}: the ADC does not know a cipher name ({said})",
-                "this firmware lacks that cipher suite: choose another cipher_policy.profile, or update the firmware")
-    if code == 1067:
-        return (f"{req}: a feature it needs is not enabled ({said})",
-                "run again: features LB and SSL are enabled first; or `enable ns feature LB SSL` on the ADC")
-    if code == 356:
-        return (f"{req}: the ADC's license does not include a feature this needs ({said})",
-                "SSL offload and load balancing need a license with them; check `show ns license`")
-    if code == 2138:
-        return (f"{req}: user {client.username!r} is not allowed to do this ({said})",
-                "use an ADC user with a superuser command policy for this tool")
-    return (f"the NetScaler refused {req}: {said} (HTTP {status})",
-            "fix the cause named in the ADC's message, then run again; nothing after this step was changed")

@@ -139,9 +139,56 @@ class SslVserverRow(_Row):
     tls11: str | None = None
     tls12: str | None = None
     tls13: str | None = None
+    sslprofile: str = ""  # the profile bound to it (enhanced mode; netscaler/adc-nitro-go sslvserver.go)
 
     def flags(self) -> dict[str, str]:
-        return {k: v for k, v in self.model_dump(exclude={"vservername"}).items() if v is not None}
+        return {k: v for k, v in self.model_dump(exclude={"vservername", "sslprofile"}).items() if v is not None}
+
+
+class SslProfileRow(_Row):
+    """An `sslprofile` (NetScaler "SSL profiles"; fields as ryancbutler/Citrix set-nsssl.ps1 sends them)."""
+
+    name: str
+    sslprofiletype: str = ""
+    ssl3: str | None = None
+    tls1: str | None = None
+    tls11: str | None = None
+    tls12: str | None = None
+    tls13: str | None = None
+
+    def flags(self) -> dict[str, str]:
+        return {k: v for k, v in self.model_dump(exclude={"name", "sslprofiletype"}).items() if v is not None}
+
+
+class SslProfileCipherBinding(_Row):
+    """sslprofile_sslcipher_binding: the group is named in cipheraliasname (set-nsssl.ps1 reads it there)."""
+
+    name: str
+    ciphername: str = ""
+    cipheraliasname: str = ""
+
+    @property
+    def group(self) -> str:
+        return self.cipheraliasname or self.ciphername
+
+
+class NsVersion(_Row):
+    """`GET config/nsversion`: e.g. "NetScaler NS13.1: Build 49.13.nc, Date: ..." (the Ansible collection's
+    common.py reads it the same way)."""
+
+    version: str = ""
+    mode: str = ""
+
+
+class HaNode(_Row):
+    """`GET config/hanode`: id 0 is the node answering; `state` Primary/Secondary (NITRO hanode reference)."""
+
+    id: int = 0
+    ipaddress: str = ""
+    state: str = ""
+    hastatus: str = ""
+    hasync: str = ""
+    hasyncfailurereason: str = ""
 
 
 class SslCertBinding(_Row):
@@ -168,6 +215,9 @@ class SslVserverBindings(_Row):
     vservername: str
     sslvserver_sslcertkey_binding: list[SslCertBinding] = Field(default_factory=list)
     sslvserver_sslcipher_binding: list[SslCipherBinding] = Field(default_factory=list)
+    # Some releases list the vserver's cipher groups only here, keyed by ciphername, next to the single
+    # suites the groups expand to (citrix/terraform-provider-citrixadc sslvserver_utils.go syncCiphers).
+    sslvserver_sslciphersuite_binding: list[SslCipherBinding] = Field(default_factory=list)
 
 
 class SslParameter(_Row):
@@ -175,12 +225,15 @@ class SslParameter(_Row):
 
 
 class LbVserverStat(_Row):
+    """`stat/lbvserver/NAME` (NITRO statistics reference, lb/lbvserver): counters as strings on the wire."""
+
     name: str
     state: str = ""
     curclntconnections: int = 0
     cursrvrconnections: int = 0
     tothits: int = 0
     totalrequests: int = 0
+    establishedconn: int = 0
     actsvcs: int = 0
     inactsvcs: int = 0
 

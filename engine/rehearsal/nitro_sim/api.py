@@ -1,0 +1,18 @@
+"""The simulated NITRO API: the read and write handlers over one NitroState."""
+
+from __future__ import annotations
+
+from engine.rehearsal.nitro_sim.adc_reads import AdcReads
+from engine.rehearsal.nitro_sim.profile_writes import ProfileWrites
+from engine.rehearsal.nitro_sim.reads import Reads
+from engine.rehearsal.nitro_sim.ssl_writes import SslWrites
+from engine.rehearsal.nitro_sim.state import NitroState
+from engine.rehearsal.nitro_sim.writes import Writes
+
+
+class Api(Reads, AdcReads, Writes, SslWrites, ProfileWrites):
+    """Request dispatch over a NitroState: method + resource -> handler; raises Fault."""
+
+    def __init__(self, state: NitroState, partition: str | None = None) -> None:
+        self.s = state
+        self.partition = partition

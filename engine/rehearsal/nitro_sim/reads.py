@@ -1,0 +1,331 @@
+"""GET and stat handlers of the simulated NITRO API."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from typing import Any
+
+from engine.rehearsal.nitro_sim.catalog import BUILTIN_GROUPS, FEATURES
+from engine.rehearsal.nitro_sim.faults import Fault, arg_missing, parse_args, not_found, ns_now, ns_date, project
+from engine.rehearsal.nitro_sim.state import NitroState
+
+
+
+class Reads:
+    """GET handlers: get_<resource>(name, args, q) -> rows or a singleton object; raise Fault."""
+
+    s: NitroState
+
+    # ---- GET ------------------------------------------------------------------------------------
+    def get(self, resource: str, name: str | None, q: dict[str, str]) -> dict[str, Any]:
+        args = parse_args(q.get("args", ""))
+        flt = parse_args(q.get("filter", ""))
+        fn = getattr(self, f"get_{resource}", None)
+        if fn is None:
+            raise Fault(400, 1232, "Invalid object name", resource)
+        result = fn(name, args, q)
+        if isinstance(result, dict):  # singletons come back as an object (§1 [DISAGREE]: GO vs DOC12)
+            return {resource: result}
+        rows = [r for r in result if all(str(r.get(k, "")) == v for k, v in flt.items())]
+        rows = project(rows, q.get("attrs"))
+        return {resource: rows} if rows else {}  # empty collections omit the key (§1)
+
+    def get_nsfeature(self, name, args, q):
+        out: dict[str, Any] = {"feature": sorted(self.s.features)}
+        out.update({f.lower(): f in self.s.features for f in FEATURES})
+        return out
+
+    def get_systemfile(self, name, args, q):
+        loc = args.get("filelocation")
+        if not loc:
+            raise arg_missing("filelocation")
+        loc = loc.rstrip("/") or "/"
+        folder = self.s.files.get(loc)
+        if folder is None:
+            raise Fault(599, 1155, "No such file", loc)
+        if name is None:
+            return [{"filename": n, "filelocation": loc, "filesize": str(len(c)), "filemode": [],
+                     "filemodifiedtime": ns_now()} for n, c in sorted(folder.items())]
+        if name not in folder:
+            # [UNVERIFIED] code for a missing file; DOC12 lists 1155 NSERR_NOSUCHFILE.
+            raise Fault(599, 1155, "No such file", f"{loc}/{name}")
+        return [{"filename": name, "filelocation": loc, "filecontent": base64.b64encode(folder[name]).decode(),
+                 "fileencoding": "BASE64", "filesize": str(len(folder[name]))}]
+
+    def get_sslcertkey(self, name, args, q):
+        if name is not None:
+            if name not in self.s.certkeys:
+                raise not_found("certkey", name)
+            return [self._certkey_row(self.s.certkeys[name])]
+        return [self._certkey_row(ck) for ck in self.s.certkeys.values()]
+
+    def _certkey_row(self, ck: dict[str, Any]) -> dict[str, Any]:
+        days = (ck["notafter"] - dt.datetime.now(dt.timezone.utc)).days
+        return {"certkey": ck["certkey"], "cert": ck["cert"], "key": ck["key"], "inform": "PEM",
+                "signaturealg": ck["signaturealg"], "certificatetype": ["SRVR_CERT"], "serial": ck["serial"],
+                "issuer": ck["issuer"], "subject": ck["subject"],
+                "clientcertnotbefore": ns_date(ck["notbefore"]), "clientcertnotafter": ns_date(ck["notafter"]),
+                "daystoexpiration": days, "publickey": ck["publickey"], "publickeysize": ck["publickeysize"],
+                "version": 3, "status": "Valid" if days >= 0 else "Expired", "passcrypt": "",
+                "expirymonitor": ck.get("expirymonitor", "ENABLED"),
+                "notificationperiod": str(ck.get("notificationperiod", 30))}
+
+    def get_server(self, name, args, q):
+        rows = [{"name": n, "ipaddress": ip, "state": "ENABLED"} for n, ip in self.s.servers.items()]
+        if name is not None:
+            rows = [r for r in rows if r["name"] == name]
+            if not rows:
+                raise not_found("name", name)
+        return rows
+
+    def get_service(self, name, args, q):
+        names = [name] if name is not None else list(self.s.services)
+        if name is not None and name not in self.s.services:
+            raise not_found("name", name)
+        rows = []
+        for n in names:
+            svc = self.s.services[n]
+            rows.append({"name": n, "servername": svc["servername"], "ipaddress": svc["ipaddress"],
+                         "port": svc["port"], "servicetype": svc["servicetype"],
+                         "monconnectionclose": svc["monconnectionclose"], "svrstate": self.s.svrstate(svc),
+                         "state": svc.get("state", "ENABLED"), "healthmonitor": svc.get("healthmonitor", "YES"),
+                         "maxclient": "0", "numofconnections": 0, "statechangetimesec": ns_now()})
+        return rows
+
+    def get_sslcipher(self, name, args, q):
+        rows = [{"ciphergroupname": g, "description": "Predefined Cipher Alias"} for g in BUILTIN_GROUPS]
+        rows += [{"ciphergroupname": g, "description": "User Created Cipher Group"} for g in self.s.ciphergroups]
+        if name is not None:
+            rows = [r for r in rows if r["ciphergroupname"] == name]
+            if not rows:
+                raise not_found("ciphergroupname", name)
+        return rows
+
+    def get_sslcipher_sslciphersuite_binding(self, name, args, q):
+        if name is None:
+            if q.get("bulkbindings") != "yes":
+                raise arg_missing("ciphergroupname")
+            groups = list(self.s.ciphergroups)
+        else:
+            groups = [name]
+        rows = []
+        for g in groups:
+            ciphers = self.s.ciphergroups.get(g, BUILTIN_GROUPS.get(g))
+            if ciphers is None:
+                raise not_found("ciphergroupname", g)
+            rows += [{"ciphergroupname": g, "ciphername": c, "cipherpriority": str(i + 1), "description": c}
+                     for i, c in enumerate(ciphers)]
+        return rows
+
+    def get_lbvserver(self, name, args, q):
+        if name is not None and name not in self.s.lbvservers:
+            raise not_found("name", name)
+        rows = []
+        for n in ([name] if name else list(self.s.lbvservers)):
+            vs = self.s.lbvservers[n]
+            cur, value = self.s.vserver_state(n)
+            bound = self.s.bound_states(n)
+            active = sum(1 for st in bound if st == "UP")
+            row = {"name": n, "ipv46": vs["ipv46"], "port": vs["port"], "servicetype": vs["servicetype"],
+                   "curstate": cur, "effectivestate": cur, "state": vs.get("state", "ENABLED"),
+                   "lbmethod": vs.get("lbmethod", "LEASTCONNECTION"), "totalservices": str(len(bound)),
+                   "activeservices": str(active), "health": str(100 * active // len(bound) if bound else 0),
+                   "clttimeout": str(vs.get("clttimeout", 9000)), "status": 0, "range": "1",
+                   "statechangetimesec": ns_now()}
+            if value:
+                row["value"] = value
+            rows.append(row)
+        return rows
+
+    def get_lbvserver_service_binding(self, name, args, q):
+        if name is None and q.get("bulkbindings") != "yes":
+            raise arg_missing("name")
+        if name is not None and name not in self.s.lbvservers:
+            raise not_found("name", name)
+        rows = []
+        for b in self.s.lb_bindings:
+            if name is not None and b["name"] != name:
+                continue
+            svc = self.s.services[b["servicename"]]
+            rows.append({"name": b["name"], "servicename": b["servicename"], "ipv46": svc["ipaddress"],
+                         "port": svc["port"], "servicetype": svc["servicetype"], "curstate": self.s.svrstate(svc),
+                         "weight": str(b["weight"]), "dynamicweight": "0", "vsvrbindsvcip": svc["ipaddress"],
+                         "vsvrbindsvcport": svc["port"]})
+        return rows
+
+    def get_lbvserver_binding(self, name, args, q):
+        names = self._binding_names(name, q, self.s.lbvservers, "name")
+        out = []
+        for n in names:
+            row: dict[str, Any] = {"name": n}
+            for key, rows in (("lbvserver_service_binding", self.get_lbvserver_service_binding(n, {}, {})),
+                              ("lbvserver_servicegroup_binding", self.get_lbvserver_servicegroup_binding(n, {}, {})),
+                              ("lbvserver_servicegroupmember_binding",
+                               self.get_lbvserver_servicegroupmember_binding(n, {}, {}))):
+                if rows:  # empty binding types are left out, as empty collections are (§1)
+                    row[key] = rows
+            out.append(row)
+        return out
+
+    def get_servicegroup(self, name, args, q):
+        if name is not None and name not in self.s.servicegroups:
+            raise not_found("servicegroupname", name)
+        rows = []
+        for n in ([name] if name is not None else list(self.s.servicegroups)):
+            sg = self.s.servicegroups[n]
+            states = [self.s.member_state(n, m) for m in self.s.sg_members.get(n, [])]
+            up = sum(1 for st in states if st == "UP")
+            if sg.get("state") == "DISABLED" or (states and all(st == "OUT OF SERVICE" for st in states)):
+                effective = "OUT OF SERVICE"
+            else:  # DOC12: all UP -> UP, some UP -> PARTIAL-UP, none -> DOWN
+                effective = "UP" if states and up == len(states) else "PARTIAL-UP" if up else "DOWN"
+            rows.append({"servicegroupname": n, "servicetype": sg["servicetype"], "td": "0",
+                         "monconnectionclose": sg["monconnectionclose"], "state": sg.get("state", "ENABLED"),
+                         "svrstate": "UP" if up else "DOWN", "servicegroupeffectivestate": effective,
+                         "healthmonitor": sg.get("healthmonitor", "YES"), "numofconnections": 0,
+                         "serviceconftype": True, "svcitmactsvcs": str(up), "svcitmboundsvcs": str(len(states)),
+                         "maxclient": "0", "maxreq": "0", "statechangetimesec": ns_now()})
+        return rows
+
+    def _member_rows(self, g: str) -> list[dict[str, Any]]:
+        return [{"servicegroupname": g, "ip": m["ip"], "port": m["port"], "servername": m["servername"],
+                 "state": m.get("state", "ENABLED"), "svrstate": self.s.member_state(g, m), "weight": "1",
+                 "customserverid": "None", "serverid": 0, "hashid": "0", "graceful": "NO",
+                 "statechangetimesec": ns_now(), "tickssincelaststatechange": "0"}
+                for m in self.s.sg_members.get(g, [])]
+
+    def get_servicegroup_servicegroupmember_binding(self, name, args, q):
+        # DOC12 documents only GET by group name; bulkbindings=yes is accepted as for the other bindings.
+        return [r for g in self._binding_names(name, q, self.s.servicegroups, "servicegroupname")
+                for r in self._member_rows(g)]
+
+    def get_lbvserver_servicegroup_binding(self, name, args, q):
+        names = self._binding_names(name, q, self.s.lbvservers, "name")
+        return [{"name": b["name"], "servicegroupname": b["servicegroupname"], "servicename": b["servicegroupname"],
+                 "stateflag": "536936464"}  # both keys, as the DOC12 bulk example shows
+                for b in self.s.lb_group_bindings if b["name"] in names]
+
+    def get_lbvserver_servicegroupmember_binding(self, name, args, q):
+        names = self._binding_names(name, q, self.s.lbvservers, "name")
+        rows = []
+        for b in self.s.lb_group_bindings:
+            if b["name"] not in names:
+                continue
+            g = b["servicegroupname"]
+            for m in self.s.sg_members.get(g, []):
+                rows.append({"name": b["name"], "servicegroupname": g, "ipv46": m["ip"], "port": m["port"],
+                             "servicetype": self.s.servicegroups[g]["servicetype"],
+                             "curstate": self.s.member_state(g, m), "weight": "1", "dynamicweight": "0"})
+        return rows
+
+    def get_sslvserver(self, name, args, q):
+        if name is not None and name not in self.s.sslvservers:
+            raise not_found("vservername", name)
+        rows = []
+        for n in ([name] if name else list(self.s.sslvservers)):
+            flags = self.s.sslvservers[n]
+            row = {"vservername": n, "dh": "DISABLED", "ersa": "DISABLED", "sessreuse": "ENABLED",
+                   "sesstimeout": "120", "snienable": "DISABLED", "ssl2": "DISABLED"}
+            row.update({f: flags[f] for f in self.s.flags_known()})
+            if flags.get("sslprofile"):
+                row["sslprofile"] = flags["sslprofile"]
+            rows.append(row)
+        return rows
+
+    def _cert_rows(self, vs: str) -> list[dict[str, Any]]:
+        return [{"vservername": b["vservername"], "certkeyname": b["certkeyname"], "ca": b["ca"],
+                 "snicert": b["snicert"], "crlcheck": "", "ocspcheck": ""}
+                for b in self.s.cert_bindings if b["vservername"] == vs]
+
+    def _cipher_rows(self, vs: str) -> list[dict[str, Any]]:
+        if self.s.groups_as_suites:
+            return []
+        return [{"vservername": vs, "ciphername": c, "cipheraliasname": c, "description": c}
+                for c in self.s.cipher_bindings.get(vs, [])]
+
+    def _suite_rows(self, vs: str) -> list[dict[str, Any]]:
+        out, seen = [], set()
+        if self.s.groups_as_suites:  # the groups themselves, keyed by ciphername, before their suites
+            out = [{"vservername": vs, "ciphername": c, "description": "cipher group"}
+                   for c in self.s.cipher_bindings.get(vs, [])]
+        for c in self.s.cipher_bindings.get(vs, []):
+            for suite in self.s.ciphergroups.get(c, BUILTIN_GROUPS.get(c, [c])):
+                if suite not in seen:
+                    seen.add(suite)
+                    out.append({"vservername": vs, "ciphername": suite, "description": suite})
+        return out
+
+    def _ssl_vs(self, name: str | None, q: dict[str, str], what: str) -> list[str]:
+        if name is None:
+            if q.get("bulkbindings") != "yes":
+                raise arg_missing("vservername")
+            return list(self.s.sslvservers)
+        if name not in self.s.sslvservers:
+            if name in self.s.lbvservers:
+                raise Fault(599, 1544, "Objects protocol type is not SSL", name)
+            raise not_found("vservername", name)
+        return [name]
+
+    def get_sslvserver_sslcertkey_binding(self, name, args, q):
+        return [r for vs in self._ssl_vs(name, q, "cert") for r in self._cert_rows(vs)]
+
+    def get_sslvserver_sslcipher_binding(self, name, args, q):
+        return [r for vs in self._ssl_vs(name, q, "cipher") for r in self._cipher_rows(vs)]
+
+    def get_sslvserver_sslciphersuite_binding(self, name, args, q):
+        return [r for vs in self._ssl_vs(name, q, "suite") for r in self._suite_rows(vs)]
+
+    def get_sslvserver_binding(self, name, args, q):
+        out = []
+        for vs in self._ssl_vs(name, q, "all"):
+            row: dict[str, Any] = {"vservername": vs}
+            for key, rows in (("sslvserver_sslcertkey_binding", self._cert_rows(vs)),
+                              ("sslvserver_sslcipher_binding", self._cipher_rows(vs)),
+                              ("sslvserver_sslciphersuite_binding", self._suite_rows(vs)),
+                              ("sslvserver_ecccurve_binding",
+                               [{"vservername": vs, "ecccurvename": c} for c in ("P_256", "P_384", "P_224", "P_521")])):
+                if rows:
+                    row[key] = rows
+            out.append(row)
+        return out
+
+    def _binding_names(self, name, q, table, what):
+        if name is None:
+            if q.get("bulkbindings") != "yes":
+                raise arg_missing(what)
+            return list(table)
+        if name not in table:
+            raise not_found(what, name)
+        return [name]
+
+    def get_sslparameter(self, name, args, q):
+        return dict(self.s.sslparameter, defaultprofile=self.s.sslparameter["defaultprofile"])
+
+    def get_nsconfig(self, name, args, q):
+        return {"configchanged": self.s.configchanged, "lastconfigchangedtime": self.s.lastconfigchangedtime,
+                "lastconfigsavetime": self.s.lastconfigsavetime}
+
+    # ---- stat -----------------------------------------------------------------------------------
+    def stat(self, resource: str, name: str | None) -> dict[str, Any]:
+        if resource == "lbvserver":
+            rows = []
+            for row in self.get_lbvserver(name, {}, {}):
+                c = self.s.counters.get(row["name"], {})
+                rows.append({"name": row["name"], "state": row["curstate"], "type": row["servicetype"],
+                             "primaryipaddress": row["ipv46"], "primaryport": row["port"],
+                             "curclntconnections": str(c.get("curclntconnections", 0)), "cursrvrconnections": "0",
+                             "tothits": str(c.get("tothits", 0)), "totalrequests": str(c.get("totalrequests", 0)),
+                             "establishedconn": str(c.get("establishedconn", 0)),
+                             "totalrequestbytes": "0", "totalresponsebytes": "0",
+                             "actsvcs": row["activeservices"],
+                             "inactsvcs": str(int(row["totalservices"]) - int(row["activeservices"])),
+                             "vslbhealth": row["health"]})
+            return {"lbvserver": rows} if rows else {}
+        if resource == "service":
+            rows = [{"name": r["name"], "state": r["svrstate"], "servicetype": r["servicetype"],
+                     "primaryipaddress": r["ipaddress"], "primaryport": r["port"], "curclntconnections": "0",
+                     "cursrvrconnections": "0", "totalrequests": "0", "throughput": "0"}
+                    for r in self.get_service(name, {}, {})]
+            return {"service": rows} if rows else {}
+        raise Fault(400, 1232, "Invalid object name", resource)
