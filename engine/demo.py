@@ -342,7 +342,7 @@ def _prepare_folder(home: Path, fresh: bool) -> None:
 
 def _management_pair(folder: Path) -> tuple[bytes, bytes]:
     """The simulator's management certificate and key, made once per demo folder (key 0600)."""
-    from engine.backends.netscaler.simulator import make_management_cert
+    from engine.rehearsal.nitro_sim.certs import make_management_cert
 
     cert, key = folder / "ns-mgmt-cert.pem", folder / "ns-mgmt-key.pem"
     if cert.exists() and key.exists():
