@@ -162,6 +162,9 @@ def echo_scp(port: int = 0, ae_title: str = "PACS") -> Iterator[int]:
 
     ae = AE(ae_title=ae_title)
     ae.add_supported_context(VERIFICATION)
+    # pynetdicom's default cap is 10 live associations, answered with A-ASSOCIATE-RJ 2/3/2; on a loaded
+    # machine ended ones linger long enough to hit it (seen once under two concurrent suites).
+    ae.maximum_associations = 100
     server = ae.start_server((LOOPBACK, port), block=False, evt_handlers=[(evt.EVT_C_ECHO, lambda e: 0x0000)])
     try:
         yield server.server_address[1]
