@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import tomllib
 
-from wizard_helpers import modal_open, on_step, pilot_test, screen_text, text_of, until
+from wizard_helpers import apply_and_save, modal_open, on_step, pilot_test, screen_text, text_of, until
 
 from engine.plan import load_plan
 from wizard.app import WizardApp
@@ -106,22 +106,7 @@ async def test_netscaler_demo_end_to_end(demo_netscaler) -> None:
     assert demo.pacs.echoes.count("BUTTERFLY") >= 2
 
 
-def first_pass_with_the_engine(demo):
-    """The store port set up and saved, as a first wizard run leaves it (done through the engine, fast)."""
-    from engine.backends import BackendOptions, get_backend
-    from engine.plan import save_plan
-
-    plan = demo.plan()
-    if plan.backend == "netscaler":
-        plan.netscaler.fingerprint = demo.nitro.fingerprint
-    backend = get_backend(plan, BackendOptions(password=demo.nitro.password if demo.nitro else None))
-    try:
-        result = backend.apply(plan)
-    finally:
-        backend.close()
-    assert result.ok, result
-    save_plan(plan, demo.plan_path)
-    return load_plan(demo.plan_path)
+first_pass_with_the_engine = apply_and_save  # the store port set up and saved, as a first run leaves it
 
 
 async def add_worklist_port(pilot, app, state, demo) -> None:

@@ -85,12 +85,11 @@ async def type_into(pilot: Any, app: Any, input_id: str, text: str) -> None:
     await pilot.press(*text[-12:]) if text else await pilot.pause()
 
 
-def apply_with_the_engine(demo: Any) -> Any:
-    """The store port applied and saved through the engine (as a first run leaves it); returns a
-    wizard state loaded from the saved plan, with the demo attached."""
+def apply_and_save(demo: Any) -> Any:
+    """The store port applied and saved through the engine, as a first wizard run leaves it; returns
+    the saved plan as loaded back."""
     from engine.backends import BackendOptions, get_backend
-    from engine.plan import save_plan
-    from wizard.state import WizardState
+    from engine.plan import load_plan, save_plan
 
     plan = demo.plan()
     if plan.backend == "netscaler":
@@ -102,6 +101,15 @@ def apply_with_the_engine(demo: Any) -> Any:
         backend.close()
     assert result.ok, result
     save_plan(plan, demo.plan_path)
+    return load_plan(demo.plan_path)
+
+
+def apply_with_the_engine(demo: Any) -> Any:
+    """apply_and_save, then a wizard state loaded from the saved plan with the demo attached (and, on
+    NetScaler, the demo's stand-in data plane started)."""
+    from wizard.state import WizardState
+
+    plan = apply_and_save(demo)
     if plan.backend == "netscaler":
         demo.after_apply(plan)
     state = WizardState.from_plan_file(demo.plan_path)
