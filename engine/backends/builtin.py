@@ -213,7 +213,7 @@ class BuiltinBackend:
 
     def _spawn(self, state: StateFiles, cfg: RuntimeConfig) -> str:
         with open(state.log, "ab") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", str(state.plan)],
+            proc = subprocess.Popen([sys.executable, "-m", "engine.terminator", str(state.plan)],
                                     stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
                                     cwd=str(state.dir))
         return self._wait_started(state, cfg, proc, f"started pid {proc.pid} (log: {state.log})")

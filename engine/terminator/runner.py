@@ -35,7 +35,8 @@ def running_pid(state: StateFiles) -> int | None:
     except (OSError, ValueError):
         return None
     try:
-        if b"serve" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        if b"serve" not in cmdline and b"engine.terminator" not in cmdline:  # `dicomtls serve` or our own entry
             return None
     except OSError:
         pass  # no /proc: trust the pid

@@ -1,0 +1,33 @@
+"""`python -m engine.terminator PLAN`: the terminator's own entry, for the built-in backend's apply.
+
+The same as `dicomtls serve PLAN`, without the CLI: the engine starts its terminator without
+depending on the CLI package at run time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from engine import paths
+from engine.errors import UserError
+from engine.terminator import serve
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engine.terminator",
+                                     description="run the built-in DICOM-TLS terminator in the foreground")
+    parser.add_argument("plan", nargs="?", help="plan TOML file (default: the saved plan in the config dir)")
+    parser.add_argument("--passphrase-env", metavar="VAR", help="environment variable holding the key's passphrase")
+    args = parser.parse_args(argv)
+    try:
+        return serve(args.plan or paths.default_plan_path(), passphrase_env=args.passphrase_env)
+    except UserError as exc:
+        print(f"error: {exc.problem}", file=sys.stderr)
+        if exc.fix:
+            print(f"  fix: {exc.fix}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
