@@ -20,6 +20,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("plan", nargs="?", help="plan TOML file (default: the saved plan in the config dir)")
     parser.add_argument("--passphrase-env", metavar="VAR", help="environment variable holding the key's passphrase")
     args = parser.parse_args(argv)
+    from engine.logs import setup_file_logging
+
+    try:  # the log file the wizard's Butterfly watch follows, as `dicomtls serve` writes it
+        setup_file_logging()
+    except OSError:
+        pass  # a read-only home must not stop the terminator; stderr still has every line
     try:
         return serve(args.plan or paths.default_plan_path(), passphrase_env=args.passphrase_env)
     except UserError as exc:
