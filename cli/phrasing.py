@@ -58,6 +58,12 @@ ADVICE: dict[str, str] = {
     "port.no_address": "give the virtual server's ip one of this host's addresses in the plan, or 0.0.0.0 for all",
     "port.privileged": "run the terminator through `dicomtls install-service` (it grants that capability), or give "
                        "the virtual server a port above 1023",
+    "ns.renew_or_rename": "if this is a renewal, run again with --replace-cert (new files, then `update ssl "
+                          "certKey`: no moment without a certificate); otherwise give certificate.name another name "
+                          "in the plan",
+    "ns.renew_binding": "for a renewal of the plan's pair use --replace-cert",
+    "ns.resolve_conflicts": "resolve each conflict in the change list (or use --replace-cert for a renewal), then run "
+                            "again",
     "demo.saved_plan_invalid": "fix {path}, or start the rehearsal over with --demo --fresh",
     "demo.not_a_demo_folder": "{path} has no demo marker, so --fresh leaves it alone: remove it yourself if it is "
                               "an old demo folder, then run --demo again",

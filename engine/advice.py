@@ -50,7 +50,10 @@ CODES: dict[str, tuple[str, ...]] = {
     "port.in_use": (),  # the conflict's hint names the address: the faces say what to do
     "port.no_address": (),
     "port.privileged": (),
-    # the demo (engine.demo)
+    # the NetScaler backend (engine.backends.netscaler): a pair on the ADC that is not the plan's
+    "ns.renew_or_rename": (),  # the pair's name holds another certificate
+    "ns.renew_binding": (),  # the vserver presents another pair
+    "ns.resolve_conflicts": (),  # apply refused: conflicts in the change list
     "demo.saved_plan_invalid": ("path",),
     "demo.not_a_demo_folder": ("path",),
 }

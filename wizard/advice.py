@@ -58,6 +58,12 @@ ADVICE: dict[str, str] = {
                        "(0.0.0.0 for all)",
     "port.privileged": "give a Port above 1023 on the Virtual server step, or install the terminator as a service "
                        "afterwards (it grants that capability)",
+    "ns.renew_or_rename": "if this is a renewal, choose \"Replace the certificate\" on the Start step (new files, "
+                          "then the pair is updated in place: no moment without a certificate); otherwise give "
+                          "the Certificates step's Name on backend another name",
+    "ns.renew_binding": "for a renewal of this setup's pair, choose \"Replace the certificate\" on the Start step",
+    "ns.resolve_conflicts": "resolve each conflict in the change list (or, for a renewal, choose \"Replace the "
+                            "certificate\" on the Start step), then apply again",
     "demo.saved_plan_invalid": "fix {path}, or start the rehearsal over",
     "demo.not_a_demo_folder": "{path} has no demo marker and is left alone: remove it yourself if it is an old demo "
                               "folder",

@@ -210,7 +210,13 @@ def test_renewal_only_with_replace_cert_and_without_a_gap(sim, workdir, other_pe
     diff = b.diff()
     b.close()
     assert [(c.kind, c.name) for c in diff.conflicts] == [("sslcertkey", PAIR)]
-    assert "--replace-cert" in diff.conflicts[0].hint
+    # The fix is advice each face phrases: the CLI names --replace-cert, the wizard its Start choice.
+    from cli.phrasing import change_fix as cli_fix
+    from wizard.advice import change_fix as wizard_fix
+
+    assert diff.conflicts[0].advice.code == "ns.renew_or_rename"
+    assert "--replace-cert" in cli_fix(diff.conflicts[0]) and "--" not in wizard_fix(diff.conflicts[0])
+    assert "Replace the certificate" in wizard_fix(diff.conflicts[0])
     n = len(sim.log)
     diff, result = run_apply(plan, replace_cert=True)
     assert result.ok, result.error

@@ -18,6 +18,7 @@ import logging
 from pathlib import Path
 
 from engine import paths
+from engine.advice import advice
 from engine.backends import BackendOptions
 from engine.backends.base import ApplyResult, Diff, Progress, ProgressCallback, Status, StatusItem, TargetFacts
 from engine.backends.netscaler.client import NitroClient, fetch_fingerprint
@@ -113,8 +114,8 @@ class NetScalerBackend:
         rec = self._last[1]
         if diff.conflicts:
             raise UserError(f"{len(diff.conflicts)} conflict(s) on the NetScaler; nothing was changed",
-                            "resolve each conflict in the change list (or use --replace-cert for a renewal), "
-                            "then run again", exit_code=3)
+                            "resolve each conflict in the change list, then run again", exit_code=3,
+                            advice=advice("ns.resolve_conflicts"))
         client = self._connect()
         notify = progress or (lambda p: None)
         done: list[str] = []

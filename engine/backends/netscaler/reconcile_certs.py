@@ -6,6 +6,7 @@ import base64
 from pathlib import Path
 from typing import Any
 
+from engine.advice import advice
 from engine.backends.base import Action, Change
 from engine.backends.netscaler.models import CertKey, NitroRequest
 from engine.plan import Plan
@@ -89,8 +90,7 @@ def _settled(cur: Current, local: LocalCert, have: CertKey | None, replace_cert:
             summary=f"exists and holds another certificate (serial {have.serial or '?'}, {have.subject or '?'}, "
                     f"expires {have.clientcertnotafter or '?'})",
             fields={"serial": (have.serial, format(local.serial, "X"))},
-            hint="if this is a renewal, run again with --replace-cert (new files, then `update ssl certKey`: no "
-                 "moment without a certificate); otherwise give certificate.name another name in the plan"))
+            hint="the pair's name on the ADC holds another certificate", advice=advice("ns.renew_or_rename")))
         return True
     if have is None and same_elsewhere is not None:
         changes.append(Change(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.advice import advice
 from engine.backends.base import Action, Change
 from engine.backends.netscaler.adc import TLS13_RELEASE, for_release, release_text
 from engine.backends.netscaler.current import Current
@@ -162,7 +163,7 @@ def _cert_bindings(cur: Current, usable: list[str], ck_name: str, changes: list[
                 kind="sslvserver_sslcertkey_binding", name=label, action=Action.CONFLICT,
                 summary=f"the vserver presents another certificate: {', '.join(b for b in bound if b != ck_name)}",
                 hint=f"if that pair is stale, unbind it on the ADC (unbind ssl vserver {cli_quote(name)} -certkeyName "
-                     f"{cli_quote(bound[0])}); for a renewal of the plan's pair use --replace-cert"))
+                     f"{cli_quote(bound[0])})", advice=advice("ns.renew_binding")))
             continue
         c = Change(kind="sslvserver_sslcertkey_binding", name=label, action=Action.CREATE,
                    cli=[f"bind ssl vserver {cli_quote(name)} -certkeyName {cli_quote(ck_name)}"])
