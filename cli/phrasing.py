@@ -64,6 +64,56 @@ ADVICE: dict[str, str] = {
     "ns.renew_binding": "for a renewal of the plan's pair use --replace-cert",
     "ns.resolve_conflicts": "resolve each conflict in the change list (or use --replace-cert for a renewal), then run "
                             "again",
+    "ns.connection_missing": "add a [netscaler] table with url, username and password_env to the plan",
+    "ns.check_url": "check the management address and port in netscaler.url, that this host can "
+                    "reach it (firewall, VPN), and that NITRO over HTTPS is enabled on it; then run "
+                    "again",
+    "ns.slow": "check that the management address is reachable from here (ping, firewall) and "
+               "that NITRO is enabled; raise netscaler.timeout in the plan for a slow ADC; then "
+               "run again",
+    "ns.fingerprint_changed": "if the ADC's management certificate was replaced on purpose, compare the new "
+                              "fingerprint with `show ssl certKey ns-server-certificate` on its console, then "
+                              "update netscaler.fingerprint in the plan; otherwise something is intercepting "
+                              "the connection: stop and investigate",
+    "ns.untrusted": "it presents SHA-256 fingerprint {seen}: if that matches `show ssl certKey "
+                    'ns-server-certificate` on the ADC, add fingerprint = "sha256:{seen}" under '
+                    "[netscaler] in the plan, or set ca_file to the CA that signed it",
+    "ns.ca_file_bad": "give netscaler.ca_file as a PEM file holding the CA that signed the management "
+                      "certificate",
+    "ns.login_refused": "check netscaler.username in the plan and {source}; a locked-out or expired "
+                        "account also gives this",
+    "ns.not_primary": "point netscaler.url at the primary node ({primary}): configuration changes are "
+                      "made there and synchronised to the other node; then run again",
+    "ns.firmware_too_old": "update the ADC's firmware to {release} or later, or configure it by hand with "
+                           "the guide's CLI lines (`dicomtls export --format netscaler-cli`)",
+    "ns.check_partition": "run again; if it repeats, check that netscaler.partition in the plan names an "
+                          "existing admin partition, the one you mean",
+    "ns.pair_mismatch": "give the key that belongs to this certificate in the plan's [certificate] "
+                        "(check the pair with `dicomtls check-pem CERT KEY`)",
+    "ns.cert_refused": "check the pair with `dicomtls check-pem CERT KEY` and give a valid, unexpired "
+                       "certificate",
+    "ns.name_changed": "if this renewal really changes the name, run again with --replace-cert (it "
+                       "passes nodomaincheck)",
+    "ns.reuse_pair": 'set certificate.name = "{name}" in the plan to reuse that pair',
+    "ns.cipher_unknown": "choose another cipher_policy.profile in the plan, or update the firmware",
+    "ns.need_tls12_policy": 'set cipher_policy.profile = "bcp195-nd" (the TLS 1.2 policy) in the plan, then '
+                            "run again",
+    "ns.rename_cipher_group": "give cipher_policy.name a name of your own in the plan, e.g. TLS-1.2-Only",
+    "ns.rename_profile": "give netscaler.ssl_profile another name in the plan",
+    "ns.adopt_profile": 'if {have} is stale, set netscaler.ssl_profile = "{have}" in the plan to adopt '
+                        "it (its protocols and ciphers are then set to the policy's)",
+    "ns.rename_service": "give [[service]] another name in the plan",
+    "ns.rename_or_group": "give [[service]] another name in the plan, or list its servers under `members` "
+                          "to use the group",
+    "ns.add_member": 'if that server is part of this PACS, add {{ host = "{ip}", port = {port} }} to '
+                     "the service's `members` in the plan",
+    "ns.pacs_by_ip": "give the PACS by IP address in the plan (service.host, or each of "
+                     "service.members)",
+    "ns.rename_vserver": "give [[virtual_server]] another name in the plan, or remove the stale virtual "
+                         "server on the ADC",
+    "ns.vserver_address_taken": "give virtual_server {name!r} another ip or port in the plan, or rename it to "
+                                "{taken!r} if that is the same virtual server",
+    "plan.invalid": "correct the keys above and run `dicomtls plan validate` again",
     "demo.saved_plan_invalid": "fix {path}, or start the rehearsal over with --demo --fresh",
     "demo.not_a_demo_folder": "{path} has no demo marker, so --fresh leaves it alone: remove it yourself if it is "
                               "an old demo folder, then run --demo again",

@@ -54,6 +54,33 @@ CODES: dict[str, tuple[str, ...]] = {
     "ns.renew_or_rename": (),  # the pair's name holds another certificate
     "ns.renew_binding": (),  # the vserver presents another pair
     "ns.resolve_conflicts": (),  # apply refused: conflicts in the change list
+    # the NetScaler backend's hints and NITRO refusals that name what to change (the plan or the wizard's fields)
+    "ns.connection_missing": (),
+    "ns.check_url": (),
+    "ns.slow": (),
+    "ns.fingerprint_changed": (),
+    "ns.untrusted": ("seen",),
+    "ns.ca_file_bad": (),
+    "ns.login_refused": ("source",),
+    "ns.not_primary": ("primary",),
+    "ns.firmware_too_old": ("release",),
+    "ns.check_partition": (),
+    "ns.pair_mismatch": (),
+    "ns.cert_refused": (),
+    "ns.name_changed": (),
+    "ns.reuse_pair": ("name",),
+    "ns.cipher_unknown": (),
+    "ns.need_tls12_policy": (),
+    "ns.rename_cipher_group": (),
+    "ns.rename_profile": (),
+    "ns.adopt_profile": ("have",),
+    "ns.rename_service": (),
+    "ns.rename_or_group": (),
+    "ns.add_member": ("ip", "port"),
+    "ns.pacs_by_ip": (),
+    "ns.rename_vserver": (),
+    "ns.vserver_address_taken": ("name", "taken"),
+    "plan.invalid": (),  # engine.plan_errors.PlanError: its items say where
     "demo.saved_plan_invalid": ("path",),
     "demo.not_a_demo_folder": ("path",),
 }

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from engine.ciphers import DEFAULT_POLICY, POLICIES
 from engine.errors import UserError
+from engine.plan_errors import at, plan_error
 
 # --- defaults: the one place for each ------------------------------------------------------------
 ROLE_PORTS: dict[str, int] = {"store": 2761, "worklist": 2762}
@@ -167,21 +168,21 @@ class Service(_Model):
     def _targets(self) -> Service:
         if not self.members:
             if not self.host:
-                raise ValueError("host is missing; add `host = \"10.0.0.5\"` (the PACS's IP address or host name), "
-                                 "or a `members` list")
+                raise at("host", "add `host = \"10.0.0.5\"` (the PACS's IP address or host name), or a `members` list",
+                         kind="missing")
             return self
         seen = set()
         for i, m in enumerate(self.members):
             if (m.host, m.port) in seen:
-                raise ValueError(f"members[{i}] = {m.address} is listed twice; remove one")
+                raise at(f"members[{i}]", "is listed twice; remove one", m.address)
             seen.add((m.host, m.port))
         first = self.members[0]
         if not self.host:
             # Set without re-validating (validate_assignment would recurse into this validator).
             self.__dict__["host"], self.__dict__["port"] = first.host, first.port
         elif (self.host, self.port) not in seen:
-            raise ValueError(f"host = {self.host!r}, port = {self.port}: not one of the members; with `members`, "
-                             "leave host and port out (or make them the first member)")
+            raise at("host", f"with port {self.port}, is not one of the members; with members, leave host and port "
+                     "out (or make them the first member)", self.host)
         return self
 
     @property
@@ -316,22 +317,21 @@ class Plan(_Model):
         seen: dict[tuple[str, int], str] = {}
         for i, vs in enumerate(self.virtual_server):
             if vs.service not in names:
-                raise ValueError(f"virtual_server[{i}].service = {vs.service!r}: no [[service]] has that name; "
-                                 f"use one of {sorted(names) or 'none defined yet: add a [[service]]'}")
+                raise at(f"virtual_server[{i}].service", f"is not the name of one of the plan's PACS services; use "
+                         f"one of {sorted(names) or 'them (none is defined yet)'}", vs.service)
             wildcard = ipaddress.ip_address(vs.ip).is_unspecified
             for (ip, port), other in seen.items():
                 if port == vs.port and (ip == vs.ip or wildcard or ipaddress.ip_address(ip).is_unspecified):
-                    raise ValueError(f"virtual_server[{i}] {vs.name!r} and {other!r} both listen on port {vs.port} "
-                                     f"({ip} / {vs.ip}); give one of them another port or IP")
+                    raise at(f"virtual_server[{i}].port", f"{vs.name!r} and {other!r} both listen on port {vs.port} "
+                             f"({ip} / {vs.ip}); give one of them another port or IP", vs.port)
             seen[(vs.ip, vs.port)] = vs.name
         if self.backend == "netscaler":
             if self.netscaler is None:
-                raise ValueError("backend = \"netscaler\" needs a [netscaler] table with url, username and "
-                                 "password_env")
+                raise at("netscaler", "add a [netscaler] table with url, username and password_env", kind="missing")
             for i, vs in enumerate(self.virtual_server):
                 if ipaddress.ip_address(vs.ip).is_unspecified:
-                    raise ValueError(f"virtual_server[{i}].ip = {vs.ip!r}: a NetScaler virtual server needs its "
-                                     "own VIP; give the address Butterfly will connect to")
+                    raise at(f"virtual_server[{i}].ip", "a NetScaler virtual server needs its own VIP; give the "
+                             "address Butterfly will connect to", vs.ip)
         return self
 
     # --- derived facts -----------------------------------------------------------------------------
@@ -384,62 +384,11 @@ def _unique(table: str, names: list[str]) -> None:
     seen = set()
     for i, n in enumerate(names):
         if n in seen:
-            raise ValueError(f"{table}[{i}].name = {n!r} is used twice; names must be unique, rename one")
+            raise at(f"{table}[{i}].name", "is used twice; names must be unique, rename one", n)
         seen.add(n)
 
 
 # --- errors ------------------------------------------------------------------------------------------
-
-_TYPE_HINTS = {
-    "int_type": "must be a whole number", "int_parsing": "must be a whole number",
-    "string_type": "must be text in quotes", "float_type": "must be a number", "float_parsing": "must be a number",
-    "list_type": "must be a list, e.g. [\"A\", \"B\"]", "bool_type": "must be true or false",
-    "literal_error": None, "missing": None, "extra_forbidden": None, "model_type": "must be a table",
-}
-
-
-def _loc(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out
-
-
-def explain(err: ValidationError) -> list[str]:
-    """Each pydantic error as one sentence: the key, the bad value, the fix."""
-    lines = []
-    for e in err.errors():
-        key = _loc(e["loc"])
-        kind = e["type"]
-        value = e.get("input")
-        if kind == "missing":
-            lines.append(f"{key}: missing; add `{key.rsplit('.', 1)[-1]} = ...` to the plan")
-        elif kind == "extra_forbidden":
-            lines.append(f"{key}: unknown key; remove it or check its spelling against the README's plan reference")
-        elif kind == "literal_error":
-            lines.append(f"{key} = {value!r}: must be one of {e['ctx']['expected']}")
-        elif kind == "value_error":
-            msg = str(e["ctx"]["error"]) if "ctx" in e else e["msg"]
-            if not key:
-                lines.append(msg)
-            elif isinstance(value, dict):  # a table-level check: its message names the keys itself
-                lines.append(f"{key}.{msg}" if re.match(r"(host|members)\b", msg) else f"{key}: {msg}")
-            else:
-                lines.append(f"{key} = {value!r}: {msg}")
-        else:
-            lines.append(f"{key} = {value!r}: {_TYPE_HINTS.get(kind) or e['msg']}")
-    return lines
-
-
-class PlanError(UserError):
-    def __init__(self, source: str, problems: list[str]) -> None:
-        super().__init__(f"{source}: the plan is not valid:\n" + "\n".join(f"  - {p}" for p in problems),
-                         "correct the keys above and run `dicomtls plan validate` again")
-        self.problems = problems
-
 
 # --- load and save ------------------------------------------------------------------------------------
 
@@ -447,7 +396,7 @@ def parse_plan(data: dict[str, Any], base_dir: Path, source: str = "plan") -> Pl
     try:
         return Plan.model_validate(data).with_base_dir(base_dir)
     except ValidationError as err:
-        raise PlanError(source, explain(err)) from None
+        raise plan_error(source, err) from None
 
 
 def load_plan(path: str | os.PathLike[str]) -> Plan:

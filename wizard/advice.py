@@ -6,6 +6,7 @@ words for the same codes are in cli/phrasing.py.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from engine.advice import Advice
@@ -64,6 +65,56 @@ ADVICE: dict[str, str] = {
     "ns.renew_binding": "for a renewal of this setup's pair, choose \"Replace the certificate\" on the Start step",
     "ns.resolve_conflicts": "resolve each conflict in the change list (or, for a renewal, choose \"Replace the "
                             "certificate\" on the Start step), then apply again",
+    "ns.connection_missing": "choose the NetScaler backend on the Start step and give its NITRO URL, User and "
+                             "Password",
+    "ns.check_url": "check the address and port of the NITRO URL on the Start step, that this host "
+                    "can reach it (firewall, VPN), and that NITRO over HTTPS is enabled on it; then "
+                    "connect again",
+    "ns.slow": "check that the management address is reachable from here (ping, firewall) and "
+               "that NITRO is enabled; then connect again (a slow ADC needs a longer NITRO "
+               "timeout in the saved plan: the CLI's plan reference names it)",
+    "ns.fingerprint_changed": "if the ADC's management certificate was replaced on purpose, compare the new "
+                              "fingerprint with `show ssl certKey ns-server-certificate` on its console and "
+                              "pin the new one when the Start step asks; otherwise something is intercepting "
+                              "the connection: stop and investigate",
+    "ns.untrusted": "it presents SHA-256 fingerprint {seen}: if that matches `show ssl certKey "
+                    "ns-server-certificate` on the ADC, pin it when the Start step asks",
+    "ns.ca_file_bad": "the saved plan names a CA file that cannot be used: give a PEM file holding the "
+                      "CA that signed the management certificate there, or remove it to pin the "
+                      "certificate on the Start step instead",
+    "ns.login_refused": "check the User and Password on the Start step; a locked-out or expired account "
+                        "also gives this",
+    "ns.not_primary": "give the primary node ({primary}) as the NITRO URL on the Start step: "
+                      "configuration changes are made there and synchronised to the other node",
+    "ns.firmware_too_old": "update the ADC's firmware to {release} or later, or configure it by hand "
+                           "following the vendor's guide",
+    "ns.check_partition": "apply again; if it repeats, check that the admin partition the saved plan names "
+                          "exists on the ADC",
+    "ns.pair_mismatch": "give the Private key that belongs to this certificate on the Certificates step "
+                        "(the step checks the pair)",
+    "ns.cert_refused": "check the pair on the Certificates step and give a valid, unexpired certificate",
+    "ns.name_changed": 'if this renewal really changes the name, choose "Replace the certificate" on '
+                       "the Start step (it passes nodomaincheck)",
+    "ns.reuse_pair": "give {name} as the Name on backend on the Certificates step to reuse that pair",
+    "ns.cipher_unknown": "choose another policy on the Cipher policy step, or update the firmware",
+    "ns.need_tls12_policy": "choose the TLS 1.2 policy bcp195-nd on the Cipher policy step, then apply again",
+    "ns.rename_cipher_group": "give the Group name on the Cipher policy step a name of your own, e.g. "
+                              "TLS-1.2-Only",
+    "ns.rename_profile": "give the SSL profile another name in the saved plan (a profile's type cannot be "
+                         "changed), then start the wizard again",
+    "ns.adopt_profile": "if {have} is stale, name it as the SSL profile in the saved plan to adopt it "
+                        "(its protocols and ciphers are then set to the policy's)",
+    "ns.rename_service": "give the PACS another Name on the PACS step",
+    "ns.rename_or_group": "give the PACS another Name on the PACS step, or give all of the group's servers "
+                          "there to use it",
+    "ns.add_member": "if that server ({ip}:{port}) is part of this PACS, add it to the PACS step's "
+                     "servers",
+    "ns.pacs_by_ip": "give the PACS by IP address (Host or IP on the PACS step)",
+    "ns.rename_vserver": "give the virtual server another Name on the Virtual server step, or remove the "
+                         "stale one on the ADC",
+    "ns.vserver_address_taken": "give {name!r} another IP address or Port on the Virtual server step, or the "
+                                "Name {taken!r} if that is the same virtual server",
+    "plan.invalid": "correct the fields named above",
     "demo.saved_plan_invalid": "fix {path}, or start the rehearsal over",
     "demo.not_a_demo_folder": "{path} has no demo marker and is left alone: remove it yourself if it is an old demo "
                               "folder",
@@ -91,3 +142,36 @@ def change_fix(change: Any) -> str:
     if change.advice is not None:
         parts.append(render(change.advice))
     return "; ".join(parts)
+
+
+# A plan key (entries' [i] taken out) -> (step, field) as the wizard shows it.
+_FIELDS: dict[str, tuple[str, str]] = {
+    "certificate.cert": ("Certificates", "Certificate"), "certificate.key": ("Certificates", "Private key"),
+    "certificate.name": ("Certificates", "Name on backend"), "certificate.passphrase_env": ("Certificates", "Passphrase"),
+    "service.name": ("PACS", "Name"), "service.host": ("PACS", "Host or IP"), "service.port": ("PACS", "Port"),
+    "service.members": ("PACS", "Host or IP"), "service.ae_title": ("PACS", "AE title"),
+    "virtual_server.name": ("Virtual server", "Name"), "virtual_server.ip": ("Virtual server", "IP address"),
+    "virtual_server.port": ("Virtual server", "Port"), "virtual_server.calling_ae": ("Virtual server", "Calling AE"),
+    "virtual_server.allowed_aes": ("Virtual server", "Allowed AEs"),
+    "virtual_server.allowed_clients": ("Virtual server", "Allowed clients"),
+    "virtual_server.service": ("Virtual server", "PACS"),
+    "cipher_policy.name": ("Cipher policy", "Group name"), "cipher_policy.profile": ("Cipher policy", "policy"),
+    "netscaler": ("Start", "NetScaler"), "netscaler.url": ("Start", "NITRO URL"), "netscaler.username": ("Start", "User"),
+}
+
+
+def plan_problem(problem: Any) -> str:
+    """A plan problem (engine.plan_errors.PlanProblem) as the step and field that hold it."""
+    entry = re.match(r"\w+\[(\d+)\]", problem.key)
+    index = int(entry.group(1)) if entry else 0
+    key = re.sub(r"\[\d+\]", "", problem.key)
+    key = re.sub(r"\.members\..*", ".members", key)
+    step, field = next((_FIELDS[k] for k in (key, key.rsplit(".", 1)[0]) if k in _FIELDS), ("", ""))
+    if not step:
+        return f"the saved plan (edit the plan file): {problem.text or problem.kind}"
+    where = f"{field} on the {step} step" + (f" (virtual server {index + 1})" if step == "Virtual server" and index
+                                              else "")
+    if problem.kind == "missing":
+        return f"{where}: missing"
+    shown = f" ({problem.value})" if problem.value is not None else ""
+    return f"{where}{shown}: {problem.text}"

@@ -20,7 +20,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from engine.plan import (DEFAULT_CALLING_AE, DEFAULT_VSERVER_NAMES, ROLE_PORTS, Builtin, Certificate, CipherPolicy,
-                         NetScaler, Plan, PlanError, Service, VirtualServer, dump_plan, explain, load_plan, save_plan)
+                         NetScaler, Plan, Service, VirtualServer, dump_plan, load_plan, save_plan)
+from engine.plan_errors import PlanError, plan_error
 from wizard.checks import Accepted, changed
 
 ROLES = ("store", "worklist")
@@ -183,7 +184,7 @@ class WizardState:
         try:
             plan = Plan.model_validate(self.plan_data())
         except ValidationError as err:
-            raise PlanError("the setup", explain(err)) from None
+            raise plan_error("the setup", err) from None
         return plan.with_base_dir(self.plan_path.parent)
 
     def try_plan(self) -> Plan | None:

@@ -12,6 +12,7 @@ import json
 import sys
 
 from cli.commands.apply import backend_options
+from cli.phrasing import fix_text
 from engine.errors import UserError
 
 
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     except UserError as exc:
         report = CheckReport(level=Level.UNKNOWN, warn_days=args.warn_days, crit_days=args.crit_days,
                              findings=[Finding(level=Level.UNKNOWN, code="plan_unusable", subject=args.plan,
-                                               detail=f"{exc.problem} (fix: {exc.fix})" if exc.fix else exc.problem)])
+                                               detail=f"{exc.problem} (fix: {fix_text(exc)})" if fix_text(exc) else exc.problem)])
     if args.json:
         data = report.model_dump(mode="json")
         data["status"] = report.level.name

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from engine.errors import UserError
-from engine.plan import PlanError, dump_plan, load_plan, parse_plan, save_plan
+from engine.plan import dump_plan, load_plan, parse_plan, save_plan
+from engine.plan_errors import PlanError
 import tomllib
 
 SEED = textwrap.dedent('''
@@ -131,12 +132,12 @@ def test_virtual_server_ip_must_be_an_address():
 def test_names_are_unique():
     two = SEED + '\n[[service]]\nname = "Qlink-DICOM"\nhost = "10.0.0.6"\nae_title = "Q2"\n'
     (msg,) = problems(two)
-    assert msg == "service[1].name = 'Qlink-DICOM' is used twice; names must be unique, rename one"
+    assert msg == "service[1].name = 'Qlink-DICOM': is used twice; names must be unique, rename one"
 
 
 def test_virtual_server_service_must_exist():
     (msg,) = problems(SEED.replace('service = "Qlink-DICOM"', 'service = "Qlink"'))
-    assert "virtual_server[0].service = 'Qlink': no [[service]] has that name" in msg
+    assert "virtual_server[0].service = 'Qlink': is not the name of one of the plan's PACS services" in msg
     assert "Qlink-DICOM" in msg
 
 
@@ -191,7 +192,7 @@ def test_several_problems_are_all_reported():
 
 def test_netscaler_backend_needs_its_table_and_a_vip():
     (msg,) = problems(SEED.replace('backend = "builtin"', 'backend = "netscaler"'))
-    assert "needs a [netscaler] table" in msg
+    assert msg == "netscaler: missing; add a [netscaler] table with url, username and password_env"
     (msg,) = problems(SEED.replace('backend = "builtin"', 'backend = "netscaler"') + NETSCALER)
     assert "virtual_server[0].ip = '0.0.0.0': a NetScaler virtual server needs its own VIP" in msg
 
@@ -288,7 +289,7 @@ def test_members_round_trip_through_save(tmp_path):
 
 
 @pytest.mark.parametrize("members, expect", [
-    ('[{ host = "10.0.0.5" }, { host = "10.0.0.5" }]', "service[0].members[1] = 10.0.0.5:104 is listed twice"),
+    ('[{ host = "10.0.0.5" }, { host = "10.0.0.5" }]', "service[0].members[1] = '10.0.0.5:104': is listed twice"),
     ('[{ host = "10.0.0.999" }]', "service[0].members[0].host = '10.0.0.999': looks like an IPv4 address"),
     ('[{ host = "10.0.0.5", port = 0 }]', "service[0].members[0].port = 0: must be from 1 to 65535"),
     ('[{ ip = "10.0.0.5" }]', "service[0].members[0].ip: unknown key"),
@@ -300,13 +301,13 @@ def test_member_rules(members, expect):
 
 def test_host_must_be_a_member_when_both_are_given():
     text = SEED.replace('port = 104\n', 'port = 104\nmembers = [{ host = "10.0.0.6" }, { host = "10.0.0.7" }]\n')
-    assert problems(text) == ["service[0].host = '10.0.0.5', port = 104: not one of the members; with `members`, "
-                              "leave host and port out (or make them the first member)"]
+    assert problems(text) == ["service[0].host = '10.0.0.5': with port 104, is not one of the members; with "
+                              "members, leave host and port out (or make them the first member)"]
 
 
 def test_service_needs_a_host_or_members():
     text = SEED.replace('host = "10.0.0.5"\n', "")
-    assert problems(text)[0].startswith("service[0].host is missing; add `host = ")
+    assert problems(text)[0].startswith("service[0].host: missing; add `host = ")
 
 
 def test_where_is_one_short_line():

@@ -9,6 +9,7 @@ import shutil
 import pytest
 from cryptography import x509
 
+from cli.phrasing import change_fix as cli_change
 from engine.backends.base import Action
 from engine.errors import UserError
 from engine.plan import load_plan
@@ -152,7 +153,7 @@ def test_conflicts_are_reported_never_overwritten(sim, workdir, other_pem_pair, 
     diff = b.diff()
     conflicts = diff.conflicts
     assert [(c.kind, c.name) for c in conflicts] == [(kind, name)]
-    assert words in conflicts[0].summary and conflicts[0].hint
+    assert words in conflicts[0].summary and cli_change(conflicts[0])
     with pytest.raises(UserError) as info:
         b.apply(diff=diff)
     b.close()

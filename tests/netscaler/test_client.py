@@ -10,8 +10,13 @@ import pytest
 
 from engine.backends.netscaler.client import (FingerprintMismatch, NitroClient, NitroConnectionError, NitroError,
                                               fetch_fingerprint)
-from engine.rehearsal.nitro_sim import make_management_cert, start_in_thread
+from cli.phrasing import fix_text as cli_fix
+from cli.phrasing import render as cli_render
+from engine.advice import Advice
 from engine.errors import UserError
+from engine.rehearsal.nitro_sim import make_management_cert, start_in_thread
+from wizard.advice import fix_text as wizard_fix
+from wizard.advice import render as wizard_render
 
 from .conftest import PASSWORD
 
@@ -64,7 +69,7 @@ def test_ca_file_verification(sim, tmp_path):
         c.get("nsfeature")
     c.close()
     assert len(sim.log) == n  # refused before any request
-    assert sim.fingerprint in info.value.fix  # the fix offers the fingerprint to pin
+    assert sim.fingerprint in cli_fix(info.value)  # the fix offers the fingerprint to pin
 
 
 def test_system_trust_refuses_a_self_signed_adc(sim):
@@ -72,7 +77,7 @@ def test_system_trust_refuses_a_self_signed_adc(sim):
     with pytest.raises(UserError, match="not trusted") as info:
         c.get("nsfeature")
     c.close()
-    assert sim.log == [] and f'fingerprint = "sha256:{sim.fingerprint}"' in info.value.fix
+    assert sim.log == [] and f'fingerprint = "sha256:{sim.fingerprint}"' in cli_fix(info.value)
 
 
 def test_insecure_warns_loudly(sim, caplog):
@@ -97,7 +102,7 @@ def test_wrong_password(sim):
     c.close()
     e = info.value
     assert (e.status, e.errorcode) == (401, 354)
-    assert "Invalid username or password" in e.problem and "$DICOMTLS_NITRO_PASSWORD" in e.fix
+    assert "Invalid username or password" in e.problem and "$DICOMTLS_NITRO_PASSWORD" in cli_fix(e)
     assert "not-it" not in str(e)
 
 
@@ -162,7 +167,8 @@ def test_unreachable_and_timeout_messages():
     c = NitroClient(f"https://127.0.0.1:{port}", "nsroot", PASSWORD, insecure=True, timeout=2)
     with pytest.raises(NitroConnectionError) as info:
         c.get("nsfeature")
-    assert "cannot reach the NetScaler" in info.value.problem and "netscaler.url" in info.value.fix
+    assert "cannot reach the NetScaler" in info.value.problem and info.value.advice == Advice(code="ns.check_url")
+    assert "netscaler.url" in cli_fix(info.value) and "NITRO URL on the Start step" in wizard_fix(info.value)
 
     silent = socket.socket()  # accepts, then says nothing: a hung management plane
     silent.bind(("127.0.0.1", 0))
@@ -173,7 +179,7 @@ def test_unreachable_and_timeout_messages():
     with pytest.raises(NitroConnectionError) as info:
         c.get("nsfeature")
     assert "did not answer" in info.value.problem and "0.5 s" in info.value.problem
-    assert "netscaler.timeout" in info.value.fix
+    assert info.value.advice == Advice(code="ns.slow") and "netscaler.timeout" in cli_fix(info.value)
     silent.close()
     for h in held:
         h.close()
@@ -208,4 +214,5 @@ def test_every_code_the_simulator_answers_has_an_explanation_with_a_fix():
         problem, fix = explain(code, 599, "the ADC's words", "req", Who())
         assert fix != generic, code
         assert f"NITRO {code}" in problem and "the ADC's words" in problem, code
-        assert "defaultProfile DISABLED" not in fix, code
+        for words in ([fix] if isinstance(fix, str) else [cli_render(fix), wizard_render(fix)]):
+            assert words and "defaultProfile DISABLED" not in words, code

@@ -11,6 +11,9 @@ import json
 
 import pytest
 
+from cli.phrasing import change_fix as cli_change
+from cli.phrasing import fix_text as cli_fix
+from wizard.advice import change_fix as wizard_change
 from engine.backends.base import Action
 from engine.backends.netscaler.export import export
 from engine.ciphers import POLICIES
@@ -94,7 +97,7 @@ def test_an_adc_profile_on_our_vserver_is_a_conflict_not_overwritten(workdir):
         diff = b.diff()
         b.close()
         (c,) = diff.conflicts
-        assert c.kind == "sslvserver" and "hospital-strict" in c.summary and "ssl_profile" in c.hint
+        assert c.kind == "sslvserver" and "hospital-strict" in c.summary and "ssl_profile" in cli_change(c) and "SSL profile" in wizard_change(c)
 
 
 # --- TLS 1.3 only where the ADC can do it -------------------------------------------------------------------
@@ -137,7 +140,7 @@ def test_release_12_0_with_tls13_policy_is_refused_naming_the_release(workdir):
         diff = b.diff()
         b.close()
         (c,) = diff.conflicts
-        assert "12.0" in c.summary and "12.1" in c.hint
+        assert "12.0" in c.summary and "12.1" in cli_change(c)
         assert [e for e in h.log if e.write] == []
         with pytest.raises(UserError):
             export(load_plan(write_plan(workdir, h, profile="bcp195-rfc8996")), "nitro", release=(12, 0),
@@ -177,7 +180,7 @@ def test_secondary_writes_nothing_and_names_the_primary(workdir):
         b = backend(write_plan(workdir, h))
         diff = b.diff()
         (c,) = diff.changes
-        assert c.action is Action.CONFLICT and "192.0.2.11" in c.summary and "192.0.2.11" in c.hint
+        assert c.action is Action.CONFLICT and "192.0.2.11" in c.summary and "192.0.2.11" in cli_change(c) and "NITRO URL on the Start step" in wizard_change(c)
         assert (diff.facts.ha_role, diff.facts.ha_primary) == ("secondary", "192.0.2.11")
         with pytest.raises(UserError) as info:
             b.apply(diff=diff)
@@ -192,7 +195,7 @@ def test_secondary_refuses_writes_with_368_explained(workdir):
 
         with pytest.raises(NitroError) as info:
             ns.post("nsfeature", {"nsfeature": {"feature": ["LB"]}}, action="enable")
-        assert info.value.errorcode == 368 and "primary" in info.value.fix
+        assert info.value.errorcode == 368 and "primary" in cli_fix(info.value)
 
 
 @pytest.mark.parametrize("failure", ["", "Sync failed: version mismatch"])

@@ -10,6 +10,9 @@ import json
 
 import pytest
 
+from cli.phrasing import change_fix as cli_change
+from wizard.advice import change_fix as wizard_change
+from cli.phrasing import fix_text as cli_fix
 from engine.backends.base import Action
 from engine.backends.netscaler.export import export
 from engine.errors import UserError
@@ -151,7 +154,7 @@ def test_member_on_the_adc_not_in_the_plan_is_a_conflict(sim, workdir):
     (c,) = diff.conflicts
     assert (c.kind, c.name) == (MEMBER_KIND, f"{GROUP} 10.0.0.23:104")
     assert "does not list" in c.summary
-    assert "unbind serviceGroup Qlink-DICOM 10.0.0.23 104" in c.hint and "members" in c.hint
+    assert "unbind serviceGroup Qlink-DICOM 10.0.0.23 104" in c.hint and "members" in cli_change(c) and "10.0.0.23:104" in wizard_change(c)
     with pytest.raises(UserError) as info:
         b.apply(diff=diff)
     b.close()
@@ -219,7 +222,7 @@ def test_member_given_by_host_name_is_a_clear_error(sim, workdir):
     with pytest.raises(UserError, match="by IP address") as info:
         b.diff()
     b.close()
-    assert "members" in info.value.fix
+    assert "members" in cli_fix(info.value)
     assert [e for e in sim.log if e.write] == []
 
 

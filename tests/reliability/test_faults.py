@@ -92,7 +92,9 @@ def test_pacs_killed_mid_transfer_aborts_the_client_and_the_terminator_carries_o
         assert isinstance(pusher.error, (ConnectionError, ssl.SSLError, OSError)), pusher.error
         s.close()
         rec = rig.serve.event("association", end="backend_reset")
-        assert rec["bytes_from_client"] > 32 * 2**20
+        # Most of it reached the terminator: what the sender's socket accepted includes what still sat in the
+        # kernel's buffers (up to a few MiB with autotuning) when the PACS died.
+        assert rec["bytes_from_client"] > 24 * 2**20
         assert rig.serve.alive()
         sink = SinkProcess(sink.port)  # the PACS restarts on the same port
         wait_for(lambda: _echo_ok(rig.port), 10, "an echo through the terminator after the PACS restart")

@@ -10,8 +10,9 @@ from textual.widgets import Static
 
 from engine.backends import BackendOptions
 from engine.backends.base import Action, Diff
-from engine.plan import ROLE_PORTS, Plan, PlanError, dump_plan, host_port
-from wizard.advice import change_fix
+from engine.plan import ROLE_PORTS, Plan, dump_plan, host_port
+from engine.plan_errors import PlanError
+from wizard.advice import change_fix, fix_text, plan_problem
 from wizard.renewal import CERTIFICATES
 from wizard.screens.base import JUMP_BINDINGS, StepScreen, error_text, tidy
 from wizard.screens.modals import ChoiceModal
@@ -104,8 +105,8 @@ class ReviewScreen(StepScreen):
             plan = st.build_plan()
         except PlanError as err:
             self.query_one("#diff", Static).update(error_text("The setup is not complete:\n" +
-                                                               "\n".join(f"  - {p}" for p in err.problems),
-                                                               "go Back (ctrl+p) to the step named"))
+                                                               "\n".join(f"  - {plan_problem(p)}" for p in err.items),
+                                                               fix_text(err) + " (keys 1-5 jump to the steps)"))
             return
         warnings = self.query_one("#warnings", Static)
         notes = st.check_warnings() + plan_notes(plan, st.demo.ports if st.demo is not None else None)

@@ -195,19 +195,8 @@ class StartScreen(StepScreen):
             if seen is None:
                 return False
             seen = NetScaler(url=ns.url, fingerprint=seen).fingerprint
-            if ns.fingerprint and ns.fingerprint != seen:
-                result.update(error_text(
-                    f"The management certificate changed: pinned {ns.fingerprint}, now {seen}.",
-                    "if the ADC's certificate was renewed on purpose, remove `fingerprint` from the plan's "
-                    "[netscaler] table and connect again; otherwise stop: someone may be in the middle"))
-                return False
-            if not ns.fingerprint:
-                key = await self.app.push_screen_wait(ChoiceModal(
-                    f"First connection to {ns.url}.\nIts management certificate's SHA-256 fingerprint is\n\n"
-                    f"{fingerprint_lines(seen, '  ')}\n\nCompare it with the ADC's own (CLI: show ssl certKey ns-server-certificate). "
-                    "Pin it? Every later connection must then present this certificate.",
-                    [("y", "Pin it"), ("n", "Do not connect")], title="Pin the management certificate"))
-                if key != "y":
+            if ns.fingerprint != seen:
+                if not await self._pin(ns, seen):
                     result.update("Not connected: the certificate was not pinned.")
                     return False
                 ns = ns.model_copy(update={"fingerprint": seen})
@@ -224,6 +213,22 @@ class StartScreen(StepScreen):
         st.nitro_ok = True
         result.update(self._ns_text())
         return True
+
+    async def _pin(self, ns: NetScaler, seen: str) -> bool:
+        """Ask before pinning a management certificate: on the first connection, or when it is not the pinned
+        one any more (a renewal on purpose, or someone in the middle: the operator compares on the console)."""
+        compare = ("Compare it with the ADC's own (its console: show ssl certKey ns-server-certificate).")
+        if ns.fingerprint:
+            text = (f"The management certificate of {ns.url} CHANGED.\nPinned:\n{fingerprint_lines(ns.fingerprint, '  ')}"
+                    f"\nNow:\n{fingerprint_lines(seen, '  ')}\n\n{compare} If it was renewed on purpose, pin the new "
+                    "one; otherwise do not connect: someone may be in the middle.")
+            choices, title = [("n", "Do not connect"), ("y", "Pin the new one")], "The certificate changed"
+        else:
+            text = (f"First connection to {ns.url}.\nIts management certificate's SHA-256 fingerprint is\n\n"
+                    f"{fingerprint_lines(seen, '  ')}\n\n{compare} Pin it? Every later connection must then "
+                    "present this certificate.")
+            choices, title = [("y", "Pin it"), ("n", "Do not connect")], "Pin the management certificate"
+        return await self.app.push_screen_wait(ChoiceModal(text, choices, title=title)) == "y"
 
     # --- navigation --------------------------------------------------------------------------------
     async def commit(self) -> bool:

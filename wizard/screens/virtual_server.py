@@ -10,8 +10,9 @@ from textual.content import Content
 from textual.widgets import Input, Static
 
 from engine.backends import BackendOptions
-from engine.plan import ROLE_PORTS, PlanError, VirtualServer, check_ae_title, check_ip, check_name, dump_plan
-from wizard.advice import change_fix
+from engine.plan import ROLE_PORTS, VirtualServer, check_ae_title, check_ip, check_name, dump_plan
+from engine.plan_errors import PlanError
+from wizard.advice import change_fix, plan_problem
 from wizard.screens.backend import parse_port
 from wizard.screens.base import StepScreen
 from wizard.widgets import FormField
@@ -124,7 +125,7 @@ class VirtualServerScreen(StepScreen):
         try:
             plan = st.build_plan()
         except PlanError as err:
-            self.problems(err.problems)
+            self.problems([plan_problem(p) for p in err.items])
             return False
         problems: list[str] = []
         # The backend finds the conflicts (a port another program holds, a name taken on the ADC):

@@ -44,7 +44,7 @@ class NetScalerBackend:
 
     def __init__(self, plan: Plan, options: BackendOptions | None = None) -> None:
         if plan.netscaler is None:
-            raise UserError("the plan has no [netscaler] table", "add [netscaler] with url, username and password_env")
+            raise UserError("the plan names no NetScaler", advice=advice("ns.connection_missing"))
         self.plan = plan
         self.options = options or BackendOptions()
         self._client: NitroClient | None = None

@@ -28,6 +28,7 @@ import httpx
 
 from engine.backends.netscaler.explain import SESSION_CODES, explain
 from engine.backends.netscaler.models import NitroRequest, encode_args, quote_name
+from engine.advice import Advice, advice
 from engine.errors import UserError
 
 log = logging.getLogger("dicomtls.netscaler")
@@ -49,8 +50,8 @@ class NitroError(UserError):
     """The ADC answered with a NITRO error. `.errorcode`, `.status` and `.nitro_message` keep the raw facts."""
 
     def __init__(self, problem: str, fix: str, *, status: int, errorcode: int, nitro_message: str,
-                 request: str) -> None:
-        super().__init__(problem, fix)
+                 request: str, advice: Advice | None = None) -> None:
+        super().__init__(problem, fix, advice=advice)
         self.status = status
         self.errorcode = errorcode
         self.nitro_message = nitro_message
@@ -61,8 +62,8 @@ class NitroConnectionError(UserError):
     """The ADC could not be reached, or the connection broke. `.sent` is True when a request may have
     been carried out without us seeing the answer."""
 
-    def __init__(self, problem: str, fix: str, *, sent: bool = False) -> None:
-        super().__init__(problem, fix)
+    def __init__(self, problem: str, fix: str = "", *, sent: bool = False, advice: Advice | None = None) -> None:
+        super().__init__(problem, fix, advice=advice)
         self.sent = sent
 
 
@@ -164,16 +165,15 @@ class NitroClient:
             self._pinned = pinned_context(fingerprint)
             verify = self._pinned
         elif insecure:
-            self._warn("--insecure: the NetScaler's management certificate is NOT verified; anyone on the path "
-                       "could read the password. Pin its fingerprint or give ca_file instead.")
+            self._warn("insecure mode: the NetScaler's management certificate is NOT verified; anyone on the path "
+                       "could read the password. Pin its fingerprint or give a CA file instead.")
             verify = False
         elif ca_file:
             try:
                 verify = ssl.create_default_context(cafile=ca_file)
             except (OSError, ssl.SSLError) as exc:
                 raise UserError(f"cannot load the CA file {ca_file}: {exc}",
-                                "give netscaler.ca_file as a PEM file holding the CA that signed the management "
-                                "certificate") from None
+                                advice=advice("ns.ca_file_bad")) from None
         else:
             verify = ssl.create_default_context()
         self._verify_mode = ("pinned" if self._pinned else "insecure" if verify is False and scheme == "https"
@@ -319,8 +319,7 @@ class NitroClient:
             self.history.append((label, 0, 0))
             raise NitroConnectionError(
                 f"the NetScaler at {self.url} did not answer {label} within {self.timeout:g} s",
-                "check that the management address is reachable from here (ping, firewall) and that NITRO is "
-                "enabled; raise netscaler.timeout in the plan for a slow ADC; then run again",
+                advice=advice("ns.slow"),
                 sent=method != "GET") from None
         except httpx.ConnectError as exc:
             self.history.append((label, 0, 0))
@@ -353,10 +352,7 @@ class NitroClient:
             return FingerprintMismatch(
                 f"the NetScaler at {self.url} presented a certificate with SHA-256 fingerprint "
                 f"{format_fingerprint(self._pinned.seen)}, not the pinned {format_fingerprint(self._pinned.expected)}; "
-                "nothing was sent (no login, no password)",
-                "if the ADC's management certificate was replaced on purpose, compare the new fingerprint with "
-                "`show ssl certKey ns-server-certificate` on its console, then update netscaler.fingerprint in the "
-                "plan; otherwise something is intercepting the connection: stop and investigate")
+                "nothing was sent (no login, no password)", advice=advice("ns.fingerprint_changed"))
         cause = exc.__cause__ or exc.__context__
         text = str(exc) or str(cause)
         if isinstance(cause, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in text:
@@ -366,13 +362,10 @@ class NitroClient:
                 seen = "unknown"
             return UserError(
                 f"the NetScaler's management certificate at {self.url} is not trusted ({text}); nothing was sent",
-                f"it presents SHA-256 fingerprint {seen}: if that matches `show ssl certKey ns-server-certificate` "
-                f"on the ADC, add fingerprint = \"sha256:{seen}\" under [netscaler] in the plan, or set ca_file "
-                "to the CA that signed it")
+                advice=advice("ns.untrusted", seen=seen))
         return NitroConnectionError(
             f"cannot reach the NetScaler at {self.url}: {text or type(exc).__name__}",
-            "check the management address and port in netscaler.url, that this host can reach it (firewall, "
-            "VPN), and that NITRO over HTTPS is enabled on it; then run again")
+            advice=advice("ns.check_url"))
 
     def _scrub(self, text: str) -> str:
         return text.replace(self.__password, "***") if self.__password else text
@@ -388,4 +381,5 @@ class NitroClient:
         label = f"{method} {path.split('?')[0].removeprefix('/nitro/v1/config/')}"
         req = what or label
         problem, fix = explain(code, status, message, req, self)
-        return NitroError(problem, fix, status=status, errorcode=code, nitro_message=message, request=label)
+        return NitroError(problem, fix if isinstance(fix, str) else "", status=status, errorcode=code,
+                          nitro_message=message, request=label, advice=None if isinstance(fix, str) else fix)

@@ -1,11 +1,16 @@
 """Every NITRO error code a run can meet, as (problem, fix) in plain words: no ADC message reaches the
 user without an explanation and a fix. Codes and messages from the NITRO 12.0 reference's error list,
-field reports cited per group, and [UNVERIFIED] where only the field notes name them."""
+field reports cited per group, and [UNVERIFIED] where only the field notes name them. A fix that
+names what to change in the plan (or, in the wizard, on a step) is an Advice code for each face to
+phrase (engine.advice); the others read the same everywhere."""
 
 from __future__ import annotations
 
 from typing import Protocol
 
+from engine.advice import Advice, advice
+
+Fix = str | Advice  # plain words, or advice a face phrases
 SESSION_CODES = {444, 1027}  # "Session expired or killed", "Not logged in or connection timed out"
 
 
@@ -15,13 +20,12 @@ class Who(Protocol):
     password_source: str
 
 
-def explain(code: int, status: int, message: str, req: str, client: Who) -> tuple[str, str]:
+def explain(code: int, status: int, message: str, req: str, client: Who) -> tuple[str, Fix]:
     """(problem, fix) for a NITRO error: the errorcode and the ADC's own message, and what to do."""
     said = f"NITRO {code} \"{message}\"" if code else f"HTTP {status}"
     if code in (354, 355, 1025) or (status == 401 and code not in SESSION_CODES):
         return (f"the NetScaler at {client.url} refused the login for {client.username!r}: {said}",
-                f"check netscaler.username in the plan and {client.password_source}; a locked-out or "
-                "expired account also gives this")
+                advice("ns.login_refused", source=client.password_source))
     if code in SESSION_CODES:
         return (f"the NetScaler ended the session again right after a new login ({said})",
                 "check the system user's session timeout and the ADC's session limits, then run again")
@@ -44,21 +48,21 @@ def explain(code: int, status: int, message: str, req: str, client: Who) -> tupl
                 "run again: each run reads the current state first and reuses what is there")
     if code == 1538:
         return (f"{req}: the certificate and the private key do not match ({said})",
-                "give the key that belongs to this certificate in [certificate] (check with `dicomtls check-pem`)")
+                advice("ns.pair_mismatch"))
     if code in (1537, 1614):
         return (f"{req}: the ADC cannot read the private key ({said})",
-                "if the key is encrypted, give its passphrase (certificate.passphrase_env or --passphrase-env)")
+                advice("key.passphrase_needed"))
     if code in (1536, 1589):
         return (f"{req}: the ADC refused the certificate ({said})",
-                "check the PEM with `dicomtls check-pem CERT KEY` and give a valid, unexpired certificate")
+                advice("ns.cert_refused"))
     if code == 3585:
         return (f"{req}: the new certificate is for a different name than the one installed ({said})",
-                "if this renewal really changes the name, run again with --replace-cert (it passes nodomaincheck)")
+                advice("ns.name_changed"))
     if code == 1541:
         return (f"{req}: the certificate is still in use ({said})", "unbind it first, then run again")
     if code == 3621:
         return (f"{req}: the ADC does not know a cipher name ({said})",
-                "this firmware lacks that cipher suite: choose another cipher_policy.profile, or update the firmware")
+                advice("ns.cipher_unknown"))
     if code == 1067:
         return (f"{req}: a feature it needs is not enabled ({said})",
                 "run again: features LB and SSL are enabled first; or `enable ns feature LB SSL` on the ADC")
@@ -72,7 +76,7 @@ def explain(code: int, status: int, message: str, req: str, client: Who) -> tupl
             "fix the cause named in the ADC's message, then run again; nothing after this step was changed")
 
 
-def _profile_and_ha(code: int, said: str, req: str) -> tuple[str, str] | None:
+def _profile_and_ha(code: int, said: str, req: str) -> tuple[str, Fix] | None:
     """The codes of ADCs that are not a standalone legacy-mode box: the Default SSL Profile (3679, 3738,
     3739, 3740: field reports in citrix/terraform-provider-citrixadc#164 and the 12.0 error list) and HA
     (368, "Operation permitted only on primary node"). Never suggests disabling the Default SSL Profile:
@@ -81,23 +85,23 @@ def _profile_and_ha(code: int, said: str, req: str) -> tuple[str, str] | None:
         return (f"{req}: the ADC runs the Default SSL Profile, so ciphers and protocols cannot be set on the "
                 f"virtual server itself ({said})",
                 "run again: each run reads the ADC's SSL mode first and then sets them in an SSL profile of its "
-                "own (netscaler.ssl_profile); if it repeats, someone changed the mode meanwhile")
+                "own; if it repeats, someone changed the mode meanwhile")
     if code == 3738:
         return (f"{req}: the ADC refuses to turn its Default SSL Profile off once it is on ({said})",
                 "keep it on: this tool works in that mode (an SSL profile of its own), nothing needs to change")
     if code == 3739:
         return (f"{req}: TLS 1.3 on a NetScaler needs its Default SSL Profile, which this ADC runs without "
-                f"({said})", "choose the TLS 1.2 policy bcp195-nd (cipher_policy.profile), then run again")
+                f"({said})", advice("ns.need_tls12_policy"))
     if code == 3741:
         return (f"{req}: that cipher is already bound ({said})",
                 "run again: each run reads the bindings first and binds only what is missing")
     if code == 368:
         return (f"{req}: this node is the secondary of an HA pair and accepts no configuration ({said})",
-                "point netscaler.url at the primary node (`show ha node` on either node names it), then run again")
+                advice("ns.not_primary", primary="`show ha node` on either node names it"))
     return None
 
 
-def _files_and_names(code: int, said: str, req: str) -> tuple[str, str] | None:
+def _files_and_names(code: int, said: str, req: str) -> tuple[str, Fix] | None:
     """Files (1642 exists, 1155 absent, 1647 not visible in this partition) and per-resource "not found"
     codes (258 in general; 344 service, 461 vserver, 1540 certificate, 3711 cipher group, as the
     citrix/terraform-provider-citrixadc acceptance test data and the 12.0 error list give them)."""
@@ -106,12 +110,10 @@ def _files_and_names(code: int, said: str, req: str) -> tuple[str, str] | None:
                 "run again: the next run compares its content; if it differs, rename the local file (the name on "
                 "the ADC follows it) or remove the stale file on the ADC")
     if code == 1647:
-        return (f"{req}: the ADC cannot find an input file where this partition sees it ({said})",
-                "run again: the files are uploaded to the partition's own SSL folder before the cert-key pair; "
-                "check netscaler.partition in the plan names the partition you mean")
+        return (f"{req}: the ADC cannot find an input file where this partition sees it (the files are uploaded "
+                f"to the partition's own SSL folder first) ({said})", advice("ns.check_partition"))
     if code == 1155:
-        return (f"{req}: the ADC has no such file or folder ({said})",
-                "run again; if it repeats, check that netscaler.partition names an existing admin partition")
+        return (f"{req}: the ADC has no such file or folder ({said})", advice("ns.check_partition"))
     if code in (258, 344, 461, 1540, 3711):
         return (f"{req}: the ADC has no such object ({said})",
                 "run again: each run reads the current state first; if it repeats, someone is changing the ADC "
@@ -119,7 +121,7 @@ def _files_and_names(code: int, said: str, req: str) -> tuple[str, str] | None:
     return None
 
 
-def _request_form(code: int, said: str, req: str) -> tuple[str, str] | None:
+def _request_form(code: int, said: str, req: str) -> tuple[str, Fix] | None:
     """Refusals of a request's form or of a built-in object (NITRO 12.0 error list; 351 in
     citrix/terraform-provider-citrixadc#35, 1092 in netscaler/ansible-collection-netscaleradc#328)."""
     if code in (1232, 1240):
@@ -132,17 +134,17 @@ def _request_form(code: int, said: str, req: str) -> tuple[str, str] | None:
                 "to this tool's maintainers, and meanwhile use the exported CLI lines for that step")
     if code == 1544:
         return (f"{req}: an object of that name exists but is not an SSL virtual server ({said})",
-                "give [[virtual_server]] another name in the plan, or remove the stale virtual server on the ADC")
+                advice("ns.rename_vserver"))
     if code == 1542:
         return (f"{req}: that certificate binding is already gone ({said})", "run again: each run reads the bindings "
                 "first")
     if code == 1558:
         return (f"{req}: the ADC's built-in cipher groups cannot be changed ({said})",
-                "give cipher_policy.name a name of your own, e.g. TLS-1.2-Only")
+                advice("ns.rename_cipher_group"))
     if code == 3593:
         return (f"{req}: the cipher group is still in use by a virtual server or profile ({said})",
                 "run again; if it repeats, unbind it from what uses it on the ADC first")
     if code == 351:
         return (f"{req}: the ADC has no server object of that name ({said})",
-                "give the PACS by IP address in the plan (service.host or members)")
+                advice("ns.pacs_by_ip"))
     return None

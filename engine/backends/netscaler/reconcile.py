@@ -26,6 +26,7 @@ Each Change carries its NetScaler CLI lines; each Step the NITRO requests that m
 
 from __future__ import annotations
 
+from engine.advice import advice
 from engine.backends.base import Action, Change
 from engine.backends.netscaler.adc import MIN_RELEASE, release_text
 from engine.backends.netscaler.current import Current
@@ -83,14 +84,12 @@ def blocked_change(cur: Current) -> Change:
             summary=f"this ADC runs release {release_text(cur.release)} ({cur.release_text}); this tool supports "
                     f"{release_text(MIN_RELEASE)} and later",
             fields={"release": (release_text(cur.release), f">= {release_text(MIN_RELEASE)}")},
-            hint=f"update the ADC's firmware to {release_text(MIN_RELEASE)} or later, or configure it by hand with "
-                 "the guide's CLI lines (`dicomtls export --format netscaler-cli`)")
+            advice=advice("ns.firmware_too_old", release=release_text(MIN_RELEASE)))
     return Change(
         kind="hanode", name="0", action=Action.CONFLICT,
         summary=f"this node is the secondary of an HA pair; the primary is {cur.ha.primary or 'the other node'}",
         fields={"state": ("Secondary", "Primary")},
-        hint=f"point netscaler.url at the primary node ({cur.ha.primary or 'its NSIP'}): configuration changes "
-             "are made there and synchronised to this node")
+        advice=advice("ns.not_primary", primary=cur.ha.primary or "its NSIP"))
 
 
 def _cipher_group(plan: Plan, cur: Current, changes: list[Change], steps: list[Step]) -> None:
@@ -99,7 +98,7 @@ def _cipher_group(plan: Plan, cur: Current, changes: list[Change], steps: list[S
     if group.upper() in BUILTIN_CIPHER_NAMES:
         changes.append(Change(
             kind="sslcipher", name=group, action=Action.CONFLICT, summary="a built-in cipher alias",
-            hint="built-in aliases cannot be changed: give cipher_policy.name another name, e.g. TLS-1.2-Only"))
+            hint="built-in aliases cannot be changed", advice=advice("ns.rename_cipher_group")))
     elif cur.group is None:
         changes.append(c := Change(
             kind="sslcipher", name=group, action=Action.CREATE,

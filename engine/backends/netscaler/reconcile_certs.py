@@ -96,8 +96,8 @@ def _settled(cur: Current, local: LocalCert, have: CertKey | None, replace_cert:
         changes.append(Change(
             kind="sslcertkey", name=ck_name, action=Action.CONFLICT,
             summary=f"this certificate is already installed as cert-key pair {same_elsewhere.certkey!r}",
-            hint=f"the ADC refuses the same certificate twice: set certificate.name = \"{same_elsewhere.certkey}\" in "
-                 "the plan to reuse that pair"))
+            hint="the ADC refuses the same certificate twice",
+            advice=advice("ns.reuse_pair", name=same_elsewhere.certkey)))
         return True
     return False
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.advice import advice
 from engine.backends.base import Action, Change
 from engine.backends.netscaler.adc import for_release
 from engine.backends.netscaler.current import Current
@@ -55,7 +56,7 @@ def _profile_object(plan: Plan, cur: Current, name: str, changes: list[Change], 
             kind="sslprofile", name=name, action=Action.CONFLICT,
             summary=f"exists as a {have.sslprofiletype} profile; virtual servers need a {PROFILE_TYPE} one",
             fields={"sslprofiletype": (have.sslprofiletype, PROFILE_TYPE)},
-            hint="give netscaler.ssl_profile another name in the plan (a profile's type cannot be changed)"))
+            hint="a profile's type cannot be changed", advice=advice("ns.rename_profile")))
         return False
     flags = have.flags()
     diff = {k: (flags.get(k), v) for k, v in want.items() if flags.get(k) != v}
@@ -110,9 +111,8 @@ def _profile_bindings(cur: Current, usable: list[str], name: str, changes: list[
                 kind="sslvserver", name=label, action=Action.CONFLICT,
                 summary=f"the vserver uses another SSL profile, {have}",
                 fields={"sslprofile": (have, name)},
-                hint=f"if {have} is stale, set netscaler.ssl_profile = \"{have}\" in the plan to adopt it (its "
-                     "protocols and ciphers are then set to the policy's), or bind the vserver back to "
-                     f"{DEFAULT_FRONTEND_PROFILE} on the ADC"))
+                hint=f"if the vserver should not use {have}, bind it back to {DEFAULT_FRONTEND_PROFILE} on the ADC instead",
+                advice=advice("ns.adopt_profile", have=have)))
             continue
         c = Change(kind="sslvserver", name=label, action=Action.UPDATE,
                    summary="use the SSL profile (protocols and ciphers come from it)",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from engine.advice import advice
 from engine.backends.base import Action, Change
 from engine.backends.netscaler.models import NitroRequest
 from engine.errors import UserError
@@ -22,10 +23,8 @@ def plan_services(plan: Plan, cur: Current, changes: list[Change], steps: list[S
             try:
                 ipaddress.ip_address(m.host)
             except ValueError:
-                where = "service.host" if not svc.members else "each of service.members"
                 raise UserError(f"service {svc.name!r}: host {m.host!r} is a name; NetScaler services are created "
-                                "by IP address here", f"give the PACS's IP address as {where} for {svc.name!r}"
-                                ) from None
+                                "by IP address here", advice=advice("ns.pacs_by_ip")) from None
         if svc.is_group:
             _group(svc, cur, changes, steps, group_creates, member_binds)
             continue
@@ -35,8 +34,8 @@ def plan_services(plan: Plan, cur: Current, changes: list[Change], steps: list[S
                 kind="service", name=svc.name, action=Action.CONFLICT,
                 summary="a service group of that name exists; the plan wants a single service",
                 fields={"kind": ("servicegroup", "service")},
-                hint=f"give [[service]] another name in the plan, list its servers under `members` to use the group, "
-                     f"or remove the stale group on the ADC (rm serviceGroup {cli_quote(svc.name)})"))
+                hint=f"if that group is stale, remove it on the ADC instead (rm serviceGroup {cli_quote(svc.name)})",
+                advice=advice("ns.rename_or_group")))
         elif have is None:
             c = Change(kind="service", name=svc.name, action=Action.CREATE,
                        summary=f"TCP {svc.host}:{svc.port}, monitor closes with RESET",
@@ -52,8 +51,8 @@ def plan_services(plan: Plan, cur: Current, changes: list[Change], steps: list[S
                 summary=f"exists and points elsewhere: {have.servicetype} {have.ipaddress}:{have.port}",
                 fields={"target": (f"{have.servicetype} {have.ipaddress}:{have.port}",
                                    f"{SERVICE_TYPE} {svc.host}:{svc.port}")},
-                hint=f"another service already has the name {svc.name!r}: give [[service]] another name in "
-                     "the plan, or change/remove that service on the ADC if it is stale"))
+                hint=f"another service already has the name {svc.name!r}; if it is stale, change or remove it on "
+                     "the ADC instead", advice=advice("ns.rename_service")))
         elif have.monconnectionclose.upper() != MONITOR_CLOSE:
             changes.append(_monitor_reset("service", "name", svc.name, have.monconnectionclose, steps))
         else:
@@ -94,8 +93,8 @@ def _group(svc: Service, cur: Current, changes: list[Change], steps: list[Step],
             summary=f"a service (not a service group) of that name exists: {other.servicetype} "
                     f"{other.ipaddress}:{other.port}; the plan wants a group of {len(svc.targets)} members",
             fields={"kind": ("service", "servicegroup")},
-            hint=f"give [[service]] another name in the plan, or, if that service is the old single-server setup, "
-                 f"remove it on the ADC (unbind it from its vservers, then rm service {cli_quote(name)}) and run again"))
+            hint=f"if that service is the old single-server setup, remove it on the ADC instead (unbind it from its "
+                 f"vservers, then rm service {cli_quote(name)}) and run again", advice=advice("ns.rename_service")))
         return
     there: set[tuple[str, int]] = set()
     if have is None:
@@ -110,8 +109,8 @@ def _group(svc: Service, cur: Current, changes: list[Change], steps: list[Step],
             kind="servicegroup", name=name, action=Action.CONFLICT,
             summary=f"exists as a {have.servicetype} group; the plan wants {SERVICE_TYPE}",
             fields={"servicetype": (have.servicetype, SERVICE_TYPE)},
-            hint=f"a group's type cannot be changed: give [[service]] another name in the plan, or remove the stale "
-                 f"group on the ADC (rm serviceGroup {cli_quote(name)})"))
+            hint=f"a group's type cannot be changed; if that group is stale, remove it on the ADC instead "
+                 f"(rm serviceGroup {cli_quote(name)})", advice=advice("ns.rename_service")))
         return
     else:
         there = cur.members.get(name, set())
@@ -137,6 +136,5 @@ def _group(svc: Service, cur: Current, changes: list[Change], steps: list[Step],
             kind="servicegroup_servicegroupmember_binding", name=f"{name} {address}", action=Action.CONFLICT,
             summary="a member on the ADC that the plan does not list: traffic would also go there",
             fields={"member": (address, None)},
-            hint=f"if that server is part of this PACS, add {{ host = \"{ip}\", port = {port} }} to the service's "
-                 f"`members` in the plan; if it is stale, unbind it on the ADC (unbind serviceGroup {cli_quote(name)} "
-                 f"{ip} {port})"))
+            hint=f"if it is stale, unbind it on the ADC (unbind serviceGroup {cli_quote(name)} {ip} {port})",
+            advice=advice("ns.add_member", ip=ip, port=port)))

@@ -76,8 +76,8 @@ def _lbvservers(plan: Plan, cur: Current, changes: list[Change], steps: list[Ste
                     summary=f"exists as {have.servicetype} {have.ipv46}:{have.port}",
                     fields={"vserver": (f"{have.servicetype} {have.ipv46}:{have.port}",
                                         f"{VSERVER_TYPE} {vs.ip}:{vs.port}")},
-                    hint="another virtual server already has this name: give [[virtual_server]] another name, or "
-                         "remove the old one on the ADC if it is stale (its type and port cannot be changed)"))
+                    hint="another virtual server already has this name (its type and port cannot be changed)",
+                    advice=advice("ns.rename_vserver")))
                 continue
             changes.append(Change(kind="lbvserver", name=vs.name, action=Action.UNCHANGED,
                                   summary=f"{VSERVER_TYPE} {vs.ip}:{vs.port}"))
@@ -88,8 +88,7 @@ def _lbvservers(plan: Plan, cur: Current, changes: list[Change], steps: list[Ste
             changes.append(Change(
                 kind="lbvserver", name=vs.name, action=Action.CONFLICT,
                 summary=f"{vs.ip}:{vs.port} is taken by lbvserver {taken.name!r} ({taken.servicetype})",
-                hint=f"give virtual_server {vs.name!r} another ip or port, or rename it to {taken.name!r} if that is "
-                     "the same virtual server"))
+                advice=advice("ns.vserver_address_taken", name=vs.name, taken=taken.name)))
             continue
         c = Change(kind="lbvserver", name=vs.name, action=Action.CREATE,
                    summary=f"{VSERVER_TYPE} {vs.ip}:{vs.port} ({vs.role})",
