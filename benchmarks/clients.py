@@ -40,7 +40,7 @@ MAX_PDU_BODY = 1 << 30
 
 def client_context() -> ssl.SSLContext:
     """TLS 1.2 with exactly the bcp195-nd suites, no certificate check (loopback, our own cert)."""
-    from engine.tlsctx import client_context as policy_context
+    from dicomtls.engine.tlsctx import client_context as policy_context
 
     return policy_context("bcp195-nd", insecure=True)
 

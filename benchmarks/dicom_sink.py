@@ -202,7 +202,7 @@ def serve_threaded(sock: socket.socket, stats: Stats, ctx: ssl.SSLContext | None
 
 
 def tls_server_context(cert: str, key: str) -> ssl.SSLContext:
-    from engine.ciphers import POLICIES
+    from dicomtls.engine.ciphers import POLICIES
 
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_2

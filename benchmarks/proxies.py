@@ -106,8 +106,8 @@ class Tls:
 
     @classmethod
     def make(cls, folder: Path) -> "Tls":
-        from engine.certs import make_self_signed
-        from engine.terminator.tlsserver import FFDHE2048_PEM
+        from dicomtls.engine.certs import make_self_signed
+        from dicomtls.engine.terminator.tlsserver import FFDHE2048_PEM
 
         cert, key, dh, combined = (folder / n for n in ("cert.pem", "key.pem", "dh.pem", "combined.pem"))
         make_self_signed(cert, key, common_name="localhost", key_type="RSA", bits=2048, overwrite=True)
@@ -118,7 +118,7 @@ class Tls:
 
 
 def cipher_string() -> str:
-    from engine.ciphers import POLICIES
+    from dicomtls.engine.ciphers import POLICIES
 
     return POLICIES["bcp195-nd"].openssl_cipher_string
 
@@ -146,12 +146,12 @@ def start_ours(folder: Path, tls: Tls, backend_port: int, *, max_associations: i
         f'[builtin]\nstate_dir = "{folder / "state"}"\nidle_timeout = {idle_timeout}\n')
     env = dict(os.environ, DICOMTLS_HOME=str(folder / "home"), PYTHONUNBUFFERED="1")
     if max_associations is not None:
-        prelude += f"\nimport engine.terminator.admission as _s; _s.MAX_ASSOCIATIONS = {int(max_associations)}"
+        prelude += f"\nimport dicomtls.engine.terminator.admission as _s; _s.MAX_ASSOCIATIONS = {int(max_associations)}"
     if prelude:
-        cmd = [sys.executable, "-c", prelude + "\nimport sys\nfrom cli.main import main\n"
+        cmd = [sys.executable, "-c", prelude + "\nimport sys\nfrom dicomtls.cli.main import main\n"
                "sys.exit(main(['serve', sys.argv[1]]))", str(plan)]
     else:
-        cmd = [sys.executable, "-m", "cli.main", "serve", str(plan)]
+        cmd = [sys.executable, "-m", "dicomtls.cli.main", "serve", str(plan)]
     log = folder / "serve.log"
     p = _spawn(cmd, log, env=env, cwd=REPO)
     wait_port(port, p, log)

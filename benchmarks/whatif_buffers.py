@@ -14,14 +14,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import proxies
 from benchmarks.run import Sink, run_json
+
 MMAP = """
-import mmap, engine.terminator.pump as _p
+import mmap, dicomtls.engine.terminator.pump as _p
 def _init(self, size):
     self.buf = mmap.mmap(-1, size); self.mv = memoryview(self.buf); self.start = self.end = 0
 _p._Buf.__init__ = _init
 """
 SMALL = """
-import engine.terminator.pump as _p
+import dicomtls.engine.terminator.pump as _p
 _d = list(_p.Pump.__init__.__defaults__); _d[-1] = 64 * 1024; _p.Pump.__init__.__defaults__ = tuple(_d)
 """
 variants = {"as shipped (256 KiB bytearray x2)": "", "64 KiB bytearray x2": SMALL, "256 KiB mmap x2": MMAP}
@@ -37,7 +38,8 @@ for name, pre in variants.items():  # noqa: E305
             out["bulk MB/s"] = round(r.get("mb_s", 0))
         else:
             r = run_json(["associations", "--port", str(p.port), "--conns", "1000", "--seconds", "20"], 300)
-            out.update({"up": r.get("established"), "p50": round(r.get("p50_ms", 0), 2), "p99": round(r.get("p99_ms", 0), 2), "peak RSS MB": round(p.peak_rss_mb())})
+            out.update({"up": r.get("established"), "p50": round(r.get("p50_ms", 0), 2),
+                        "p99": round(r.get("p99_ms", 0), 2), "peak RSS MB": round(p.peak_rss_mb())})
         p.stop()
     print(name, json.dumps(out), flush=True)
 sink.stop()

@@ -9,11 +9,11 @@ import os
 import signal
 import sys
 
-from cli import output
-from cli.commands import MODULES
-from cli.phrasing import fix_text
-from engine import __version__
-from engine.errors import UserError
+from dicomtls.cli import output
+from dicomtls.cli.commands import MODULES
+from dicomtls.cli.phrasing import fix_text
+from dicomtls.engine import __version__
+from dicomtls.engine.errors import UserError
 
 log = logging.getLogger("dicomtls.cli")
 
@@ -58,12 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--theme", help="wizard colour theme, e.g. ansi-dark or ansi-light for poor terminals")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in MODULES:
-        importlib.import_module(f"cli.commands.{name}").register(sub)
+        importlib.import_module(f"dicomtls.cli.commands.{name}").register(sub)
     return parser
 
 
 def run_wizard(args: argparse.Namespace) -> int:
-    from wizard.app import run  # imported here: the headless commands never load Textual
+    from dicomtls.wizard.app import run  # imported here: the headless commands never load Textual
 
     return run(plan_path=args.plan, demo=args.demo, backend=args.backend, theme=args.theme, fresh=args.fresh)
 
@@ -99,7 +99,7 @@ def _run(argv: list[str]) -> int:
             exc.parser.print_usage(sys.stderr)
             print(f"{exc.parser.prog}: error: {exc.message}", file=sys.stderr)
         return 2
-    from engine.logs import setup_file_logging
+    from dicomtls.engine.logs import setup_file_logging
 
     try:
         setup_file_logging()

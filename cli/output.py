@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from engine.advice import Advice
+from dicomtls.engine.advice import Advice
 
 emitted = False  # a JSON object went to stdout in this run (cli.main prints no second one)
 

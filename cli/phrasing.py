@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.advice import Advice
+from dicomtls.engine.advice import Advice
 
 _TLS_PORT = "drop --tls if {where} is a plain DICOM port, or use the TLS port"
 

@@ -33,10 +33,10 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, r
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pydantic import BaseModel, Field
 
-from engine import paths
-from engine.advice import Advice, advice
-from engine.ciphers import POLICIES, get_policy
-from engine.errors import UserError
+from dicomtls.engine import paths
+from dicomtls.engine.advice import Advice, advice
+from dicomtls.engine.ciphers import POLICIES, get_policy
+from dicomtls.engine.errors import UserError
 
 EXPIRY_WARNING_DAYS = 30
 MIN_RSA_BITS = 2048

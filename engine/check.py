@@ -18,11 +18,11 @@ from enum import IntEnum
 
 from pydantic import BaseModel, Field
 
-from engine.backends import BackendOptions, get_backend
-from engine.backends.base import Status
-from engine.certs import CertError, fingerprint
-from engine.errors import UserError
-from engine.plan import Plan, VirtualServer, host_port
+from dicomtls.engine.backends import BackendOptions, get_backend
+from dicomtls.engine.backends.base import Status
+from dicomtls.engine.certs import CertError, fingerprint
+from dicomtls.engine.errors import UserError
+from dicomtls.engine.plan import Plan, VirtualServer, host_port
 
 DEFAULT_WARN_DAYS = 30
 DEFAULT_CRIT_DAYS = 7
@@ -100,7 +100,7 @@ def connect_host(vs: VirtualServer) -> str:
 
 def echo_rung(plan: Plan, vs: VirtualServer, res: ListenerResult, ctx: CheckContext) -> list[Finding]:
     """C-ECHO through the TLS endpoint as the plan's calling AE; reads the certificate it serves."""
-    from engine.verify import echo  # pynetdicom loads only when a check runs
+    from dicomtls.engine.verify import echo  # pynetdicom loads only when a check runs
 
     report = echo(connect_host(vs), vs.port, tls=True, insecure=True, calling_ae=vs.calling_ae,
                   called_ae=res.called_ae, timeout=ECHO_TIMEOUT, policy=plan.cipher_policy.profile)
@@ -240,7 +240,7 @@ def installed_certificate(plan: Plan, now: datetime | None = None) -> InstalledC
     dir), else the plan's own file (what was sent to the NetScaler). None if neither is readable."""
     from cryptography import x509
 
-    from engine.terminator.config import StateFiles, state_dir_for
+    from dicomtls.engine.terminator.config import StateFiles, state_dir_for
 
     now = now or datetime.now(timezone.utc)
     candidates = [StateFiles(state_dir_for(plan)).cert] if plan.backend == "builtin" else []

@@ -2,7 +2,7 @@
 
 Every backend reads its names from here: OpenSSL names for the built-in terminator and the echo
 client, NetScaler names for the cipher group, IANA names for people. Sources:
-../shared/research/dicom-tls.md §1.2 (IANA/OpenSSL, PS3.15 Annex B) and nitro.md §8.1 (NetScaler).
+docs/research/dicom-tls.md §1.2 (IANA/OpenSSL, PS3.15 Annex B) and docs/research/nitro.md §8.1 (NetScaler).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ SSL_VERSIONS: dict[str, ssl.TLSVersion] = {
 # What ssl.SSLSocket.version() reports for each version.
 PROTOCOL_NAMES: dict[str, str] = {"1.0": "TLSv1", "1.1": "TLSv1.1", "1.2": "TLSv1.2", "1.3": "TLSv1.3"}
 
-# NetScaler sslvserver protocol flags, in the order the ADC shows them (nitro.md §10.3).
+# NetScaler sslvserver protocol flags, in the order the ADC shows them (docs/research/nitro.md §10.3).
 # ssl2 is deliberately absent: 13.1+ rejects it.
 NETSCALER_PROTOCOL_FLAGS: dict[str, str | None] = {
     "ssl3": None,
@@ -56,8 +56,10 @@ SUITES: dict[str, Suite] = {s.iana: s for s in [
     _s("TLS_DHE_RSA_WITH_AES_128_GCM_SHA256", "DHE-RSA-AES128-GCM-SHA256", "TLS1.2-DHE-RSA-AES128-GCM-SHA256"),
     _s("TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "ECDHE-RSA-AES256-GCM-SHA384", "TLS1.2-ECDHE-RSA-AES256-GCM-SHA384"),
     _s("TLS_DHE_RSA_WITH_AES_256_GCM_SHA384", "DHE-RSA-AES256-GCM-SHA384", "TLS1.2-DHE-RSA-AES256-GCM-SHA384"),
-    _s("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "ECDHE-ECDSA-AES128-GCM-SHA256", "TLS1.2-ECDHE-ECDSA-AES128-GCM-SHA256", key_type="ECDSA"),
-    _s("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", "ECDHE-ECDSA-AES256-GCM-SHA384", "TLS1.2-ECDHE-ECDSA-AES256-GCM-SHA384", key_type="ECDSA"),
+    _s("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "ECDHE-ECDSA-AES128-GCM-SHA256", "TLS1.2-ECDHE-ECDSA-AES128-GCM-SHA256",
+       key_type="ECDSA"),
+    _s("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", "ECDHE-ECDSA-AES256-GCM-SHA384", "TLS1.2-ECDHE-ECDSA-AES256-GCM-SHA384",
+       key_type="ECDSA"),
     _s("TLS_RSA_WITH_AES_128_CBC_SHA", "AES128-SHA", "TLS1-AES-128-CBC-SHA", min_version="1.0"),
     _s("TLS_AES_256_GCM_SHA384", "TLS_AES_256_GCM_SHA384", "TLS1.3-AES256-GCM-SHA384", "1.3", None),
     _s("TLS_CHACHA20_POLY1305_SHA256", "TLS_CHACHA20_POLY1305_SHA256", "TLS1.3-CHACHA20-POLY1305-SHA256", "1.3", None),
@@ -173,7 +175,7 @@ DEFAULT_POLICY = "bcp195-nd"
 
 
 def get_policy(name: str) -> Policy:
-    from engine.errors import UserError
+    from dicomtls.engine.errors import UserError
 
     try:
         return POLICIES[name]

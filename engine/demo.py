@@ -29,11 +29,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine import paths
-from engine.advice import advice
-from engine.errors import UserError
-from engine.plan import (DEFAULT_CALLING_AE, DEFAULT_CERT_FILE, DEFAULT_KEY_FILE, DEFAULT_PASSWORD_ENV,
-                         DEFAULT_VSERVER_NAMES, Plan, load_plan)
+from dicomtls.engine import paths
+from dicomtls.engine.advice import advice
+from dicomtls.engine.errors import UserError
+from dicomtls.engine.plan import (
+    DEFAULT_CALLING_AE,
+    DEFAULT_CERT_FILE,
+    DEFAULT_KEY_FILE,
+    DEFAULT_PASSWORD_ENV,
+    DEFAULT_VSERVER_NAMES,
+    Plan,
+    load_plan,
+)
 
 DEMO_PACS_AE = "DEMO-PACS"
 DEMO_SERVICE = "Demo-PACS"
@@ -178,7 +185,7 @@ class Demo:
               fresh: bool = False, nitro_modes: dict[str, Any] | None = None) -> Demo:
         """Make (or reuse) the folder, the pair and the PACS (and the simulator, in `nitro_modes`: the
         field modes default_profile, release, ha, partition); point DICOMTLS_HOME at the folder."""
-        from engine.certs import make_self_signed
+        from dicomtls.engine.certs import make_self_signed
 
         home = Path(home) if home else demo_dir(backend)
         _prepare_folder(home, fresh)
@@ -194,7 +201,7 @@ class Demo:
         demo.ports = {role: free_port(p) for role, p in DEMO_PORTS.items()}
         if backend == "netscaler":
             try:
-                from engine.rehearsal.nitro_sim import start_in_thread
+                from dicomtls.engine.rehearsal.nitro_sim import start_in_thread
 
                 # A fresh random password, as a real ADC would not have nsroot/nsroot either. The
                 # management certificate is kept in the folder, so a re-run's pinned fingerprint holds.
@@ -262,7 +269,7 @@ class Demo:
         if plan.backend == "builtin":
             pid = self.serve_pid()
             return (f"Demo: `dicomtls serve` (pid {pid}) listens on {ports}; it is stopped when the demo ends.")
-        from engine.terminator import run_in_thread
+        from dicomtls.engine.terminator import run_in_thread
 
         if self.terminator is not None:
             self.terminator.stop()
@@ -276,8 +283,8 @@ class Demo:
 
     def serve_pid(self) -> int | None:
         """The background `dicomtls serve` that the built-in backend's apply started in the demo folder."""
-        from engine.terminator.config import StateFiles
-        from engine.terminator.runner import running_pid
+        from dicomtls.engine.terminator.config import StateFiles
+        from dicomtls.engine.terminator.runner import running_pid
 
         return running_pid(StateFiles(self.home / "state"))
 
@@ -342,7 +349,7 @@ def _prepare_folder(home: Path, fresh: bool) -> None:
 
 def _management_pair(folder: Path) -> tuple[bytes, bytes]:
     """The simulator's management certificate and key, made once per demo folder (key 0600)."""
-    from engine.rehearsal.nitro_sim.certs import make_management_cert
+    from dicomtls.engine.rehearsal.nitro_sim.certs import make_management_cert
 
     cert, key = folder / "ns-mgmt-cert.pem", folder / "ns-mgmt-key.pem"
     if cert.exists() and key.exists():

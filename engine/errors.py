@@ -10,7 +10,7 @@ on the face (a command-line option, a wizard field), `advice` carries it as a co
 
 from __future__ import annotations
 
-from engine.advice import Advice
+from dicomtls.engine.advice import Advice
 
 
 class UserError(Exception):

@@ -7,7 +7,7 @@ import re
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
-from engine import paths
+from dicomtls.engine import paths
 
 # The log file is size-bounded: at most (1 + LOG_BACKUPS) * LOG_MAX_BYTES on disk, the oldest dropped.
 LOG_MAX_BYTES = 5_000_000

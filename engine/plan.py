@@ -16,9 +16,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from engine.ciphers import DEFAULT_POLICY, POLICIES
-from engine.errors import UserError
-from engine.plan_errors import at, plan_error
+from dicomtls.engine.ciphers import DEFAULT_POLICY, POLICIES
+from dicomtls.engine.errors import UserError
+from dicomtls.engine.plan_errors import at, plan_error
 
 # --- defaults: the one place for each ------------------------------------------------------------
 ROLE_PORTS: dict[str, int] = {"store": 2761, "worklist": 2762}

@@ -10,8 +10,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticCustomError
 
-from engine.advice import advice
-from engine.errors import UserError
+from dicomtls.engine.advice import advice
+from dicomtls.engine.errors import UserError
 
 _TYPE_HINTS = {
     "int_type": "must be a whole number", "int_parsing": "must be a whole number",

@@ -10,8 +10,8 @@ import socket
 import ssl
 from pathlib import Path
 
-from engine.advice import Advice, advice
-from engine.ciphers import POLICIES
+from dicomtls.engine.advice import Advice, advice
+from dicomtls.engine.ciphers import POLICIES
 
 
 def tls_advice(exc: BaseException, policy_name: str | None, cafile: str | Path | None,

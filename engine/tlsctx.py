@@ -9,8 +9,8 @@ import ssl
 import warnings
 from pathlib import Path
 
-from engine.ciphers import SSL_VERSIONS, get_policy
-from engine.errors import UserError
+from dicomtls.engine.ciphers import SSL_VERSIONS, get_policy
+from dicomtls.engine.errors import UserError
 
 
 def client_context(policy_name: str | None, cafile: str | Path | None = None,
@@ -41,7 +41,7 @@ def client_context(policy_name: str | None, cafile: str | Path | None = None,
         if policy.tls12_suites:
             cx.set_ciphers(ciphers)
     # Butterfly's DICOM-TLS certificates are self-signed and, in Butterfly's words, used "only for
-    # encryption/decryption, not for end-point trust" (research/dicom-tls.md §6); peers are often
+    # encryption/decryption, not for end-point trust" (docs/research/dicom-tls.md §6); peers are often
     # addressed by an IP that is not in the SAN. So we verify the chain (with --cafile) but never
     # require the host name to match; identity is pinned with --expect-cert instead.
     cx.check_hostname = False

@@ -28,14 +28,14 @@ from pynetdicom import evt
 from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.status import code_to_category
 
-from engine.advice import Advice, advice
-from engine.certs import CertError, fingerprint
-from engine.dicomsocket import OneConnectionAE
-from engine.errors import UserError
-from engine.plan import DEFAULT_CALLED_AE, DEFAULT_CALLING_AE, check_ae_title, check_port, host_port
-from engine.tls_advice import tls_advice
-from engine.tlsctx import client_context
-from engine.worklist import MWL_FIND_UID, WorklistQuery, WorklistResult
+from dicomtls.engine.advice import Advice, advice
+from dicomtls.engine.certs import CertError, fingerprint
+from dicomtls.engine.dicomsocket import OneConnectionAE
+from dicomtls.engine.errors import UserError
+from dicomtls.engine.plan import DEFAULT_CALLED_AE, DEFAULT_CALLING_AE, check_ae_title, check_port, host_port
+from dicomtls.engine.tls_advice import tls_advice
+from dicomtls.engine.tlsctx import client_context
+from dicomtls.engine.worklist import MWL_FIND_UID, WorklistQuery, WorklistResult
 
 StepName = Literal["resolve", "tcp", "tls", "associate", "echo", "worklist", "release"]
 VERIFICATION_UID = "1.2.840.10008.1.1"
@@ -358,7 +358,8 @@ def _associate_and_echo(ladder: _Ladder, report: EchoReport, sock: socket.socket
     peer = sock.getpeername()
 
     ladder.start()
-    assoc = ae.associate(peer[0], peer[1], ae_title=called_ae, evt_handlers=[(evt.EVT_PDU_RECV, on_pdu), (evt.EVT_PDU_SENT, on_sent)])
+    assoc = ae.associate(peer[0], peer[1], ae_title=called_ae,
+                         evt_handlers=[(evt.EVT_PDU_RECV, on_pdu), (evt.EVT_PDU_SENT, on_sent)])
     try:
         _check_association(ladder, report, assoc, seen, calling_ae, called_ae, peer, timeout)
         ladder.start()
@@ -398,7 +399,7 @@ def _associate_and_echo(ladder: _Ladder, report: EchoReport, sock: socket.socket
 
 def _worklist_rung(ladder: _Ladder, report: EchoReport, assoc: Any, query: WorklistQuery,
                    show_names: bool) -> None:
-    from engine import worklist
+    from dicomtls.engine import worklist
 
     ladder.start()
     report.worklist = worklist.find(assoc, query, show_names=show_names)

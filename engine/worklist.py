@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from pydicom.dataset import Dataset
 
-from engine.plan import DEFAULT_WORKLIST_MODALITY, check_ae_title
+from dicomtls.engine.plan import DEFAULT_WORKLIST_MODALITY, check_ae_title
 
 MWL_FIND_UID = "1.2.840.10008.5.1.4.31"  # PS3.4 K.6.1.2: Modality Worklist Information Model - FIND
 SHOWN_ITEMS = 5

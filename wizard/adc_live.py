@@ -14,8 +14,8 @@ from typing import Any
 from textual.content import Content
 from textual.widgets import Static
 
-from engine.backends import BackendOptions
-from wizard.messages import CountersMoved
+from dicomtls.engine.backends import BackendOptions
+from dicomtls.wizard.messages import CountersMoved
 
 
 def waiting(live: Static, vs: Any) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from engine.advice import Advice
+from dicomtls.engine.advice import Advice
 
 _PLAIN_PORT = "on the PACS step, give the PACS's plain DICOM port (this one expects TLS)"
 _TLS_PORT = "check the Virtual server step's port is the TLS listener's, and that Apply completed"

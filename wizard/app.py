@@ -30,13 +30,13 @@ from textual.app import App
 from textual.binding import Binding
 from textual.theme import BUILTIN_THEMES
 
-from engine import paths
-from engine.errors import UserError
-from wizard.advice import fix_text
-from wizard.screens import STEPS
-from wizard.screens.modals import ChoiceModal
-from wizard.services import Services
-from wizard.state import WizardState
+from dicomtls.engine import paths
+from dicomtls.engine.errors import UserError
+from dicomtls.wizard.advice import fix_text
+from dicomtls.wizard.screens import STEPS
+from dicomtls.wizard.screens.modals import ChoiceModal
+from dicomtls.wizard.services import Services
+from dicomtls.wizard.state import WizardState
 
 log = logging.getLogger("dicomtls.wizard")
 
@@ -107,7 +107,7 @@ class WizardApp(App[int], inherit_bindings=False):
 
     @property
     def step_screen(self):
-        from wizard.screens.base import StepScreen
+        from dicomtls.wizard.screens.base import StepScreen
 
         for s in reversed(self.screen_stack):
             if isinstance(s, StepScreen):
@@ -190,7 +190,7 @@ class WizardApp(App[int], inherit_bindings=False):
             # to the field that had it, so the next keystrokes land where the user expects.
             self.call_after_refresh(screen.restore_focus)
         if small:
-            from wizard.screens.base import TooSmall
+            from dicomtls.wizard.screens.base import TooSmall
 
             for t in self.screen.query(TooSmall):
                 t.update(f"The terminal is {w}x{h}. The wizard needs at least {MIN_WIDTH}x{MIN_HEIGHT}: "
@@ -209,13 +209,13 @@ def run(plan_path: str | None = None, demo: bool = False, backend: str | None = 
                         "drop --plan to start over in the demo folder, or drop --fresh to go on with that plan")
     demo_env = None
     if demo:
-        from engine.demo import Demo
-        from wizard.rehearsal import demo_state
+        from dicomtls.engine.demo import Demo
+        from dicomtls.wizard.rehearsal import demo_state
 
         demo_env = Demo.start(backend or "builtin", plan_path=Path(plan_path) if plan_path else None, fresh=fresh)
         try:
             try:  # the demo's own log file, next to its plan and runbook
-                from engine.logs import setup_file_logging
+                from dicomtls.engine.logs import setup_file_logging
 
                 setup_file_logging()
             except OSError:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from wizard.state import WizardState
+from dicomtls.wizard.state import WizardState
 
 
 def demo_state(demo: Any) -> WizardState:

@@ -8,8 +8,8 @@ from textual import work
 from textual.content import Content
 from textual.widgets import Static
 
-from engine.check import DEFAULT_WARN_DAYS
-from engine.plan import Plan
+from dicomtls.engine.check import DEFAULT_WARN_DAYS
+from dicomtls.engine.plan import Plan
 
 # The screens of the short path, by index: Start, Certificates, then Review and Apply.
 CERTIFICATES, REVIEW = 1, 5

@@ -7,7 +7,7 @@ import datetime as dt
 import ipaddress
 from typing import Any
 
-from engine.plan import Plan, VirtualServer
+from dicomtls.engine.plan import Plan, VirtualServer
 
 
 def pacs_servers(plan: Plan, name: str) -> str:

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engine.backends import BackendOptions, get_backend
-from engine.backends.base import Backend
-from engine.plan import DEFAULT_CERT_FILE, DEFAULT_KEY_FILE, Plan
+from dicomtls.engine.backends import BackendOptions, get_backend
+from dicomtls.engine.backends.base import Backend
+from dicomtls.engine.plan import DEFAULT_CERT_FILE, DEFAULT_KEY_FILE, Plan
 
 
 def source_key(address: str) -> str:
@@ -41,19 +41,19 @@ class Services:
     # --- certificates ---------------------------------------------------------------------------
     def installed_certificate(self, plan):
         """The certificate a saved plan put in service, with its days to expiry (engine.check)."""
-        from engine.check import installed_certificate
+        from dicomtls.engine.check import installed_certificate
 
         return installed_certificate(plan, self.now())
 
     def check_pair(self, cert: str, key: str, passphrase: str | None = None, policy: str | None = None):
-        from engine.certs import check_pair
+        from dicomtls.engine.certs import check_pair
 
         return check_pair(cert, key, passphrase=passphrase.encode() if passphrase else None, policy=policy,
                           now=self.now())
 
     def make_test_pair(self, folder: Path) -> tuple[Path, Path]:
         """A self-signed rehearsal pair named like Butterfly's, in `folder` (an existing pair is kept)."""
-        from engine.certs import make_self_signed
+        from dicomtls.engine.certs import make_self_signed
 
         cert, key = folder / DEFAULT_CERT_FILE, folder / DEFAULT_KEY_FILE
         if not (cert.exists() and key.exists()):
@@ -70,7 +70,7 @@ class Services:
 
     # --- DICOM ------------------------------------------------------------------------------------
     def echo(self, host: str, port: int, *, on_step: Callable[[Any], None] | None = None, **kw: Any):
-        from engine.verify import echo
+        from dicomtls.engine.verify import echo
 
         def seen(step: Any) -> None:
             if step.name == "tcp" and step.local:
@@ -86,13 +86,13 @@ class Services:
 
     def fetch_fingerprint(self, url: str) -> str:
         """The NetScaler management certificate's SHA-256, for pinning on first connect."""
-        from engine.backends.netscaler import fetch_fingerprint
+        from dicomtls.engine.backends.netscaler import fetch_fingerprint
 
         return fetch_fingerprint(url)
 
     def list_cipher_groups(self, ns: Any, options: BackendOptions) -> list[str]:
         """Names of the cipher groups on the ADC `ns` (a plan's [netscaler]); also proves the login works."""
-        from engine.backends.netscaler import NetScalerBackend
+        from dicomtls.engine.backends.netscaler import NetScalerBackend
 
         backend = NetScalerBackend(Plan(backend="netscaler", netscaler=ns), options)
         try:
@@ -105,8 +105,8 @@ class Services:
                        on_error: Callable[[Any], None], interval: float = 2.0) -> Callable[[], None]:
         """Poll `stat/lbvserver/VSERVER` on the plan's ADC in a daemon thread; `on_arrival(Arrival)` once a
         connection from outside arrives. Returns a stop (which also ends the NITRO session)."""
-        from engine.backends.netscaler import NetScalerBackend
-        from engine.backends.netscaler.watch import CounterWatch, watch_in_thread
+        from dicomtls.engine.backends.netscaler import NetScalerBackend
+        from dicomtls.engine.backends.netscaler.watch import CounterWatch, watch_in_thread
 
         backend = NetScalerBackend(plan, options)
         stop = watch_in_thread(CounterWatch(vserver, backend.vserver_counters), on_arrival, on_error, interval)
@@ -127,7 +127,7 @@ class Services:
         if handle is not None:
             unsubscribe = handle.subscribe(callback)
             return unsubscribe if callable(unsubscribe) else None
-        from engine import paths
+        from dicomtls.engine import paths
 
         log = paths.log_dir() / "dicomtls.log"
         if not log.exists():

@@ -19,10 +19,23 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from engine.plan import (DEFAULT_CALLING_AE, DEFAULT_VSERVER_NAMES, ROLE_PORTS, Builtin, Certificate, CipherPolicy,
-                         NetScaler, Plan, Service, VirtualServer, dump_plan, load_plan, save_plan)
-from engine.plan_errors import PlanError, plan_error
-from wizard.checks import Accepted, changed
+from dicomtls.engine.plan import (
+    DEFAULT_CALLING_AE,
+    DEFAULT_VSERVER_NAMES,
+    ROLE_PORTS,
+    Builtin,
+    Certificate,
+    CipherPolicy,
+    NetScaler,
+    Plan,
+    Service,
+    VirtualServer,
+    dump_plan,
+    load_plan,
+    save_plan,
+)
+from dicomtls.engine.plan_errors import PlanError, plan_error
+from dicomtls.wizard.checks import Accepted, changed
 
 ROLES = ("store", "worklist")
 

@@ -13,7 +13,7 @@ from textual.content import Content
 from textual.suggester import Suggester
 from textual.widgets import Input, Label, RadioButton, Static
 
-from wizard.advice import step_action
+from dicomtls.wizard.advice import step_action
 
 # The guide's order; the short names fit the step bar at 80 columns.
 STEP_NAMES = ["Start", "Certificates", "PACS", "Cipher policy", "Virtual server", "Review", "Apply", "Echo test",

@@ -26,7 +26,7 @@ def query_for(role: str, services: Any) -> dict[str, Any]:
     """The echo's extra arguments: a worklist query for today (this host's local date) on a worklist pass."""
     if role != "worklist":
         return {}
-    from engine.worklist import make_query
+    from dicomtls.engine.worklist import make_query
 
     return {"worklist": make_query(today=services.now().astimezone().date())}
 

@@ -24,7 +24,7 @@ from benchmarks.run import Sink, run_json
 
 
 def main() -> int:
-    from engine.terminator.config import MAX_ASSOCIATIONS
+    from dicomtls.engine.terminator.config import MAX_ASSOCIATIONS
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--conns", type=int, default=MAX_ASSOCIATIONS + 150)

@@ -7,12 +7,12 @@ import getpass
 import os
 import sys
 
-from cli.output import emit_json, warn
-from cli.phrasing import change_fix, fix_text
-from engine.backends import BackendOptions, get_backend
-from engine.backends.base import Action, ApplyResult, Diff, Progress, TargetFacts
-from engine.errors import UserError
-from engine.plan import Plan, load_plan
+from dicomtls.cli.output import emit_json, warn
+from dicomtls.cli.phrasing import change_fix, fix_text
+from dicomtls.engine.backends import BackendOptions, get_backend
+from dicomtls.engine.backends.base import Action, ApplyResult, Diff, Progress, TargetFacts
+from dicomtls.engine.errors import UserError
+from dicomtls.engine.plan import Plan, load_plan
 
 SYMBOL = {Action.CREATE: "+", Action.UPDATE: "~", Action.UNCHANGED: "=", Action.CONFLICT: "!"}
 

@@ -11,13 +11,13 @@ import argparse
 import json
 import sys
 
-from cli.commands.apply import backend_options
-from cli.phrasing import fix_text
-from engine.errors import UserError
+from dicomtls.cli.commands.apply import backend_options
+from dicomtls.cli.phrasing import fix_text
+from dicomtls.engine.errors import UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from engine.check import DEFAULT_CRIT_DAYS, DEFAULT_WARN_DAYS
+    from dicomtls.engine.check import DEFAULT_CRIT_DAYS, DEFAULT_WARN_DAYS
 
     p = sub.add_parser("check", help="monitoring check: echo through TLS, certificate expiry, PACS health "
                        "(exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)")
@@ -31,8 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.check import CheckReport, Finding, Level, run_check
-    from engine.plan import load_plan
+    from dicomtls.engine.check import CheckReport, Finding, Level, run_check
+    from dicomtls.engine.plan import load_plan
 
     try:
         if args.crit_days < 0 or args.warn_days < args.crit_days:
@@ -86,7 +86,7 @@ def _phrase(f) -> str:
 
 
 def status_line(report) -> str:
-    from engine.check import Level
+    from dicomtls.engine.check import Level
 
     worst = _ordered(report.findings)
     if worst:

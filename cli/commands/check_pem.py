@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 
-from cli.output import emit_json
-from engine.certs import PemReport, check_pair
-from engine.ciphers import DEFAULT_POLICY, POLICIES
-from engine.errors import UserError
+from dicomtls.cli.output import emit_json
+from dicomtls.engine.certs import PemReport, check_pair
+from dicomtls.engine.ciphers import DEFAULT_POLICY, POLICIES
+from dicomtls.engine.errors import UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cli.output import emit_json
-from cli.phrasing import step_action
-from engine.ciphers import POLICIES
-from engine.errors import UserError
-from engine.plan import DEFAULT_CALLED_AE, DEFAULT_CALLING_AE, DEFAULT_WORKLIST_MODALITY
+from dicomtls.cli.output import emit_json
+from dicomtls.cli.phrasing import step_action
+from dicomtls.engine.ciphers import POLICIES
+from dicomtls.engine.errors import UserError
+from dicomtls.engine.plan import DEFAULT_CALLED_AE, DEFAULT_CALLING_AE, DEFAULT_WORKLIST_MODALITY
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -68,7 +68,7 @@ def _worklist_query(args: argparse.Namespace):
             raise UserError(f"{', '.join(given)} only {verb} to a worklist query", "add --worklist, or leave "
                             + ("it" if len(given) == 1 else "them") + " out")
         return None
-    from engine.worklist import make_query
+    from dicomtls.engine.worklist import make_query
 
     try:
         return make_query(args.modality or DEFAULT_WORKLIST_MODALITY, args.date, args.station_ae)
@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     if args.policy and not args.tls:
         raise UserError("--policy only applies to a TLS echo", "add --tls, or leave --policy out")
     query = _worklist_query(args)
-    from engine.verify import Step, checked_ae, echo  # pynetdicom loads only when echo runs
+    from dicomtls.engine.verify import Step, checked_ae, echo  # pynetdicom loads only when echo runs
 
     args.calling_ae = checked_ae("calling", args.calling_ae)  # normalised for the header line
     args.called_ae = checked_ae("called", args.called_ae)

@@ -10,10 +10,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from engine.backends.netscaler.adc import parse_release
-from engine.backends.netscaler.export import FORMATS, export
-from engine.errors import UserError
-from engine.plan import load_plan
+from dicomtls.engine.backends.netscaler.adc import parse_release
+from dicomtls.engine.backends.netscaler.export import FORMATS, export
+from dicomtls.engine.errors import UserError
+from dicomtls.engine.plan import load_plan
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -22,12 +22,12 @@ import shutil
 import sys
 from pathlib import Path
 
-from cli.commands.apply import backend_options
-from cli.output import warn
-from engine import paths
-from engine.errors import UserError
-from engine.plan import Plan, load_plan
-from engine.terminator.config import StateFiles, state_dir_for
+from dicomtls.cli.commands.apply import backend_options
+from dicomtls.cli.output import warn
+from dicomtls.engine import paths
+from dicomtls.engine.errors import UserError
+from dicomtls.engine.plan import Plan, load_plan
+from dicomtls.engine.terminator.config import StateFiles, state_dir_for
 
 DEFAULT_UNIT_DIR = "/etc/systemd/system"
 
@@ -52,7 +52,7 @@ def _executable() -> list[str]:
     if script.exists():
         return [str(script)]
     found = shutil.which("dicomtls")
-    return [found] if found else [sys.executable, "-m", "cli.main"]
+    return [found] if found else [sys.executable, "-m", "dicomtls.cli.main"]
 
 
 def unit_text(plan: Plan, user: str, executable: list[str] | None = None, plan_label: str = "") -> str:
@@ -186,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if user == "root":
         warn("the unit runs as root (with its capabilities limited); pass --user ACCOUNT to run it unprivileged")
-    from engine.terminator.install import prepare
+    from dicomtls.engine.terminator.install import prepare
 
     state = StateFiles(state_dir_for(plan))
     prepare(plan, backend_options(plan, args).passphrase).write()

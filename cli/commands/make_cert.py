@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cli.commands.check_pem import print_report
-from engine.certs import make_self_signed
-from engine.plan import DEFAULT_CERT_FILE, DEFAULT_KEY_FILE
+from dicomtls.cli.commands.check_pem import print_report
+from dicomtls.engine.certs import make_self_signed
+from dicomtls.engine.plan import DEFAULT_CERT_FILE, DEFAULT_KEY_FILE
 
 
 def register(sub: argparse._SubParsersAction) -> None:

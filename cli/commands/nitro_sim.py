@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 
-from engine.errors import UserError
+from dicomtls.engine.errors import UserError
 
 RELEASES = ("11.1", "12.0", "12.1", "13.0", "13.1", "14.1")
 
@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.rehearsal.nitro_sim import start_in_thread
+    from dicomtls.engine.rehearsal.nitro_sim import start_in_thread
 
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port {args.port} is not a port", "give 1-65535, or leave it out for a free one")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from cli.output import emit_json, warn
-from engine.plan import load_plan
+from dicomtls.cli.output import emit_json, warn
+from dicomtls.engine.plan import load_plan
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from engine import paths
+from dicomtls.engine import paths
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,6 +24,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.terminator import serve  # the terminator loads only for this command
+    from dicomtls.engine.terminator import serve  # the terminator loads only for this command
 
     return serve(args.plan or paths.default_plan_path(), passphrase_env=args.passphrase_env)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from cli.commands.apply import add_backend_flags, backend_options, describe_facts
-from cli.output import emit_json
-from engine.backends import get_backend
-from engine.plan import load_plan
+from dicomtls.cli.commands.apply import add_backend_flags, backend_options, describe_facts
+from dicomtls.cli.output import emit_json
+from dicomtls.engine.backends import get_backend
+from dicomtls.engine.plan import load_plan
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from engine.backends.base import Backend
-from engine.plan import Plan
+from dicomtls.engine.backends.base import Backend
+from dicomtls.engine.plan import Plan
 
 
 class BackendOptions(BaseModel):
@@ -23,9 +23,9 @@ class BackendOptions(BaseModel):
 def get_backend(plan: Plan, options: BackendOptions | None = None) -> Backend:
     options = options or BackendOptions()
     if plan.backend == "netscaler":
-        from engine.backends.netscaler import NetScalerBackend
+        from dicomtls.engine.backends.netscaler import NetScalerBackend
 
         return NetScalerBackend(plan, options)
-    from engine.backends.builtin import BuiltinBackend
+    from dicomtls.engine.backends.builtin import BuiltinBackend
 
     return BuiltinBackend(plan, options)

@@ -14,8 +14,8 @@ from typing import Any, Callable, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
-from engine.advice import Advice
-from engine.plan import Plan
+from dicomtls.engine.advice import Advice
+from dicomtls.engine.plan import Plan
 
 
 class Action(StrEnum):

@@ -24,15 +24,24 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from engine.advice import Advice, advice
-from engine.backends.base import Action, ApplyResult, Change, Diff, Progress, ProgressCallback, Status, StatusItem
-from engine.certs import CertError, fingerprint
-from engine.errors import UserError
-from engine.plan import Plan, host_port
-from engine.terminator.config import RuntimeConfig, StateFiles, state_dir_for
-from engine.terminator.control import query_status
-from engine.terminator.install import installed_fingerprint, prepare
-from engine.terminator.runner import running_pid
+from dicomtls.engine.advice import Advice, advice
+from dicomtls.engine.backends.base import (
+    Action,
+    ApplyResult,
+    Change,
+    Diff,
+    Progress,
+    ProgressCallback,
+    Status,
+    StatusItem,
+)
+from dicomtls.engine.certs import CertError, fingerprint
+from dicomtls.engine.errors import UserError
+from dicomtls.engine.plan import Plan, host_port
+from dicomtls.engine.terminator.config import RuntimeConfig, StateFiles, state_dir_for
+from dicomtls.engine.terminator.control import query_status
+from dicomtls.engine.terminator.install import installed_fingerprint, prepare
+from dicomtls.engine.terminator.runner import running_pid
 
 # [builtin] settings the running terminator uses (state_dir is where it all lives, not a setting of it).
 SETTINGS = ("handshake_timeout", "connect_timeout", "idle_timeout", "drain_timeout", "health_interval", "status_port")
@@ -213,7 +222,7 @@ class BuiltinBackend:
 
     def _spawn(self, state: StateFiles, cfg: RuntimeConfig) -> str:
         with open(state.log, "ab") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "engine.terminator", str(state.plan)],
+            proc = subprocess.Popen([sys.executable, "-m", "dicomtls.engine.terminator", str(state.plan)],
                                     stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
                                     cwd=str(state.dir))
         return self._wait_started(state, cfg, proc, f"started pid {proc.pid} (log: {state.log})")

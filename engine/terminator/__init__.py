@@ -7,6 +7,6 @@ accept to live association), control (status and metrics endpoint), metrics (Pro
 (systemd readiness), events (JSON log records), runner (serve / run_in_thread).
 """
 
-from engine.terminator.runner import TerminatorHandle, run_in_thread, serve
+from dicomtls.engine.terminator.runner import TerminatorHandle, run_in_thread, serve
 
 __all__ = ["TerminatorHandle", "run_in_thread", "serve"]

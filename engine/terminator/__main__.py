@@ -1,4 +1,4 @@
-"""`python -m engine.terminator PLAN`: the terminator's own entry, for the built-in backend's apply.
+"""`python -m dicomtls.engine.terminator PLAN`: the terminator's own entry, for the built-in backend's apply.
 
 The same as `dicomtls serve PLAN`, without the CLI: the engine starts its terminator without
 depending on the CLI package at run time.
@@ -9,18 +9,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine import paths
-from engine.errors import UserError
-from engine.terminator import serve
+from dicomtls.engine import paths
+from dicomtls.engine.errors import UserError
+from dicomtls.engine.terminator import serve
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m engine.terminator",
+    parser = argparse.ArgumentParser(prog="python -m dicomtls.engine.terminator",
                                      description="run the built-in DICOM-TLS terminator in the foreground")
     parser.add_argument("plan", nargs="?", help="plan TOML file (default: the saved plan in the config dir)")
     parser.add_argument("--passphrase-env", metavar="VAR", help="environment variable holding the key's passphrase")
     args = parser.parse_args(argv)
-    from engine.logs import setup_file_logging
+    from dicomtls.engine.logs import setup_file_logging
 
     try:  # the log file the wizard's Butterfly watch follows, as `dicomtls serve` writes it
         setup_file_logging()

@@ -22,15 +22,19 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from engine.terminator import pdu
-from engine.terminator.config import (BACKEND_DOWN_CONNECT_TIMEOUT, HALF_CLOSE_IDLE, MAX_ASSOCIATIONS,
-                                      RuntimeConfig)
-from engine.terminator.health import open_tcp
-from engine.terminator.health import why as reason
-from engine.terminator.pump import Pump, abort_socket
+import dicomtls.engine.terminator.pdu as pdu
+from dicomtls.engine.terminator.config import (
+    BACKEND_DOWN_CONNECT_TIMEOUT,
+    HALF_CLOSE_IDLE,
+    MAX_ASSOCIATIONS,
+    RuntimeConfig,
+)
+from dicomtls.engine.terminator.health import open_tcp
+from dicomtls.engine.terminator.health import why as reason
+from dicomtls.engine.terminator.pump import Pump, abort_socket
 
 if TYPE_CHECKING:
-    from engine.terminator.server import Generation, Listener, Terminator
+    from dicomtls.engine.terminator.server import Generation, Listener, Terminator
 
 # A PACS server: (host, port). Health is kept per (service, host, port), load per server.
 Server = tuple[str, int]

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from engine import paths
-from engine.plan import Plan, host_port
+from dicomtls.engine import paths
+from dicomtls.engine.plan import Plan, host_port
 
 # Limits that are not plan settings: they protect the process, not the site's policy.
 # Live associations (one pump thread each, up to 512 KiB of buffers while bulk data flows); more get

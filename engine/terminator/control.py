@@ -16,8 +16,8 @@ import socket
 from pathlib import Path
 from typing import Any, Callable
 
-from engine.errors import UserError
-from engine.terminator.metrics import EXPOSITION_CONTENT_TYPE
+from dicomtls.engine.errors import UserError
+from dicomtls.engine.terminator.metrics import EXPOSITION_CONTENT_TYPE
 
 MAX_REQUEST = 4096
 UNIX_PATH_MAX = 107  # sun_path is 108 bytes including the NUL

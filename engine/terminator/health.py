@@ -5,7 +5,7 @@ The probe opens a TCP connection and closes it at once with SO_LINGER 0, so the 
 not a FIN, and the prober keeps no TIME_WAIT. It is the closest an unprivileged process gets to
 the NetScaler's half-open RESET monitor; unlike a true half-open probe the PACS application does
 accept the connection (DCMTK/Orthanc log an empty association at INFO level:
-../shared/research/terminators.md §5.2). To keep it infrequent, a probe is skipped while real
+docs/research/terminators.md §5.2). To keep it infrequent, a probe is skipped while real
 associations to that server keep succeeding (passive results count as probes).
 """
 

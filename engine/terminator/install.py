@@ -18,12 +18,12 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from engine import paths
-from engine.certs import CertError, check_pair, fingerprint
-from engine.errors import UserError
-from engine.plan import Plan, dump_plan
-from engine.terminator.config import RuntimeConfig, StateFiles, runtime_from_plan, state_dir_for
-from engine.terminator.tlsserver import FFDHE2048_PEM, MIN_DH_BITS, dh_bits, ensure_dh_params, server_context
+from dicomtls.engine import paths
+from dicomtls.engine.certs import CertError, check_pair, fingerprint
+from dicomtls.engine.errors import UserError
+from dicomtls.engine.plan import Plan, dump_plan
+from dicomtls.engine.terminator.config import RuntimeConfig, StateFiles, runtime_from_plan, state_dir_for
+from dicomtls.engine.terminator.tlsserver import FFDHE2048_PEM, MIN_DH_BITS, dh_bits, ensure_dh_params, server_context
 
 
 def installed_fingerprint(state: StateFiles) -> str | None:

@@ -26,10 +26,10 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from engine.plan import host_port
+from dicomtls.engine.plan import host_port
 
 if TYPE_CHECKING:
-    from engine.terminator.server import Terminator
+    from dicomtls.engine.terminator.server import Terminator
 
 MAX_CALLING_AE_LABELS = 20
 OTHER_AE = "other"

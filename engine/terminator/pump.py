@@ -3,7 +3,7 @@ and the plain backend socket.
 
 Why a thread with non-blocking sockets and poll(), not asyncio or two blocking threads:
 - Throughput: asyncio's SSL transport copies each record 2-3 times in Python-managed buffers
-  (../shared/research/terminators.md §2.3/§3.1: ~0.6-0.7x stunnel). Here OpenSSL decrypts straight
+  (docs/research/terminators.md §2.3/§3.1: ~0.6-0.7x stunnel). Here OpenSSL decrypts straight
   into our buffer and the GIL is released during every SSL_read/SSL_write/send/recv, so several
   associations use both cores. benchmarks/throughput_quick.py measures it against stunnel.
 - Correctness: OpenSSL forbids using one SSL object from two threads at once (a reader thread and a
@@ -33,8 +33,8 @@ import struct
 import threading
 import time
 
-from engine.terminator.config import KEEPALIVE_COUNT, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL
-from engine.terminator.pdu import PduTracker
+from dicomtls.engine.terminator.config import KEEPALIVE_COUNT, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL
+from dicomtls.engine.terminator.pdu import PduTracker
 
 BUF_SIZE = 256 * 1024
 TLS_WRITE_CHUNK = 128 * 1024  # plaintext per SSL_write: several 16 KiB records per call

@@ -11,14 +11,14 @@ import threading
 from pathlib import Path
 from typing import IO, Any, Callable
 
-from engine import paths
-from engine.errors import UserError
-from engine.plan import Plan, load_plan
-from engine.terminator.config import StateFiles, state_dir_for
-from engine.terminator.events import EventLog, Subscriber
-from engine.terminator.install import Prepared, prepare
-from engine.terminator.sdnotify import Notifier
-from engine.terminator.server import Terminator
+from dicomtls.engine import paths
+from dicomtls.engine.errors import UserError
+from dicomtls.engine.plan import Plan, load_plan
+from dicomtls.engine.terminator.config import StateFiles, state_dir_for
+from dicomtls.engine.terminator.events import EventLog, Subscriber
+from dicomtls.engine.terminator.install import Prepared, prepare
+from dicomtls.engine.terminator.sdnotify import Notifier
+from dicomtls.engine.terminator.server import Terminator
 
 
 def _passphrase(plan: Plan, env_var: str | None) -> str | None:
@@ -36,7 +36,7 @@ def running_pid(state: StateFiles) -> int | None:
         return None
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        if b"serve" not in cmdline and b"engine.terminator" not in cmdline:  # `dicomtls serve` or our own entry
+        if b"serve" not in cmdline and b"dicomtls.engine.terminator" not in cmdline:  # `dicomtls serve` or our own entry
             return None
     except OSError:
         pass  # no /proc: trust the pid

@@ -18,15 +18,15 @@ from dataclasses import dataclass, field
 from itertools import count
 from typing import Any
 
-from engine.ciphers import POLICIES
-from engine.errors import UserError
-from engine.terminator.admission import Admission, Live, Server
-from engine.terminator.config import MAX_PENDING, PROBE_TIMEOUT, ListenerConfig, RuntimeConfig, StateFiles
-from engine.terminator.control import start_control
-from engine.terminator.events import EventLog
-from engine.terminator.health import Health, probe
-from engine.terminator.metrics import Metrics
-from engine.terminator.pump import abort_socket
+from dicomtls.engine.ciphers import POLICIES
+from dicomtls.engine.errors import UserError
+from dicomtls.engine.terminator.admission import Admission, Live, Server
+from dicomtls.engine.terminator.config import MAX_PENDING, PROBE_TIMEOUT, ListenerConfig, RuntimeConfig, StateFiles
+from dicomtls.engine.terminator.control import start_control
+from dicomtls.engine.terminator.events import EventLog
+from dicomtls.engine.terminator.health import Health, probe
+from dicomtls.engine.terminator.metrics import Metrics
+from dicomtls.engine.terminator.pump import abort_socket
 
 LISTEN_BACKLOG = 512
 

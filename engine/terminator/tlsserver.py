@@ -25,8 +25,8 @@ import ssl
 import warnings
 from pathlib import Path
 
-from engine.ciphers import SSL_VERSIONS, Policy
-from engine.errors import UserError
+from dicomtls.engine.ciphers import SSL_VERSIONS, Policy
+from dicomtls.engine.errors import UserError
 
 # RFC 7919 Appendix A.1, as printed by `openssl genpkey -genparam -algorithm DH -pkeyopt group:ffdhe2048`.
 FFDHE2048_PEM = b"""-----BEGIN DH PARAMETERS-----

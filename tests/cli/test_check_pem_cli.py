@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.certs import fingerprint
+from dicomtls.engine.certs import fingerprint
 from tests.support.pki import cert_pem, chain, ec_key, key_pem, make_cert, rsa_key, write_pair
 
 SECRET = "s3cret passphrase"
@@ -21,7 +21,7 @@ SECRET = "s3cret passphrase"
 def dicomtls(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if k != "KEYPASS"}
     full_env = {**base, "DICOMTLS_HOME": str(cwd / ".dicomtls-home"), **(env or {})}
-    r = subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=cwd, env=full_env,
+    r = subprocess.run([sys.executable, "-m", "dicomtls.cli.main", *args], cwd=cwd, env=full_env,
                        capture_output=True, text=True, timeout=60)
     # Whatever happened, nothing a user sees is a traceback or key material.
     for stream in (r.stdout, r.stderr):

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import build_parser
-from engine import __version__
+from dicomtls.cli.main import build_parser
+from dicomtls.engine import __version__
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -69,7 +69,7 @@ def test_every_subcommand_help_in_fresh_venv(fresh_venv):
 
 def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     e = dict(os.environ, **(env or {}))
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "dicomtls.cli.main", *args], capture_output=True, text=True,
                           cwd=REPO, env=e, timeout=60)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.peers import LOOPBACK, pynetdicom_scp, server_context, tls_files  # noqa: F401 (fixture)
+from tests.support.peers import LOOPBACK, pynetdicom_scp, server_context
 
 DICOMTLS = str(Path(sys.executable).parent / "dicomtls")
 

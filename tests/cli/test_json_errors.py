@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from cli import main as cli_main
-from cli.main import PIPE_CLOSED, build_parser
-from engine.certs import make_self_signed
+from dicomtls.cli import main as cli_main
+from dicomtls.cli.main import PIPE_CLOSED, build_parser
+from dicomtls.engine.certs import make_self_signed
 
 DICOMTLS = str(Path(sys.executable).parent / "dicomtls")
 
@@ -150,7 +150,7 @@ def test_apply_with_a_conflict_prints_its_diff_as_the_one_object(tmp_path):
 def test_an_unexpected_error_is_one_internal_error_object(monkeypatch, capsys, tmp_path):
     """A bug in a command: exit 70, one object on stdout, the traceback in the log file only."""
     monkeypatch.setenv("DICOMTLS_HOME", str(tmp_path))
-    import cli.commands.status as status
+    import dicomtls.cli.commands.status as status
 
     def broken(args):
         raise RuntimeError("boom")

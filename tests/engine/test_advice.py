@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from cli import phrasing as cli
-from engine.advice import CODES, Advice, advice
+from dicomtls.cli import phrasing as cli
+from dicomtls.engine.advice import CODES, Advice, advice
+from dicomtls.wizard import advice as wiz
 from tests.support.words import OPTION, PLAN_KEYS, cli_words, string_literals
-from wizard import advice as wiz
 
 ENGINE = Path(__file__).resolve().parents[2] / "engine"
 
@@ -99,8 +99,8 @@ def test_the_engine_s_own_words_name_no_option_and_no_plan_key(module):
 def test_a_real_rejection_is_advice_that_each_face_phrases(tmp_path):
     """The demo PACS rejects a wrong called AE (A-ASSOCIATE-RJ 1/1/7): the engine names the fix by code,
     the CLI says --called-ae, the wizard names the field on its PACS step."""
-    from engine.demo import DemoPacs
-    from engine.verify import echo
+    from dicomtls.engine.demo import DemoPacs
+    from dicomtls.engine.verify import echo
 
     pacs = DemoPacs()
     try:

@@ -19,12 +19,23 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from cli.phrasing import fix_text as cli_fix
-from engine.certs import CertError, PemReport, check_pair, fingerprint, make_self_signed
-from engine.ciphers import POLICIES
-from engine.errors import UserError
-from tests.support.pki import (NOW, Issuer, cert_pem, chain, ec_key, key_der, key_pem, make_cert,
-                               name, rsa_key, write_pair)
+from dicomtls.cli.phrasing import fix_text as cli_fix
+from dicomtls.engine.certs import CertError, PemReport, check_pair, fingerprint, make_self_signed
+from dicomtls.engine.ciphers import POLICIES
+from dicomtls.engine.errors import UserError
+from tests.support.pki import (
+    NOW,
+    Issuer,
+    cert_pem,
+    chain,
+    ec_key,
+    key_der,
+    key_pem,
+    make_cert,
+    name,
+    rsa_key,
+    write_pair,
+)
 
 OPENSSL = shutil.which("openssl") or "openssl"  # Debian base; the DER fixes below are run for real
 

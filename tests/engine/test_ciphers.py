@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.ciphers import DEFAULT_POLICY, POLICIES, SUITES, get_policy
-from engine.errors import UserError
+from dicomtls.engine.ciphers import DEFAULT_POLICY, POLICIES, SUITES, get_policy
+from dicomtls.engine.errors import UserError
 
 REPO = Path(__file__).resolve().parents[2]
 NOTES = REPO.parent / "shared" / "research" / "nitro.md"
@@ -39,7 +39,7 @@ def test_vendored_netscaler_list_matches_the_note():
 def test_every_netscaler_name_is_a_documented_builtin(policy):
     known = netscaler_names()
     for name in POLICIES[policy].netscaler_ciphers:
-        assert name in known, f"{policy}: {name} is not in nitro.md §8.1"
+        assert name in known, f"{policy}: {name} is not in docs/research/nitro.md §8.1"
 
 
 @pytest.mark.parametrize("policy", list(POLICIES))

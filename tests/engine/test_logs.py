@@ -7,7 +7,7 @@ from logging.handlers import RotatingFileHandler
 
 import pytest
 
-from engine import logs
+from dicomtls.engine import logs
 
 
 @pytest.fixture

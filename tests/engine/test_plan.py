@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import textwrap
+import tomllib
 from pathlib import Path
 
 import pytest
 
-from engine.errors import UserError
-from engine.plan import dump_plan, load_plan, parse_plan, save_plan
-from engine.plan_errors import PlanError
-import tomllib
+from dicomtls.engine.errors import UserError
+from dicomtls.engine.plan import dump_plan, load_plan, parse_plan, save_plan
+from dicomtls.engine.plan_errors import PlanError
 
 SEED = textwrap.dedent('''
     backend = "builtin"
@@ -142,7 +142,8 @@ def test_virtual_server_service_must_exist():
 
 
 def test_two_virtual_servers_never_share_ip_and_port():
-    clash = SEED + '\n[[virtual_server]]\nname = "MWL"\nip = "10.0.0.20"\nport = 2761\nrole = "worklist"\nservice = "Qlink-DICOM"\n'
+    clash = SEED + ('\n[[virtual_server]]\nname = "MWL"\nip = "10.0.0.20"\nport = 2761\nrole = "worklist"\n'
+                    'service = "Qlink-DICOM"\n')
     (msg,) = problems(clash)
     assert "both listen on port 2761" in msg and "'MWL'" in msg
 

@@ -7,8 +7,15 @@ import datetime as dt
 
 import pytest
 
-from engine.worklist import (WorklistItem, WorklistResult, identifier, make_query, mask_name, rung,
-                             status_meaning)
+from dicomtls.engine.worklist import (
+    WorklistItem,
+    WorklistResult,
+    identifier,
+    make_query,
+    mask_name,
+    rung,
+    status_meaning,
+)
 
 
 def test_defaults_are_us_today_any_station():
@@ -90,9 +97,9 @@ def test_no_patient_data_reaches_the_log_file(tmp_path, monkeypatch):
     unmasks names. pynetdicom dumps every C-FIND identifier at DEBUG; the setup caps it at WARNING."""
     import logging
 
-    from engine.demo import DemoPacs
-    from engine.logs import setup_file_logging
-    from engine.verify import echo
+    from dicomtls.engine.demo import DemoPacs
+    from dicomtls.engine.logs import setup_file_logging
+    from dicomtls.engine.verify import echo
 
     monkeypatch.setenv("DICOMTLS_HOME", str(tmp_path))
     root = logging.getLogger()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from cli.phrasing import step_action as cli_action
-from engine.verify import echo
-from tests.support.peers import LOOPBACK, storescp, storescp_tls, tls_files  # noqa: F401 (fixtures)
+from dicomtls.cli.phrasing import step_action as cli_action
+from dicomtls.engine.verify import echo
+from tests.support.peers import LOOPBACK, storescp
 
 pytestmark = pytest.mark.interop
 

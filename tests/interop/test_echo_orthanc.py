@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from cli.phrasing import step_action as cli_action
-from engine.verify import echo
-from tests.support.peers import LOOPBACK, orthanc  # noqa: F401 (fixture)
+from dicomtls.cli.phrasing import step_action as cli_action
+from dicomtls.engine.verify import echo
+from tests.support.peers import LOOPBACK
 
 pytestmark = pytest.mark.interop
 

@@ -12,10 +12,10 @@ from collections.abc import Callable
 
 import pytest
 
-from engine.errors import UserError
-from cli.phrasing import step_action as cli_action
-from engine.verify import echo
-from tests.support.peers import LOOPBACK, pynetdicom_scp, server_context, tls_files  # noqa: F401 (fixture)
+from dicomtls.cli.phrasing import step_action as cli_action
+from dicomtls.engine.errors import UserError
+from dicomtls.engine.verify import echo
+from tests.support.peers import LOOPBACK, pynetdicom_scp, server_context
 
 pytestmark = pytest.mark.interop
 

@@ -6,11 +6,9 @@ import ssl
 
 import pytest
 
-from engine.ciphers import POLICIES
-from engine.errors import UserError
-from engine.tlsctx import client_context
-from tests.support.peers import tls_files  # noqa: F401 (fixture)
-
+from dicomtls.engine.ciphers import POLICIES
+from dicomtls.engine.errors import UserError
+from dicomtls.engine.tlsctx import client_context
 
 # Written out here, independently of engine.ciphers.SSL_VERSIONS, so a wrong mapping there shows.
 VERSIONS = {"1.0": "TLSv1", "1.1": "TLSv1_1", "1.2": "TLSv1_2", "1.3": "TLSv1_3"}

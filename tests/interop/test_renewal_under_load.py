@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.certs import make_self_signed
+from dicomtls.engine.certs import make_self_signed
 from tests.reliability.test_soak import make_objects
 from tests.support.peers import LOOPBACK, free_port, wait_for_port
 from tests.support.tlsfiles import fingerprint_of
@@ -35,7 +35,7 @@ RENEW_AFTER = 3  # batches stored before the renewal
 
 def cli(home: Path, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, DICOMTLS_HOME=str(home))
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "dicomtls.cli.main", *args], capture_output=True, text=True, cwd=REPO,
                           env=env, timeout=120)
 
 
@@ -77,7 +77,7 @@ def open_association(port: int):
     """A pynetdicom association over TLS, left open (the sender in the middle of a study)."""
     from pynetdicom import AE
 
-    from engine.tlsctx import client_context
+    from dicomtls.engine.tlsctx import client_context
 
     ae = AE(ae_title="BUTTERFLY")
     ae.network_timeout = None  # it idles across the renewal on purpose

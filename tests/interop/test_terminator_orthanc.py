@@ -18,8 +18,7 @@ import pytest
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
-from engine.verify import echo
-from tests.support.peers import orthanc, tls_files  # noqa: F401 (fixtures)
+from dicomtls.engine.verify import echo
 from tests.terminator.helpers import LOOPBACK, echoscu, free_port, terminator, wait_record, write_plan
 
 pytestmark = pytest.mark.interop
@@ -46,7 +45,7 @@ def make_image(path: Path, rows: int, cols: int, seed: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def through(tmp_path_factory, orthanc, tls_files):  # noqa: F811
+def through(tmp_path_factory, orthanc, tls_files):
     folder = tmp_path_factory.mktemp("term-orthanc")
     store, mwl = free_port(), free_port()
     plan = write_plan(folder, tls_files.server_cert, tls_files.server_key,
@@ -57,7 +56,7 @@ def through(tmp_path_factory, orthanc, tls_files):  # noqa: F811
         yield {"store": store, "mwl": mwl, "records": records, "handle": handle}
 
 
-def test_echoscu_tls_with_client_keys_and_anonymous_tls(through, orthanc, tls_files):  # noqa: F811
+def test_echoscu_tls_with_client_keys_and_anonymous_tls(through, orthanc, tls_files):
     with_keys = echoscu(through["store"], "+tls", str(tls_files.other_key), str(tls_files.other_cert),
                         "+cf", str(tls_files.ca_cert), called=orthanc.ae_title)
     assert with_keys.returncode == 0, with_keys.stderr
@@ -69,7 +68,7 @@ def test_echoscu_tls_with_client_keys_and_anonymous_tls(through, orthanc, tls_fi
     assert rec["bytes_from_client"] > 0 and rec["bytes_to_client"] > 0
 
 
-def test_storescu_objects_from_1kb_to_50mb_arrive_byte_identical(through, orthanc, tls_files, tmp_path):  # noqa: F811
+def test_storescu_objects_from_1kb_to_50mb_arrive_byte_identical(through, orthanc, tls_files, tmp_path):
     files, hashes = [], {}
     for i, (label, (rows, cols)) in enumerate(SIZES.items()):
         f = tmp_path / f"{label}.dcm"
@@ -104,7 +103,7 @@ def _file(peer, instance_id: str) -> bytes:
         return r.read()
 
 
-def test_echo_ladder_through_store_and_worklist_listeners(through, orthanc, tls_files):  # noqa: F811
+def test_echo_ladder_through_store_and_worklist_listeners(through, orthanc, tls_files):
     for name in ("store", "mwl"):
         report = echo(LOOPBACK, through[name], tls=True, cafile=tls_files.ca_cert, policy="bcp195-nd",
                       called_ae=orthanc.ae_title, expect_cert=tls_files.server_cert)
@@ -115,7 +114,7 @@ def test_echo_ladder_through_store_and_worklist_listeners(through, orthanc, tls_
         assert rec["role"] == ("store" if name == "store" else "worklist")
 
 
-def test_the_log_says_when_the_pacs_itself_rejects(through, orthanc):  # noqa: F811
+def test_the_log_says_when_the_pacs_itself_rejects(through, orthanc):
     r = echoscu(through["store"], called="NOT-ORTHANC")
     assert r.returncode != 0 and "Called AE Title Not Recognized" in r.stderr
     rec = wait_record(through["records"], called_ae="NOT-ORTHANC")

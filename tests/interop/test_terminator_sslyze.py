@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.ciphers import POLICIES
-from tests.support.peers import tls_files  # noqa: F401 (fixture)
+from dicomtls.engine.ciphers import POLICIES
 from tests.terminator.helpers import LOOPBACK, backend, free_port, terminator, write_plan
 
 pytestmark = pytest.mark.interop
@@ -17,7 +16,7 @@ VERSION_COMMANDS = {"SSL_2_0_CIPHER_SUITES": None, "SSL_3_0_CIPHER_SUITES": None
 
 
 def scan(ports: list[int]) -> dict:
-    from sslyze import (Scanner, ScanCommand, ServerNetworkLocation, ServerScanRequest, ServerScanStatusEnum)
+    from sslyze import ScanCommand, Scanner, ServerNetworkLocation, ServerScanRequest, ServerScanStatusEnum
 
     commands = {ScanCommand[c] for c in VERSION_COMMANDS} | {
         ScanCommand.TLS_COMPRESSION, ScanCommand.SESSION_RENEGOTIATION, ScanCommand.HEARTBLEED,
@@ -54,7 +53,7 @@ def _check(result, policy_name: str) -> None:
     assert result.robot.result.robot_result.name.startswith("NOT_VULNERABLE")
 
 
-def test_sslyze_against_both_listeners_under_bcp195_nd(tmp_path, tls_files):  # noqa: F811
+def test_sslyze_against_both_listeners_under_bcp195_nd(tmp_path, tls_files):
     with backend() as pacs:
         store, mwl = free_port(), free_port()
         plan = write_plan(tmp_path, tls_files.server_cert, tls_files.server_key,
@@ -70,7 +69,7 @@ def test_sslyze_against_both_listeners_under_bcp195_nd(tmp_path, tls_files):  # 
             assert pacs.data_conns == before  # hundreds of scanner handshakes; the PACS saw none
 
 
-def test_sslyze_under_the_tls_1_2_plus_1_3_policy(tmp_path, tls_files):  # noqa: F811
+def test_sslyze_under_the_tls_1_2_plus_1_3_policy(tmp_path, tls_files):
     with backend() as pacs:
         port = free_port()
         plan = write_plan(tmp_path, tls_files.server_cert, tls_files.server_key,

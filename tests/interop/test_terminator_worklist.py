@@ -12,10 +12,18 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset
 
-from engine.verify import echo
-from tests.support.peers import tls_files  # noqa: F401 (fixture)
-from tests.terminator.helpers import (LOOPBACK, REPO, VERIFICATION, ended, free_port, terminator, wait_for,
-                                      wait_record, write_plan)
+from dicomtls.engine.verify import echo
+from tests.terminator.helpers import (
+    LOOPBACK,
+    REPO,
+    VERIFICATION,
+    ended,
+    free_port,
+    terminator,
+    wait_for,
+    wait_record,
+    write_plan,
+)
 
 pytestmark = pytest.mark.interop
 
@@ -51,7 +59,7 @@ def worklist_scp(ae_title: str = "MWL") -> Iterator[tuple[int, list]]:
         server.shutdown()
 
 
-def test_findscu_worklist_query_through_the_worklist_listener(tmp_path, tls_files):  # noqa: F811
+def test_findscu_worklist_query_through_the_worklist_listener(tmp_path, tls_files):
     with worklist_scp() as (pacs_port, queries):
         port = free_port()
         plan = write_plan(tmp_path, tls_files.server_cert, tls_files.server_key,
@@ -79,7 +87,7 @@ def test_findscu_worklist_query_through_the_worklist_listener(tmp_path, tls_file
 
             report = echo(LOOPBACK, port, tls=True, cafile=tls_files.ca_cert, policy="bcp195-nd", called_ae="MWL")
             assert report.ok, report.failed_step
-            cli = subprocess.run([sys.executable, "-m", "cli.main", "echo", LOOPBACK, str(port), "--tls", "--cafile",
+            cli = subprocess.run([sys.executable, "-m", "dicomtls.cli.main", "echo", LOOPBACK, str(port), "--tls", "--cafile",
                                   str(tls_files.ca_cert), "--policy", "bcp195-nd", "--called-ae", "MWL"],
                                  capture_output=True, text=True, timeout=60, cwd=REPO)
             assert cli.returncode == 0, cli.stdout + cli.stderr

@@ -10,9 +10,9 @@ import sys
 
 import pytest
 
-from engine.verify import echo
-from engine.worklist import make_query
-from tests.support.peers import orthanc_pacs, tls_files  # noqa: F401 (fixture)
+from dicomtls.engine.verify import echo
+from dicomtls.engine.worklist import make_query
+from tests.support.peers import orthanc_pacs
 from tests.support.worklists import ORTHANC_WORKLIST_PLUGIN, Step, orthanc_worklist_config, write_wl_files
 from tests.terminator.helpers import LOOPBACK, REPO, free_port, serve_process, write_plan
 
@@ -31,19 +31,19 @@ def database(tmp_path_factory):
     return folder
 
 
-def _plan(tmp_path, tls_files, pacs_port):  # noqa: F811
+def _plan(tmp_path, tls_files, pacs_port):
     port = free_port()
     return write_plan(tmp_path, tls_files.server_cert, tls_files.server_key,
                       [{"name": "Orthanc", "host": LOOPBACK, "port": pacs_port, "ae_title": "ORTHANC"}],
                       [{"name": "mwl", "port": port, "role": "worklist", "service": "Orthanc"}]), port
 
 
-def test_dicomtls_echo_worklist_lists_what_orthanc_holds(tmp_path, database, tls_files):  # noqa: F811
+def test_dicomtls_echo_worklist_lists_what_orthanc_holds(tmp_path, database, tls_files):
     with orthanc_pacs(tmp_path / "orthanc", config=orthanc_worklist_config(database)) as pacs:
         plan, port = _plan(tmp_path, tls_files, pacs.port)
         env = {**os.environ, "DICOMTLS_HOME": str(tmp_path / "cli"), "PYTHONIOENCODING": "utf-8"}
         with serve_process(plan, tmp_path / "home") as sp:
-            r = subprocess.run([sys.executable, "-m", "cli.main", "echo", LOOPBACK, str(port), "--tls", "--cafile",
+            r = subprocess.run([sys.executable, "-m", "dicomtls.cli.main", "echo", LOOPBACK, str(port), "--tls", "--cafile",
                                 str(tls_files.ca_cert), "--called-ae", "ORTHANC", "--worklist", "--date", DAY],
                                capture_output=True, text=True, timeout=60, cwd=REPO, env=env)
             rec = sp.event("association", role="worklist")
@@ -54,7 +54,7 @@ def test_dicomtls_echo_worklist_lists_what_orthanc_holds(tmp_path, database, tls
     assert rec["outcome"] == "released" and rec["called_ae"] == "ORTHANC"
 
 
-def test_orthanc_refusing_butterfly_as_a_worklist_caller_is_explained(tmp_path, database, tls_files):  # noqa: F811
+def test_orthanc_refusing_butterfly_as_a_worklist_caller_is_explained(tmp_path, database, tls_files):
     cfg = orthanc_worklist_config(database, allow_butterfly=False)
     with orthanc_pacs(tmp_path / "orthanc", config=cfg) as pacs:
         plan, port = _plan(tmp_path, tls_files, pacs.port)

@@ -12,9 +12,9 @@ import sys
 import pydicom
 import pytest
 
-from engine.verify import echo
-from engine.worklist import make_query
-from tests.support.peers import storescp, tls_files  # noqa: F401 (fixture)
+from dicomtls.engine.verify import echo
+from dicomtls.engine.worklist import make_query
+from tests.support.peers import storescp
 from tests.support.worklists import Step, wlmscpfs
 from tests.terminator.helpers import LOOPBACK, REPO, free_port, serve_process, wait_for, write_plan
 
@@ -80,7 +80,7 @@ def test_a_pacs_without_a_worklist_is_explained(tmp_path):
     assert "does not offer the Modality Worklist service" in step.cause
 
 
-def test_findscu_and_the_ladder_through_the_worklist_listener(tmp_path, wlm, tls_files):  # noqa: F811
+def test_findscu_and_the_ladder_through_the_worklist_listener(tmp_path, wlm, tls_files):
     port = free_port()
     plan = write_plan(tmp_path, tls_files.server_cert, tls_files.server_key,
                       [{"name": "RIS", "host": LOOPBACK, "port": wlm.port, "ae_title": wlm.ae_title}],
@@ -108,13 +108,13 @@ def test_findscu_and_the_ladder_through_the_worklist_listener(tmp_path, wlm, tls
         assert not any("Fictitious" in json.dumps(rec) for rec in sp.records)  # no patient data in the log
 
 
-def test_cli_worklist_through_the_listener_lists_items_and_json_is_one_object(tmp_path, wlm, tls_files):  # noqa: F811
+def test_cli_worklist_through_the_listener_lists_items_and_json_is_one_object(tmp_path, wlm, tls_files):
     port = free_port()
     plan = write_plan(tmp_path, tls_files.server_cert, tls_files.server_key,
                       [{"name": "RIS", "host": LOOPBACK, "port": wlm.port, "ae_title": wlm.ae_title}],
                       [{"name": "mwl", "port": port, "role": "worklist", "service": "RIS"}])
     env = {**os.environ, "DICOMTLS_HOME": str(tmp_path / "cli-home"), "PYTHONIOENCODING": "utf-8"}
-    base = [sys.executable, "-m", "cli.main", "echo", LOOPBACK, str(port), "--tls", "--cafile", str(tls_files.ca_cert),
+    base = [sys.executable, "-m", "dicomtls.cli.main", "echo", LOOPBACK, str(port), "--tls", "--cafile", str(tls_files.ca_cert),
             "--called-ae", wlm.ae_title, "--worklist", "--date", DAY]
     with serve_process(plan, tmp_path / "home"):
         r = subprocess.run(base, capture_output=True, text=True, timeout=60, cwd=REPO, env=env)

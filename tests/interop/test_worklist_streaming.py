@@ -10,9 +10,8 @@ import subprocess
 import pytest
 from pydicom.dataset import Dataset
 
-from engine.verify import echo
-from engine.worklist import identifier, make_query
-from tests.support.peers import tls_files  # noqa: F401 (fixture)
+from dicomtls.engine.verify import echo
+from dicomtls.engine.worklist import identifier, make_query
 from tests.support.worklists import MWL_FIND, streaming_worklist_scp
 from tests.terminator.helpers import LOOPBACK, VERIFICATION, free_port, serve_process, wait_for, write_plan
 
@@ -21,7 +20,7 @@ pytestmark = pytest.mark.interop
 ITEMS = 500
 
 
-def _plan(tmp_path, tls_files, pacs_port: int):  # noqa: F811
+def _plan(tmp_path, tls_files, pacs_port: int):
     port = free_port()
     plan = write_plan(tmp_path, tls_files.server_cert, tls_files.server_key,
                       [{"name": "RIS", "host": LOOPBACK, "port": pacs_port, "ae_title": "MWL"}],
@@ -30,7 +29,7 @@ def _plan(tmp_path, tls_files, pacs_port: int):  # noqa: F811
     return plan, port
 
 
-def test_500_items_all_arrive_through_the_worklist_listener(tmp_path, tls_files):  # noqa: F811
+def test_500_items_all_arrive_through_the_worklist_listener(tmp_path, tls_files):
     out = tmp_path / "rsp"
     out.mkdir()
     with streaming_worklist_scp(ITEMS) as scp:
@@ -55,7 +54,7 @@ def test_500_items_all_arrive_through_the_worklist_listener(tmp_path, tls_files)
         assert [rec["items_to_client"] for rec in recs] == [ITEMS, ITEMS]  # counted from the forwarded PDUs
 
 
-def test_c_cancel_mid_stream_through_the_worklist_listener(tmp_path, tls_files):  # noqa: F811
+def test_c_cancel_mid_stream_through_the_worklist_listener(tmp_path, tls_files):
     from pynetdicom import AE
 
     with streaming_worklist_scp(5000) as scp:

@@ -9,13 +9,25 @@ import shutil
 import pytest
 from cryptography import x509
 
-from cli.phrasing import change_fix as cli_change
-from engine.backends.base import Action
-from engine.errors import UserError
-from engine.plan import load_plan
+from dicomtls.cli.phrasing import change_fix as cli_change
+from dicomtls.engine.backends.base import Action
+from dicomtls.engine.errors import UserError
+from dicomtls.engine.plan import load_plan
 
-from .conftest import (CERT_NAME, KEY_NAME, MWL, PAIR, STORE, TcpListener, backend, check_tls_side, reader,
-                       run_apply, write_plan, writes_since)
+from .conftest import (
+    CERT_NAME,
+    KEY_NAME,
+    MWL,
+    PAIR,
+    STORE,
+    TcpListener,
+    backend,
+    check_tls_side,
+    reader,
+    run_apply,
+    write_plan,
+    writes_since,
+)
 
 GROUP, SERVICE = "TLS-1.2-Only", "Qlink-DICOM"
 CONFIG_RESOURCES = {"nsfeature", "systemfile", "sslcertkey", "service", "sslcipher", "sslcipher_sslciphersuite_binding"}
@@ -212,8 +224,8 @@ def test_renewal_only_with_replace_cert_and_without_a_gap(sim, workdir, other_pe
     b.close()
     assert [(c.kind, c.name) for c in diff.conflicts] == [("sslcertkey", PAIR)]
     # The fix is advice each face phrases: the CLI names --replace-cert, the wizard its Start choice.
-    from cli.phrasing import change_fix as cli_fix
-    from wizard.advice import change_fix as wizard_fix
+    from dicomtls.cli.phrasing import change_fix as cli_fix
+    from dicomtls.wizard.advice import change_fix as wizard_fix
 
     assert diff.conflicts[0].advice.code == "ns.renew_or_rename"
     assert "--replace-cert" in cli_fix(diff.conflicts[0]) and "--" not in wizard_fix(diff.conflicts[0])

@@ -5,9 +5,9 @@ CRITICAL; a refused login is UNKNOWN. (The echo rung needs a reachable VIP, whic
 
 from __future__ import annotations
 
-from engine.backends import BackendOptions
-from engine.check import CheckReport, Level, _backend_health
-from engine.plan import load_plan
+from dicomtls.engine.backends import BackendOptions
+from dicomtls.engine.check import CheckReport, Level, _backend_health
+from dicomtls.engine.plan import load_plan
 
 from .conftest import PASSWORD, STORE, TcpListener, run_apply, write_plan
 

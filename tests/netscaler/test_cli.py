@@ -12,11 +12,10 @@ import sys
 import time
 from pathlib import Path
 
-
-from engine.backends.netscaler.client import fetch_fingerprint
-from engine.rehearsal.nitro_sim import start_in_thread
-from engine.ciphers import POLICIES
-from engine.errors import UserError
+from dicomtls.engine.backends.netscaler.client import fetch_fingerprint
+from dicomtls.engine.ciphers import POLICIES
+from dicomtls.engine.errors import UserError
+from dicomtls.engine.rehearsal.nitro_sim import start_in_thread
 
 from .conftest import CERT_NAME, KEY_NAME, PASSWORD, backend, plan_text, run_apply, write_plan
 
@@ -29,7 +28,7 @@ def dicomtls(*args: str, home: Path, password: str | None = PASSWORD, timeout: f
     env["DICOMTLS_HOME"] = str(home)
     if password is not None:
         env["DICOMTLS_NITRO_PASSWORD"] = password
-    return subprocess.run([sys.executable, "-m", "cli.main", *map(str, args)], cwd=REPO, env=env, text=True,
+    return subprocess.run([sys.executable, "-m", "dicomtls.cli.main", *map(str, args)], cwd=REPO, env=env, text=True,
                           capture_output=True, timeout=timeout, input=stdin if stdin is not None else "")
 
 
@@ -178,7 +177,7 @@ def test_killed_mid_apply_exit_4_then_rerun_completes(sim, workdir, home):
 
 def test_nitro_sim_command_serves_a_rehearsal_adc(workdir, home):
     env = dict(os.environ, DICOMTLS_HOME=str(home))
-    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "nitro-sim", "--password", PASSWORD], cwd=REPO,
+    proc = subprocess.Popen([sys.executable, "-m", "dicomtls.cli.main", "nitro-sim", "--password", PASSWORD], cwd=REPO,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         lines: list[str] = []

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from engine.rehearsal.nitro_sim import start_in_thread
+from dicomtls.engine.rehearsal.nitro_sim import start_in_thread
 
 from .conftest import PASSWORD, STORE, plan_text, write_plan
 from .test_cli import REPO, dicomtls
@@ -61,7 +61,7 @@ def test_export_for_a_release_and_mode(workdir, home):
 
 def test_nitro_sim_command_modes(workdir, home):
     env = dict(os.environ, DICOMTLS_HOME=str(home))
-    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "nitro-sim", "--password", PASSWORD, "--http",
+    proc = subprocess.Popen([sys.executable, "-m", "dicomtls.cli.main", "nitro-sim", "--password", PASSWORD, "--http",
                              "--release", "12.0", "--default-ssl-profile", "--ha", "primary", "--partition", "dmz"],
                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -8,15 +8,20 @@ import threading
 
 import pytest
 
-from engine.backends.netscaler.client import (FingerprintMismatch, NitroClient, NitroConnectionError, NitroError,
-                                              fetch_fingerprint)
-from cli.phrasing import fix_text as cli_fix
-from cli.phrasing import render as cli_render
-from engine.advice import Advice
-from engine.errors import UserError
-from engine.rehearsal.nitro_sim import make_management_cert, start_in_thread
-from wizard.advice import fix_text as wizard_fix
-from wizard.advice import render as wizard_render
+from dicomtls.cli.phrasing import fix_text as cli_fix
+from dicomtls.cli.phrasing import render as cli_render
+from dicomtls.engine.advice import Advice
+from dicomtls.engine.backends.netscaler.client import (
+    FingerprintMismatch,
+    NitroClient,
+    NitroConnectionError,
+    NitroError,
+    fetch_fingerprint,
+)
+from dicomtls.engine.errors import UserError
+from dicomtls.engine.rehearsal.nitro_sim import make_management_cert, start_in_thread
+from dicomtls.wizard.advice import fix_text as wizard_fix
+from dicomtls.wizard.advice import render as wizard_render
 
 from .conftest import PASSWORD
 
@@ -201,7 +206,7 @@ def test_every_code_the_simulator_answers_has_an_explanation_with_a_fix():
     import re
     from pathlib import Path
 
-    from engine.backends.netscaler.explain import explain
+    from dicomtls.engine.backends.netscaler.explain import explain
 
     class Who:
         url, username, password_source = "https://192.0.2.10", "nsroot", "$DICOMTLS_NITRO_PASSWORD"

@@ -11,18 +11,29 @@ import json
 
 import pytest
 
-from cli.phrasing import change_fix as cli_change
-from cli.phrasing import fix_text as cli_fix
-from wizard.advice import change_fix as wizard_change
-from engine.backends.base import Action
-from engine.backends.netscaler.export import export
-from engine.ciphers import POLICIES
-from engine.errors import UserError
-from engine.plan import load_plan
-from engine.rehearsal.nitro_sim import start_in_thread
+from dicomtls.cli.phrasing import change_fix as cli_change
+from dicomtls.cli.phrasing import fix_text as cli_fix
+from dicomtls.engine.backends.base import Action
+from dicomtls.engine.backends.netscaler.export import export
+from dicomtls.engine.ciphers import POLICIES
+from dicomtls.engine.errors import UserError
+from dicomtls.engine.plan import load_plan
+from dicomtls.engine.rehearsal.nitro_sim import start_in_thread
+from dicomtls.wizard.advice import change_fix as wizard_change
 
-from .conftest import (CERT_NAME, KEY_NAME, MWL, PAIR, PASSWORD, STORE, backend, reader, run_apply, write_plan,
-                       writes_since)
+from .conftest import (
+    CERT_NAME,
+    KEY_NAME,
+    MWL,
+    PAIR,
+    PASSWORD,
+    STORE,
+    backend,
+    reader,
+    run_apply,
+    write_plan,
+    writes_since,
+)
 
 GROUP, PROFILE = "TLS-1.2-Only", "DICOM-TLS-Profile"
 
@@ -97,7 +108,8 @@ def test_an_adc_profile_on_our_vserver_is_a_conflict_not_overwritten(workdir):
         diff = b.diff()
         b.close()
         (c,) = diff.conflicts
-        assert c.kind == "sslvserver" and "hospital-strict" in c.summary and "ssl_profile" in cli_change(c) and "SSL profile" in wizard_change(c)
+        assert c.kind == "sslvserver" and "hospital-strict" in c.summary
+        assert "ssl_profile" in cli_change(c) and "SSL profile" in wizard_change(c)
 
 
 # --- TLS 1.3 only where the ADC can do it -------------------------------------------------------------------
@@ -180,7 +192,8 @@ def test_secondary_writes_nothing_and_names_the_primary(workdir):
         b = backend(write_plan(workdir, h))
         diff = b.diff()
         (c,) = diff.changes
-        assert c.action is Action.CONFLICT and "192.0.2.11" in c.summary and "192.0.2.11" in cli_change(c) and "NITRO URL on the Start step" in wizard_change(c)
+        assert c.action is Action.CONFLICT and "192.0.2.11" in c.summary and "192.0.2.11" in cli_change(c)
+        assert "NITRO URL on the Start step" in wizard_change(c)
         assert (diff.facts.ha_role, diff.facts.ha_primary) == ("secondary", "192.0.2.11")
         with pytest.raises(UserError) as info:
             b.apply(diff=diff)
@@ -191,7 +204,7 @@ def test_secondary_writes_nothing_and_names_the_primary(workdir):
 
 def test_secondary_refuses_writes_with_368_explained(workdir):
     with start_in_thread(password=PASSWORD, ha="secondary") as h, reader(h) as ns:
-        from engine.backends.netscaler.client import NitroError
+        from dicomtls.engine.backends.netscaler.client import NitroError
 
         with pytest.raises(NitroError) as info:
             ns.post("nsfeature", {"nsfeature": {"feature": ["LB"]}}, action="enable")
@@ -299,7 +312,7 @@ def test_key_content_never_in_the_partition_export(workdir):
 def test_counter_watch_reports_the_first_arrival_only_after_its_baseline(workdir):
     import threading
 
-    from engine.backends.netscaler.watch import CounterWatch, watch_in_thread
+    from dicomtls.engine.backends.netscaler.watch import CounterWatch, watch_in_thread
 
     with start_in_thread(password=PASSWORD) as h:
         b = backend(write_plan(workdir, h))

@@ -1,4 +1,4 @@
-"""The simulator's service groups against nitro.md §7, over real HTTP with raw httpx: the wire format,
+"""The simulator's service groups against docs/research/nitro.md §7, over real HTTP with raw httpx: the wire format,
 error codes and state rules (members, auto-created servers, vserver bindings, the vserver's state)."""
 
 from __future__ import annotations

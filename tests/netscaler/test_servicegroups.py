@@ -1,4 +1,4 @@
-"""A PACS on several servers: the NetScaler backend makes a service group (issue 4, nitro.md §7).
+"""A PACS on several servers: the NetScaler backend makes a service group (docs/research/nitro.md §7).
 
 Against the simulator over real HTTP: the whole procedure with a 2-member group, read back object by
 object; the request budgets; the worklist addition reusing the group; members added, never removed;
@@ -10,16 +10,28 @@ import json
 
 import pytest
 
-from cli.phrasing import change_fix as cli_change
-from wizard.advice import change_fix as wizard_change
-from cli.phrasing import fix_text as cli_fix
-from engine.backends.base import Action
-from engine.backends.netscaler.export import export
-from engine.errors import UserError
-from engine.plan import load_plan
+from dicomtls.cli.phrasing import change_fix as cli_change
+from dicomtls.cli.phrasing import fix_text as cli_fix
+from dicomtls.engine.backends.base import Action
+from dicomtls.engine.backends.netscaler.export import export
+from dicomtls.engine.errors import UserError
+from dicomtls.engine.plan import load_plan
+from dicomtls.wizard.advice import change_fix as wizard_change
 
-from .conftest import (MWL, PAIR, STORE, TcpListener, backend, check_tls_side, plan_text, reader, run_apply,
-                       unused_port, write_plan, writes_since)
+from .conftest import (
+    MWL,
+    PAIR,
+    STORE,
+    TcpListener,
+    backend,
+    check_tls_side,
+    plan_text,
+    reader,
+    run_apply,
+    unused_port,
+    write_plan,
+    writes_since,
+)
 
 CIPHERS, GROUP = "TLS-1.2-Only", "Qlink-DICOM"
 MEMBERS = [("10.0.0.21", 104), ("10.0.0.22", 104)]
@@ -154,7 +166,8 @@ def test_member_on_the_adc_not_in_the_plan_is_a_conflict(sim, workdir):
     (c,) = diff.conflicts
     assert (c.kind, c.name) == (MEMBER_KIND, f"{GROUP} 10.0.0.23:104")
     assert "does not list" in c.summary
-    assert "unbind serviceGroup Qlink-DICOM 10.0.0.23 104" in c.hint and "members" in cli_change(c) and "10.0.0.23:104" in wizard_change(c)
+    assert "unbind serviceGroup Qlink-DICOM 10.0.0.23 104" in c.hint
+    assert "members" in cli_change(c) and "10.0.0.23:104" in wizard_change(c)
     with pytest.raises(UserError) as info:
         b.apply(diff=diff)
     b.close()

@@ -13,7 +13,7 @@ import ssl
 import httpx
 import pytest
 
-from engine.rehearsal.nitro_sim import start_in_thread
+from dicomtls.engine.rehearsal.nitro_sim import start_in_thread
 
 from .conftest import PASSWORD, TcpListener, post
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import dul
-from engine.tlsctx import client_context
+from dicomtls.engine.tlsctx import client_context
 from tests.support.peers import LOOPBACK, free_port
 from tests.support.serve import ServeProcess, wait_for
 

@@ -17,9 +17,18 @@ import pytest
 
 from benchmarks import dul
 from benchmarks.dicom_sink import SinkHandle
-from tests.reliability.support import (IDLE_THREADS, REPO, Serve, abort_close, echo_once, start_rig, tls_connect,
-                                       wait_for, write_plan)
-from tests.support.peers import LOOPBACK, free_port, tls_files  # noqa: F401 (fixture)
+from tests.reliability.support import (
+    IDLE_THREADS,
+    REPO,
+    Serve,
+    abort_close,
+    echo_once,
+    start_rig,
+    tls_connect,
+    wait_for,
+    write_plan,
+)
+from tests.support.peers import LOOPBACK, free_port
 from tests.support.tlsfiles import fingerprint_of
 
 pytestmark = pytest.mark.interop
@@ -76,7 +85,7 @@ class Pusher:
             self.done.set()
 
 
-def test_pacs_killed_mid_transfer_aborts_the_client_and_the_terminator_carries_on(tmp_path, tls_files):  # noqa: F811
+def test_pacs_killed_mid_transfer_aborts_the_client_and_the_terminator_carries_on(tmp_path, tls_files):
     """The PACS process is SIGKILLed while 100s of MB stream through: the sender's connection fails
     within 5 s (reset/abort, not a hang), the association is logged as ended by the backend, the
     terminator stays up, and once the PACS is back on its port an echo succeeds again."""
@@ -111,7 +120,7 @@ def _echo_ok(port: int) -> bool:
         return False
 
 
-def test_pacs_refusing_connections_gets_a_transient_reject_within_1s(tmp_path, tls_files):  # noqa: F811
+def test_pacs_refusing_connections_gets_a_transient_reject_within_1s(tmp_path, tls_files):
     """Nothing listens on the PACS port: every association gets A-ASSOCIATE-RJ (2, 3, 1: transient,
     temporary congestion) within 1 s and a backend_unavailable log line; the terminator stays up."""
     dead_port = free_port()
@@ -179,7 +188,7 @@ class SlowPacs:
         self.sock.close()
 
 
-def test_pacs_reading_one_byte_per_second_keeps_terminator_memory_bounded(tmp_path, tls_files):  # noqa: F811
+def test_pacs_reading_one_byte_per_second_keeps_terminator_memory_bounded(tmp_path, tls_files):
     """A PACS that reads 1 byte/s: the sender is pushed back (its byte count stops growing below
     64 MiB), the terminator's RSS grows by less than 8 MB however hard the sender pushes, and a
     new association is still admitted within 1 s."""
@@ -210,7 +219,7 @@ def test_pacs_reading_one_byte_per_second_keeps_terminator_memory_bounded(tmp_pa
         rig.serve.stop()
 
 
-def test_client_vanishing_while_the_pacs_is_stalled_ends_the_association(tmp_path, tls_files):  # noqa: F811
+def test_client_vanishing_while_the_pacs_is_stalled_ends_the_association(tmp_path, tls_files):
     """The PACS reads 1 byte/s and the client, held back, resets its connection: within 10 s the
     terminator logs the association as client_reset and closes both of its sockets (not at the idle
     timeout, 15 min by default)."""
@@ -232,7 +241,7 @@ def test_client_vanishing_while_the_pacs_is_stalled_ends_the_association(tmp_pat
         rig.serve.stop()
 
 
-def test_clients_vanishing_mid_pdu_close_the_pacs_side_and_leak_no_descriptors(tmp_path, tls_files):  # noqa: F811
+def test_clients_vanishing_mid_pdu_close_the_pacs_side_and_leak_no_descriptors(tmp_path, tls_files):
     """40 clients associate, send half a P-DATA-TF, and vanish (20 with RST, 20 with a bare FIN): the
     PACS sees every backend connection closed, the terminator's descriptors return to their
     baseline, and each association is logged."""
@@ -271,7 +280,7 @@ def test_clients_vanishing_mid_pdu_close_the_pacs_side_and_leak_no_descriptors(t
         sink.stop()
 
 
-def test_reload_with_broken_plans_keeps_the_old_configuration_serving(tmp_path, tls_files):  # noqa: F811
+def test_reload_with_broken_plans_keeps_the_old_configuration_serving(tmp_path, tls_files):
     """SIGHUP with a plan that is not TOML, one naming a missing certificate, and one whose key does
     not match its certificate: each is refused with a reload_failed line, the terminator keeps
     serving the same certificate; a good plan then reloads."""
@@ -312,7 +321,7 @@ def _fingerprint_now(port: int) -> str:
     return ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())
 
 
-def test_sigterm_drains_live_associations_and_refuses_new_ones(tmp_path, tls_files):  # noqa: F811
+def test_sigterm_drains_live_associations_and_refuses_new_ones(tmp_path, tls_files):
     """SIGTERM with one live association: the listener closes at once (new connections refused),
     the live association still completes a C-ECHO and its release, and serve exits 0 right after."""
     sink = SinkHandle()
@@ -346,7 +355,7 @@ def test_sigterm_drains_live_associations_and_refuses_new_ones(tmp_path, tls_fil
         sink.stop()
 
 
-def test_sigterm_cuts_what_outlives_the_drain_timeout(tmp_path, tls_files):  # noqa: F811
+def test_sigterm_cuts_what_outlives_the_drain_timeout(tmp_path, tls_files):
     """An association that stays silent past drain_timeout (2 s) is cut (the client sees the
     connection end) and serve exits 0 within a few seconds of the timeout."""
     sink = SinkHandle()
@@ -369,7 +378,7 @@ def test_sigterm_cuts_what_outlives_the_drain_timeout(tmp_path, tls_files):  # n
         sink.stop()
 
 
-def test_sighup_right_after_start_reloads_and_never_kills(tmp_path, tls_files):  # noqa: F811
+def test_sighup_right_after_start_reloads_and_never_kills(tmp_path, tls_files):
     """5 times: start serve, send SIGHUP the moment it has logged "started": it reloads and stays up
     (a systemd ExecReload or `dicomtls apply` can come that early)."""
     sink = SinkHandle()

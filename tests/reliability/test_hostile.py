@@ -18,9 +18,8 @@ import pytest
 from benchmarks import dul
 from benchmarks.dicom_sink import SinkHandle
 from tests.reliability import tlsraw
-from tests.reliability.support import (EchoProber, echo_once, raise_nofile, start_rig, tls_connect, tls_context,
-                                       wait_for)
-from tests.support.peers import LOOPBACK, tls_files  # noqa: F401 (fixture)
+from tests.reliability.support import EchoProber, echo_once, raise_nofile, start_rig, tls_connect, tls_context, wait_for
+from tests.support.peers import LOOPBACK
 
 pytestmark = pytest.mark.interop
 HANDSHAKE_TIMEOUT = 3
@@ -28,7 +27,7 @@ SLOWLORIS = 1000
 
 
 @pytest.fixture(scope="module")
-def rig(tmp_path_factory, tls_files):  # noqa: F811
+def rig(tmp_path_factory, tls_files):
     raise_nofile(4 * SLOWLORIS)  # the terminator (a child) inherits it: 1,000 clients are 1,000 descriptors
     sink = SinkHandle()
     r = start_rig(tmp_path_factory.mktemp("hostile"), tls_files, sink.port,

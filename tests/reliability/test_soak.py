@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.reliability.support import IDLE_THREADS, start_rig, wait_for
-from tests.support.peers import LOOPBACK, ORTHANC_BIN, free_port, tls_files, wait_for_port  # noqa: F401 (fixture)
+from tests.support.peers import LOOPBACK, ORTHANC_BIN, free_port, wait_for_port
 
 pytestmark = pytest.mark.interop
 
@@ -44,8 +44,9 @@ UID_WIDTH = 12
 def make_objects(folder: Path, n: int) -> dict[Path, tuple[str, str]]:
     """n distinct Secondary Capture files: one made by pydicom, the others by patching its UID and
     pixel bytes in place (same lengths). Returns {path: (SOP Instance UID, pixel SHA-256)}."""
-    from benchmarks.dicomfiles import make_image
     import pydicom
+
+    from benchmarks.dicomfiles import make_image
 
     folder.mkdir(parents=True, exist_ok=True)
     template = folder / "template.dcm"
@@ -145,7 +146,7 @@ def parse_storescu(output: str) -> tuple[set[str], set[str]]:
     return ok, failed
 
 
-def test_soak_2000_stores_through_reloads_and_pacs_restarts(tmp_path, tls_files):  # noqa: F811
+def test_soak_2000_stores_through_reloads_and_pacs_restarts(tmp_path, tls_files):
     objects = make_objects(tmp_path / "objects", OBJECTS)
     by_path = {str(p): v for p, v in objects.items()}
     pacs = Orthanc(tmp_path / "orthanc")

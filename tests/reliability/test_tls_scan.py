@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks.dicom_sink import SinkHandle
-from engine.ciphers import POLICIES
+from dicomtls.engine.ciphers import POLICIES
 from tests.reliability.support import echo_once, start_rig
-from tests.support.peers import tls_files  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.interop
 
@@ -29,9 +28,14 @@ RANK = {"INFO": 0, "LOW": 1, "MEDIUM": 2, "HIGH": 3, "CRITICAL": 4}
 
 
 @pytest.fixture(scope="module")
-def scan(tmp_path_factory, tls_files):  # noqa: F811
-    from sslyze import (CertificateInfoExtraArgument, Scanner, ScanCommandsExtraArguments, ServerNetworkLocation,
-                        ServerScanRequest)
+def scan(tmp_path_factory, tls_files):
+    from sslyze import (
+        CertificateInfoExtraArgument,
+        ScanCommandsExtraArguments,
+        Scanner,
+        ServerNetworkLocation,
+        ServerScanRequest,
+    )
     from sslyze.mozilla_tls_profile.tls_config_checker import SCAN_COMMANDS_NEEDED_BY_MOZILLA_CHECKER
 
     sink = SinkHandle()
@@ -55,10 +59,12 @@ def scan(tmp_path_factory, tls_files):  # noqa: F811
 
 
 def test_mozilla_intermediate_checker_finds_nothing_above_low(scan):
-    from sslyze.mozilla_tls_profile.tls_config_checker import (MozillaTlsConfiguration,
-                                                               ServerNotCompliantWithTlsConfiguration,
-                                                               TlsConfigurationEnum,
-                                                               check_server_against_tls_configuration)
+    from sslyze.mozilla_tls_profile.tls_config_checker import (
+        MozillaTlsConfiguration,
+        ServerNotCompliantWithTlsConfiguration,
+        TlsConfigurationEnum,
+        check_server_against_tls_configuration,
+    )
 
     try:
         check_server_against_tls_configuration(scan, MozillaTlsConfiguration.get(

@@ -3,7 +3,7 @@ DCMTK's storescp (subprocess) and Orthanc, the Debian PACS (subprocess).
 
 Each is a context manager that returns once the peer is ready (its port answers or, for Orthanc,
 its REST API does), never after a fixed sleep, and stops the peer on exit. Pytest fixtures wrapping
-them are at the bottom; import them into a test module (`from tests.support.peers import orthanc`).
+them are at the bottom; tests/conftest.py registers them for every test folder.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def free_port() -> int:
 def wait_for_port(port: int, proc: subprocess.Popen | None = None, deadline: float = 20.0,
                   log: Path | None = None) -> None:
     """Poll until something accepts on 127.0.0.1:port. A connect-and-close probe does not block
-    DCMTK's single-threaded TLS accept loop (research/dicom-tls.md §5.5)."""
+    DCMTK's single-threaded TLS accept loop (docs/research/dicom-tls.md §5.5)."""
     end = time.monotonic() + deadline
     while time.monotonic() < end:
         if proc is not None and proc.poll() is not None:

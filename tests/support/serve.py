@@ -36,7 +36,7 @@ class ServeProcess:
     def __init__(self, plan_path: Path, home: Path, env: dict | None = None) -> None:
         self.plan = plan_path
         self.env = dict(os.environ, DICOMTLS_HOME=str(home), **(env or {}))
-        self.proc = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", str(plan_path)], cwd=REPO,
+        self.proc = subprocess.Popen([sys.executable, "-m", "dicomtls.cli.main", "serve", str(plan_path)], cwd=REPO,
                                      env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, text=True)
         self.records: list[dict] = []

@@ -9,8 +9,8 @@ import ast
 import re
 from pathlib import Path
 
-from engine.advice import CODES
-from engine.plan import Plan
+from dicomtls.engine.advice import CODES
+from dicomtls.engine.plan import Plan
 
 OPTION = re.compile(r"(?<![\w-])--[a-z][a-z-]*")
 

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from engine.plan import load_plan
-from engine.tlsctx import client_context
+from dicomtls.engine.plan import load_plan
+from dicomtls.engine.tlsctx import client_context
 from tests.support.peers import LOOPBACK, free_port
 from tests.support.serve import ServeProcess, wait_for
 
@@ -223,7 +223,7 @@ def expect_transient_reject(port: int) -> None:
 def terminator(plan_path: Path) -> Iterator[tuple[Any, list[dict]]]:
     """The terminator in this process (run_in_thread); yields (handle, records) where records fill
     with every JSON log record."""
-    from engine.terminator import run_in_thread
+    from dicomtls.engine.terminator import run_in_thread
 
     handle = run_in_thread(load_plan(plan_path))
     records: list[dict] = []

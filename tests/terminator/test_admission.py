@@ -10,17 +10,26 @@ import time
 
 import pytest
 
-from tests.support.peers import tls_files  # noqa: F401 (fixture)
-from tests.terminator.helpers import (LOOPBACK, echo_scp, echoscu, expect_transient_reject, free_port, terminator,
-                                      tls_connect, wait_for, wait_record, write_plan)
+from tests.terminator.helpers import (
+    LOOPBACK,
+    echo_scp,
+    echoscu,
+    expect_transient_reject,
+    free_port,
+    terminator,
+    tls_connect,
+    wait_for,
+    wait_record,
+    write_plan,
+)
 
 
-def _plan(folder, tls_files, pacs_port, listeners, **builtin):  # noqa: F811
+def _plan(folder, tls_files, pacs_port, listeners, **builtin):
     return write_plan(folder, tls_files.server_cert, tls_files.server_key,
                       [{"name": "PACS", "host": LOOPBACK, "port": pacs_port}], listeners, builtin=builtin)
 
 
-def test_calling_ae_allowlist_gives_a_proper_reject(tmp_path, tls_files):  # noqa: F811
+def test_calling_ae_allowlist_gives_a_proper_reject(tmp_path, tls_files):
     with echo_scp() as pacs_port:
         port = free_port()
         plan = _plan(tmp_path, tls_files, pacs_port, [{"name": "mwl", "port": port, "role": "worklist",
@@ -37,7 +46,7 @@ def test_calling_ae_allowlist_gives_a_proper_reject(tmp_path, tls_files):  # noq
             assert wait_record(records, outcome="released", calling_ae="BUTTERFLY")["listener"] == "mwl"
 
 
-def test_client_outside_allowed_cidrs_is_closed_before_the_handshake(tmp_path, tls_files):  # noqa: F811
+def test_client_outside_allowed_cidrs_is_closed_before_the_handshake(tmp_path, tls_files):
     with echo_scp() as pacs_port:
         closed, open_ = free_port(), free_port()
         plan = _plan(tmp_path, tls_files, pacs_port, [
@@ -52,7 +61,7 @@ def test_client_outside_allowed_cidrs_is_closed_before_the_handshake(tmp_path, t
             assert echoscu(closed).returncode != 0
 
 
-def test_pacs_down_is_a_transient_reject_at_once_and_recovery_is_immediate(tmp_path, tls_files):  # noqa: F811
+def test_pacs_down_is_a_transient_reject_at_once_and_recovery_is_immediate(tmp_path, tls_files):
     pacs_port, port = free_port(), free_port()
     plan = _plan(tmp_path, tls_files, pacs_port, [{"name": "store", "port": port, "service": "PACS"}],
                  health_interval=3600.0)
@@ -73,7 +82,7 @@ def test_pacs_down_is_a_transient_reject_at_once_and_recovery_is_immediate(tmp_p
                 [e for e in records if e["event"] == "backend_health" and e["state"] == "down"][-1]["ts"]
 
 
-def test_health_probe_notices_a_dead_pacs_without_traffic(tmp_path, tls_files):  # noqa: F811
+def test_health_probe_notices_a_dead_pacs_without_traffic(tmp_path, tls_files):
     pacs_port = free_port()
     plan = _plan(tmp_path, tls_files, pacs_port, [{"name": "store", "port": free_port(), "service": "PACS"}],
                  health_interval=0.2)
@@ -90,7 +99,7 @@ def test_health_probe_notices_a_dead_pacs_without_traffic(tmp_path, tls_files): 
         assert handle.status()["counters"]["associations"] == 0  # all of it without a single association
 
 
-def test_idle_connections_do_not_starve_an_association(tmp_path, tls_files):  # noqa: F811
+def test_idle_connections_do_not_starve_an_association(tmp_path, tls_files):
     """200 TCP connections that never start TLS, and 20 TLS connections that never send a PDU: an
     echo still succeeds within 1 s, and none of them reached the PACS."""
     with echo_scp() as pacs_port:

@@ -8,7 +8,7 @@ import re
 import shutil
 import subprocess
 
-from engine.terminator.metrics import metric_names
+from dicomtls.engine.terminator.metrics import metric_names
 from tests.terminator.helpers import REPO
 
 RULES = REPO / "deploy" / "prometheus" / "dicomtls-alerts.yml"

@@ -12,8 +12,7 @@ import sys
 
 import pytest
 
-from engine.certs import make_self_signed
-from tests.support.peers import tls_files  # noqa: F401 (fixture)
+from dicomtls.engine.certs import make_self_signed
 from tests.support.tlsfiles import fingerprint_of
 from tests.terminator.helpers import LOOPBACK, REPO, echo_scp, free_port, serve_process, write_plan
 
@@ -22,7 +21,7 @@ LINE = re.compile(r"^DICOMTLS (OK|WARNING|CRITICAL|UNKNOWN) - [^|\n]+( \| .+)?$"
 
 def check(home, plan, *extra: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, DICOMTLS_HOME=str(home))
-    return subprocess.run([sys.executable, "-m", "cli.main", "check", str(plan), *extra], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "dicomtls.cli.main", "check", str(plan), *extra], capture_output=True,
                           text=True, cwd=REPO, env=env, timeout=120)
 
 
@@ -75,7 +74,7 @@ def test_a_certificate_expiring_in_10_days_is_a_warning(tmp_path):
     assert crit.returncode == 2 and crit.stdout.startswith("DICOMTLS CRITICAL - certificate expiring")
 
 
-def test_pacs_down_is_critical_and_names_the_member(tmp_path, tls_files):  # noqa: F811
+def test_pacs_down_is_critical_and_names_the_member(tmp_path, tls_files):
     dead = free_port()  # nothing listens there
     plan = _plan(tmp_path, tls_files.server_cert, tls_files.server_key, dead, free_port())
     with serve_process(plan, tmp_path / "home"):
@@ -88,7 +87,7 @@ def test_pacs_down_is_critical_and_names_the_member(tmp_path, tls_files):  # noq
     assert data["members_up"] == 0 and data["members_total"] == 1
 
 
-def test_endpoint_down_is_critical(tmp_path, tls_files):  # noqa: F811
+def test_endpoint_down_is_critical(tmp_path, tls_files):
     with echo_scp() as pacs_port:
         port = free_port()
         plan = _plan(tmp_path, tls_files.server_cert, tls_files.server_key, pacs_port, port)

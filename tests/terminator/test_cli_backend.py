@@ -15,14 +15,22 @@ import sys
 
 import pytest
 
-from tests.support.peers import tls_files  # noqa: F401 (fixture)
-from tests.terminator.helpers import (LOOPBACK, REPO, echo_scp, echoscu, free_port, peer_fingerprint, tls_connect,
-                                      wait_for, write_plan)
+from tests.terminator.helpers import (
+    LOOPBACK,
+    REPO,
+    echo_scp,
+    echoscu,
+    free_port,
+    peer_fingerprint,
+    tls_connect,
+    wait_for,
+    write_plan,
+)
 
 
 def cli(home, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, DICOMTLS_HOME=str(home))
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "dicomtls.cli.main", *args], capture_output=True, text=True, cwd=REPO,
                           env=env, timeout=120)
 
 
@@ -48,7 +56,7 @@ def _alive(pid: int) -> bool:
     return open(f"/proc/{pid}/stat").read().split()[2] != "Z"
 
 
-def test_apply_installs_starts_and_then_is_a_noop(tmp_path, tls_files, stop_terminator):  # noqa: F811
+def test_apply_installs_starts_and_then_is_a_noop(tmp_path, tls_files, stop_terminator):
     with echo_scp() as pacs_port:
         port = free_port()
         services = [{"name": "PACS", "host": LOOPBACK, "port": pacs_port}]
@@ -98,12 +106,12 @@ def test_apply_installs_starts_and_then_is_a_noop(tmp_path, tls_files, stop_term
 
 
 def tls_files_fingerprint(path) -> str:
-    from engine.certs import fingerprint
+    from dicomtls.engine.certs import fingerprint
 
     return fingerprint(path.read_bytes())
 
 
-def test_a_port_held_by_another_program_is_a_conflict(tmp_path, tls_files):  # noqa: F811
+def test_a_port_held_by_another_program_is_a_conflict(tmp_path, tls_files):
     with socket.socket() as squatter:
         squatter.bind((LOOPBACK, 0))
         squatter.listen()
@@ -118,7 +126,7 @@ def test_a_port_held_by_another_program_is_a_conflict(tmp_path, tls_files):  # n
     assert not (tmp_path / "state" / "runtime.json").exists()
 
 
-def test_status_when_nothing_runs(tmp_path, tls_files):  # noqa: F811
+def test_status_when_nothing_runs(tmp_path, tls_files):
     plan = write_plan(tmp_path, tls_files.server_cert, tls_files.server_key,
                       [{"name": "PACS", "host": LOOPBACK, "port": 104}],
                       [{"name": "store", "port": free_port(), "service": "PACS"}])
@@ -126,7 +134,7 @@ def test_status_when_nothing_runs(tmp_path, tls_files):  # noqa: F811
     assert r.returncode == 0 and "STOPPED" in r.stdout
 
 
-def test_a_bad_certificate_is_a_clear_error_and_nothing_is_installed(tmp_path, tls_files):  # noqa: F811
+def test_a_bad_certificate_is_a_clear_error_and_nothing_is_installed(tmp_path, tls_files):
     plan = write_plan(tmp_path, tls_files.server_key, tls_files.server_cert,  # swapped
                       [{"name": "PACS", "host": LOOPBACK, "port": 104}],
                       [{"name": "store", "port": free_port(), "service": "PACS"}])
@@ -137,7 +145,7 @@ def test_a_bad_certificate_is_a_clear_error_and_nothing_is_installed(tmp_path, t
 
 
 @pytest.mark.parametrize("port, caps", [(2761, False), (104, True)])
-def test_install_service_print(tmp_path, tls_files, port, caps):  # noqa: F811
+def test_install_service_print(tmp_path, tls_files, port, caps):
     plan = write_plan(tmp_path, tls_files.server_cert, tls_files.server_key,
                       [{"name": "PACS", "host": LOOPBACK, "port": 4242}],
                       [{"name": "store", "port": port, "service": "PACS"}])
@@ -162,7 +170,7 @@ def test_install_service_print(tmp_path, tls_files, port, caps):  # noqa: F811
     assert v.returncode == 0, v.stderr
 
 
-def test_install_service_writes_the_unit_and_installs_the_plan(tmp_path, tls_files):  # noqa: F811
+def test_install_service_writes_the_unit_and_installs_the_plan(tmp_path, tls_files):
     plan = write_plan(tmp_path, tls_files.server_cert, tls_files.server_key,
                       [{"name": "PACS", "host": LOOPBACK, "port": 4242}],
                       [{"name": "store", "port": 2761, "service": "PACS"}])
@@ -185,7 +193,7 @@ def test_serve_refuses_a_netscaler_plan(tmp_path):
         assert r.returncode == 2 and "built-in terminator" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_moving_the_status_endpoint_to_a_loopback_port_by_apply(tmp_path, tls_files, stop_terminator):  # noqa: F811
+def test_moving_the_status_endpoint_to_a_loopback_port_by_apply(tmp_path, tls_files, stop_terminator):
     services = [{"name": "PACS", "host": LOOPBACK, "port": 104}]
     listeners = [{"name": "store", "port": free_port(), "service": "PACS"}]
     plan = write_plan(tmp_path, tls_files.server_cert, tls_files.server_key, services, listeners)
@@ -199,13 +207,13 @@ def test_moving_the_status_endpoint_to_a_loopback_port_by_apply(tmp_path, tls_fi
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"status_port: 0 -> {status_port}" in r.stdout
     assert not (tmp_path / "state" / "control.sock").exists()
-    from engine.terminator.control import query_status
+    from dicomtls.engine.terminator.control import query_status
 
     assert query_status(tmp_path / "nowhere", status_port)["generation"] == 2
     assert "UP" in cli(home, "status", str(plan)).stdout
 
 
-def test_install_service_check_every_adds_a_timer_and_a_oneshot_check(tmp_path, tls_files):  # noqa: F811
+def test_install_service_check_every_adds_a_timer_and_a_oneshot_check(tmp_path, tls_files):
     plan = write_plan(tmp_path, tls_files.server_cert, tls_files.server_key,
                       [{"name": "PACS", "host": LOOPBACK, "port": 4242}],
                       [{"name": "store", "port": 2761, "service": "PACS"}])
@@ -227,7 +235,7 @@ def test_install_service_check_every_adds_a_timer_and_a_oneshot_check(tmp_path, 
     assert v.returncode == 0, v.stderr
 
 
-def test_install_service_refuses_a_bad_check_span_and_writes_nothing(tmp_path, tls_files):  # noqa: F811
+def test_install_service_refuses_a_bad_check_span_and_writes_nothing(tmp_path, tls_files):
     plan = write_plan(tmp_path, tls_files.server_cert, tls_files.server_key,
                       [{"name": "PACS", "host": LOOPBACK, "port": 4242}],
                       [{"name": "store", "port": 2761, "service": "PACS"}])

@@ -12,14 +12,24 @@ import time
 
 import pytest
 
-from engine.terminator import pdu
-from tests.support.peers import tls_files  # noqa: F401 (fixture)
-from tests.terminator.helpers import (LOOPBACK, assoc_rq, backend, decode_pdu, free_port, recv_all, terminator,
-                                      tls_connect, wait_for, wait_record, write_plan)
+from dicomtls.engine.terminator import pdu
+from tests.terminator.helpers import (
+    LOOPBACK,
+    assoc_rq,
+    backend,
+    decode_pdu,
+    free_port,
+    recv_all,
+    terminator,
+    tls_connect,
+    wait_for,
+    wait_record,
+    write_plan,
+)
 
 
 @pytest.fixture(scope="module")
-def rig(tmp_path_factory, tls_files):  # noqa: F811
+def rig(tmp_path_factory, tls_files):
     folder = tmp_path_factory.mktemp("gate")
     with backend("discard") as pacs:
         port = free_port()
@@ -183,11 +193,11 @@ def test_a_valid_associate_rq_does_reach_the_pacs(rig):
     wait_for(lambda: [n for n in pacs.received if n] == [len(rq)], 5, "the PACS to get exactly the RQ")
 
 
-def test_the_association_cap_is_exact_under_concurrent_arrivals(tmp_path, tls_files, monkeypatch):  # noqa: F811
+def test_the_association_cap_is_exact_under_concurrent_arrivals(tmp_path, tls_files, monkeypatch):
     """Found by the benchmarks: the cap was checked before the awaits that admit an association."""
     import threading
 
-    import engine.terminator.admission as admission
+    import dicomtls.engine.terminator.admission as admission
 
     monkeypatch.setattr(admission, "MAX_ASSOCIATIONS", 5)
     with backend("discard") as pacs:

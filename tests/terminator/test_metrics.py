@@ -16,11 +16,20 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from engine.terminator.control import query
-from engine.terminator.metrics import MAX_CALLING_AE_LABELS, metric_names
-from tests.support.peers import tls_files  # noqa: F401 (fixture)
-from tests.terminator.helpers import (LOOPBACK, assoc_rq, echo_scp, echoscu, free_port, recv_all, serve_process,
-                                      tls_connect, wait_for, write_plan)
+from dicomtls.engine.terminator.control import query
+from dicomtls.engine.terminator.metrics import MAX_CALLING_AE_LABELS, metric_names
+from tests.terminator.helpers import (
+    LOOPBACK,
+    assoc_rq,
+    echo_scp,
+    echoscu,
+    free_port,
+    recv_all,
+    serve_process,
+    tls_connect,
+    wait_for,
+    write_plan,
+)
 
 
 def samples(text: str) -> dict[tuple[str, tuple], float]:
@@ -41,7 +50,7 @@ def http_metrics(port: int) -> tuple[str, str]:
         return r.read().decode(), r.headers["Content-Type"]
 
 
-def test_metrics_move_with_real_traffic(tmp_path, tls_files):  # noqa: F811
+def test_metrics_move_with_real_traffic(tmp_path, tls_files):
     status_port = free_port()
     with echo_scp() as pacs_port:
         port = free_port()
@@ -105,7 +114,7 @@ def _no_shared_cipher(port: int) -> None:
             raise AssertionError("the terminator accepted a cipher outside its policy")
 
 
-def test_a_flood_of_calling_aes_makes_bounded_series(tmp_path, tls_files):  # noqa: F811
+def test_a_flood_of_calling_aes_makes_bounded_series(tmp_path, tls_files):
     port = free_port()
     plan = write_plan(tmp_path, tls_files.server_cert, tls_files.server_key,
                       [{"name": "PACS", "host": LOOPBACK, "port": free_port()}],
@@ -131,7 +140,7 @@ def test_a_flood_of_calling_aes_makes_bounded_series(tmp_path, tls_files):  # no
     assert total == 1000
 
 
-def test_unknown_paths_get_404(tmp_path, tls_files):  # noqa: F811
+def test_unknown_paths_get_404(tmp_path, tls_files):
     status_port = free_port()
     plan = write_plan(tmp_path, tls_files.server_cert, tls_files.server_key,
                       [{"name": "PACS", "host": LOOPBACK, "port": free_port()}],

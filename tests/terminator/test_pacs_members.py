@@ -16,17 +16,29 @@ import subprocess
 import sys
 import time
 
-from engine.plan import load_plan
-from engine.terminator import pdu
-from engine.terminator.config import StateFiles
-from tests.support.peers import tls_files  # noqa: F401 (fixture)
-from tests.terminator.helpers import (LOOPBACK, REPO, assoc_rq, echo_scp, echoscu, expect_transient_reject, free_port,
-                                      serve_process, terminator, tls_connect, wait_for, wait_record, write_plan)
+from dicomtls.engine.plan import load_plan
+from dicomtls.engine.terminator import pdu
+from dicomtls.engine.terminator.config import StateFiles
+from tests.terminator.helpers import (
+    LOOPBACK,
+    REPO,
+    assoc_rq,
+    echo_scp,
+    echoscu,
+    expect_transient_reject,
+    free_port,
+    serve_process,
+    terminator,
+    tls_connect,
+    wait_for,
+    wait_record,
+    write_plan,
+)
 
 RELEASE_RQ = struct.pack(">BBI", pdu.RELEASE_RQ, 0, 4) + b"\0" * 4
 
 
-def _plan(folder, tls_files, members: list[int], port: int, name: str = "plan.toml", **builtin):  # noqa: F811
+def _plan(folder, tls_files, members: list[int], port: int, name: str = "plan.toml", **builtin):
     return write_plan(folder, tls_files.server_cert, tls_files.server_key,
                       [{"name": "PACS", "members": [{"host": LOOPBACK, "port": p} for p in members]}],
                       [{"name": "store", "port": port, "service": "PACS"}],
@@ -84,7 +96,7 @@ def _health(handle) -> dict[str, dict]:
     return {f"{h['host']}:{h['port']}": h for h in handle.status()["services"]}
 
 
-def test_the_least_busy_server_gets_the_next_association(tmp_path, tls_files):  # noqa: F811
+def test_the_least_busy_server_gets_the_next_association(tmp_path, tls_files):
     with echo_scp() as a, echo_scp() as b:
         port = free_port()
         with terminator(_plan(tmp_path, tls_files, [a, b], port)) as (handle, records):
@@ -105,7 +117,7 @@ def test_the_least_busy_server_gets_the_next_association(tmp_path, tls_files):  
             assert served(records, 4)[3] == addr(a)
 
 
-def test_a_dead_server_is_skipped_and_the_association_still_succeeds(tmp_path, tls_files):  # noqa: F811
+def test_a_dead_server_is_skipped_and_the_association_still_succeeds(tmp_path, tls_files):
     a_port = free_port()
     a = contextlib.ExitStack()
     a.enter_context(echo_scp(a_port))
@@ -131,7 +143,7 @@ def test_a_dead_server_is_skipped_and_the_association_still_succeeds(tmp_path, t
             assert handle.status()["counters"]["backend_failures"] == 1
 
 
-def test_every_server_down_is_a_transient_reject_at_once_naming_each(tmp_path, tls_files):  # noqa: F811
+def test_every_server_down_is_a_transient_reject_at_once_naming_each(tmp_path, tls_files):
     a_port, b_port, port = free_port(), free_port(), free_port()
     with terminator(_plan(tmp_path, tls_files, [a_port, b_port], port)) as (handle, records):
         # The first probes have found both down (so the dial order is the plan's).
@@ -150,7 +162,7 @@ def test_every_server_down_is_a_transient_reject_at_once_naming_each(tmp_path, t
             assert _health(handle)[addr(b_port)]["state"] == "up"
 
 
-def test_a_reload_changes_the_servers_and_leaves_live_associations_alone(tmp_path, tls_files):  # noqa: F811
+def test_a_reload_changes_the_servers_and_leaves_live_associations_alone(tmp_path, tls_files):
     with echo_scp() as a, echo_scp() as b, echo_scp() as c:
         port = free_port()
         with terminator(_plan(tmp_path, tls_files, [a, b], port)) as (handle, records):
@@ -182,11 +194,11 @@ def test_a_reload_changes_the_servers_and_leaves_live_associations_alone(tmp_pat
 
 def cli(home, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, DICOMTLS_HOME=str(home))
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "dicomtls.cli.main", *args], capture_output=True, text=True, cwd=REPO,
                           env=env, timeout=60)
 
 
-def test_serve_reloads_new_members_on_sighup_and_status_shows_each(tmp_path, tls_files):  # noqa: F811
+def test_serve_reloads_new_members_on_sighup_and_status_shows_each(tmp_path, tls_files):
     home = tmp_path / "home"
     with echo_scp() as a, echo_scp() as b, echo_scp() as c:
         port = free_port()
@@ -218,10 +230,10 @@ def test_serve_reloads_new_members_on_sighup_and_status_shows_each(tmp_path, tls
                      == [addr(c), addr(a)], 5, "runtime.json with the new servers")
 
 
-def test_a_runtime_json_from_before_members_reads_and_the_diff_shows_old_and_new(tmp_path, tls_files):  # noqa: F811
-    from engine.backends.base import Action
-    from engine.backends.builtin import BuiltinBackend
-    from engine.terminator.install import prepare
+def test_a_runtime_json_from_before_members_reads_and_the_diff_shows_old_and_new(tmp_path, tls_files):
+    from dicomtls.engine.backends.base import Action
+    from dicomtls.engine.backends.builtin import BuiltinBackend
+    from dicomtls.engine.terminator.install import prepare
 
     port = free_port()
     single = load_plan(write_plan(tmp_path, tls_files.server_cert, tls_files.server_key,

@@ -8,7 +8,7 @@ import struct
 import pytest
 from pynetdicom.pdu import A_ABORT_RQ, A_ASSOCIATE_RJ
 
-from engine.terminator import pdu
+from dicomtls.engine.terminator import pdu
 from tests.terminator.helpers import assoc_rq
 
 

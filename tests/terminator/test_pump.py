@@ -16,19 +16,18 @@ from dataclasses import dataclass
 
 import pytest
 
-from engine.ciphers import POLICIES
-from engine.terminator.config import KEEPALIVE_IDLE
-from engine.terminator.pump import BUF_SIZE, Pump
-from engine.terminator.tlsserver import FFDHE2048_PEM, server_context
-from engine.tlsctx import client_context
-from tests.support.peers import tls_files  # noqa: F401 (fixture)
+from dicomtls.engine.ciphers import POLICIES
+from dicomtls.engine.terminator.config import KEEPALIVE_IDLE
+from dicomtls.engine.terminator.pump import BUF_SIZE, Pump
+from dicomtls.engine.terminator.tlsserver import FFDHE2048_PEM, server_context
+from dicomtls.engine.tlsctx import client_context
 from tests.terminator.helpers import LOOPBACK, wait_for
 
 BLOCK = os.urandom(1 << 20)
 
 
 @pytest.fixture(scope="module")
-def server_ctx(tls_files, tmp_path_factory):  # noqa: F811
+def server_ctx(tls_files, tmp_path_factory):
     dh = tmp_path_factory.mktemp("dh") / "dh.pem"
     dh.write_bytes(FFDHE2048_PEM)
     return server_context(POLICIES["bcp195-nd"], tls_files.server_cert, tls_files.server_key, dh_file=dh)

@@ -10,8 +10,7 @@ import socket
 import threading
 import time
 
-from engine.terminator.sdnotify import Notifier
-from tests.support.peers import tls_files  # noqa: F401 (fixture)
+from dicomtls.engine.terminator.sdnotify import Notifier
 from tests.terminator.helpers import LOOPBACK, ServeProcess, free_port, tls_connect, wait_for, write_plan
 
 
@@ -54,7 +53,7 @@ class FakeSystemd:
         self.sock.close()
 
 
-def test_ready_reloading_stopping_and_watchdog(tmp_path, tls_files):  # noqa: F811
+def test_ready_reloading_stopping_and_watchdog(tmp_path, tls_files):
     port = free_port()
     plan = write_plan(tmp_path, tls_files.server_cert, tls_files.server_key,
                       [{"name": "PACS", "host": LOOPBACK, "port": free_port()}],

@@ -15,10 +15,19 @@ import time
 
 import pytest
 
-from engine.terminator.control import query_status
-from tests.support.peers import tls_files  # noqa: F401 (fixture)
-from tests.terminator.helpers import (LOOPBACK, ServeProcess, assoc_rq, backend, free_port, peer_fingerprint,
-                                      serve_process, tls_connect, wait_for, write_plan)
+from dicomtls.engine.terminator.control import query_status
+from tests.terminator.helpers import (
+    LOOPBACK,
+    ServeProcess,
+    assoc_rq,
+    backend,
+    free_port,
+    peer_fingerprint,
+    serve_process,
+    tls_connect,
+    wait_for,
+    write_plan,
+)
 
 CHUNK = os.urandom(1 << 20)
 
@@ -84,7 +93,7 @@ def _start(n: int, port: int, gate: threading.Event) -> list[Transfer]:
     return ts
 
 
-def test_reload_with_a_new_certificate_during_20_transfers(tmp_path, tls_files):  # noqa: F811
+def test_reload_with_a_new_certificate_during_20_transfers(tmp_path, tls_files):
     with backend("hash") as pacs:
         port = free_port()
         services = [{"name": "PACS", "host": LOOPBACK, "port": pacs.port}]
@@ -131,7 +140,7 @@ def test_reload_with_a_new_certificate_during_20_transfers(tmp_path, tls_files):
         assert sp.proc.returncode == 0
 
 
-def test_sigterm_drains_running_transfers_and_accepts_nothing_new(tmp_path, tls_files):  # noqa: F811
+def test_sigterm_drains_running_transfers_and_accepts_nothing_new(tmp_path, tls_files):
     with backend("hash") as pacs:
         port = free_port()
         plan = write_plan(tmp_path, tls_files.server_cert, tls_files.server_key,
@@ -159,7 +168,7 @@ def test_sigterm_drains_running_transfers_and_accepts_nothing_new(tmp_path, tls_
         assert not (tmp_path / "state" / "control.sock").exists()
 
 
-def test_the_drain_deadline_cuts_what_does_not_finish(tmp_path, tls_files):  # noqa: F811
+def test_the_drain_deadline_cuts_what_does_not_finish(tmp_path, tls_files):
     with backend("hash") as pacs:
         port = free_port()
         plan = write_plan(tmp_path, tls_files.server_cert, tls_files.server_key,
@@ -181,7 +190,7 @@ def test_the_drain_deadline_cuts_what_does_not_finish(tmp_path, tls_files):  # n
             assert stuck.ok is False  # it was cut, and noticed
 
 
-def test_a_sighup_right_after_start_reloads_and_does_not_kill(tmp_path, tls_files):  # noqa: F811
+def test_a_sighup_right_after_start_reloads_and_does_not_kill(tmp_path, tls_files):
     """Found by the reliability tests: "started" was logged before the SIGHUP handler existed, so a
     reload asked for at once (systemd ExecReload, apply right after serve came up) ended the service."""
     with backend() as pacs:

@@ -13,16 +13,14 @@ from decimal import Decimal, getcontext
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from engine.ciphers import POLICIES, SSL_VERSIONS
-from engine.errors import UserError
-from engine.plan import load_plan
-from engine.terminator import run_in_thread
-from engine.terminator.install import prepare
-from engine.terminator.tlsserver import FFDHE2048_PEM, ensure_dh_params, server_context
+from dicomtls.engine.ciphers import POLICIES, SSL_VERSIONS
+from dicomtls.engine.errors import UserError
+from dicomtls.engine.plan import load_plan
+from dicomtls.engine.terminator import run_in_thread
+from dicomtls.engine.terminator.install import prepare
+from dicomtls.engine.terminator.tlsserver import FFDHE2048_PEM, ensure_dh_params, server_context
 from tests.support import pki
-from tests.support.peers import tls_files  # noqa: F401 (fixture)
-from tests.terminator.helpers import (LOOPBACK, backend, echo_scp, echoscu, free_port, tls_connect,
-                                      wait_for, write_plan)
+from tests.terminator.helpers import LOOPBACK, backend, echo_scp, echoscu, free_port, tls_connect, wait_for, write_plan
 
 
 def _e_digits(n: int) -> Decimal:
@@ -55,7 +53,7 @@ def test_an_operators_own_dh_parameters_are_kept(tmp_path):
 
 
 @pytest.mark.parametrize("name", list(POLICIES))
-def test_context_matches_the_policy(tls_files, tmp_path, name):  # noqa: F811
+def test_context_matches_the_policy(tls_files, tmp_path, name):
     dh = tmp_path / "dh.pem"
     dh.write_bytes(FFDHE2048_PEM)
     policy = POLICIES[name]
@@ -69,7 +67,7 @@ def test_context_matches_the_policy(tls_files, tmp_path, name):  # noqa: F811
     assert tls12 == [s.openssl for s in policy.tls12_suites]  # exactly, and in the policy's order
 
 
-def test_dhe_suites_are_negotiable(tmp_path, tls_files):  # noqa: F811
+def test_dhe_suites_are_negotiable(tmp_path, tls_files):
     """The DHE suites of bcp195-nd really work (OpenSSL 3 silently cannot do them without parameters)."""
     with backend() as pacs:
         port = free_port()
@@ -125,7 +123,7 @@ def test_an_ecdsa_certificate_under_an_rsa_only_policy_is_refused(tmp_path):
     assert prepare(load_plan(ok)).fingerprint
 
 
-def test_run_in_thread_is_what_the_wizard_needs(tmp_path, tls_files):  # noqa: F811
+def test_run_in_thread_is_what_the_wizard_needs(tmp_path, tls_files):
     with echo_scp() as pacs_port:
         port = free_port()
         plan = load_plan(write_plan(tmp_path, tls_files.server_cert, tls_files.server_key,

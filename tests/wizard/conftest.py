@@ -44,7 +44,7 @@ def butterfly_pair(home: Path) -> tuple[Path, Path]:
 
 @pytest.fixture
 def demo_builtin(home: Path):
-    from engine.demo import Demo
+    from dicomtls.engine.demo import Demo
 
     demo = Demo.start("builtin", home=home / "demo")
     yield demo
@@ -53,7 +53,7 @@ def demo_builtin(home: Path):
 
 @pytest.fixture
 def demo_netscaler(home: Path):
-    from engine.demo import Demo
+    from dicomtls.engine.demo import Demo
 
     demo = Demo.start("netscaler", home=home / "demo")
     yield demo

@@ -13,11 +13,11 @@ from pathlib import Path
 
 from wizard_helpers import on_step, until
 
-from engine.backends.base import ApplyResult, Diff, Progress, Status
-from engine.plan import Certificate, NetScaler, Service, VirtualServer
-from engine.verify import EchoReport
-from wizard.services import Services
-from wizard.state import WizardState
+from dicomtls.engine.backends.base import ApplyResult, Diff, Progress, Status
+from dicomtls.engine.plan import Certificate, NetScaler, Service, VirtualServer
+from dicomtls.engine.verify import EchoReport
+from dicomtls.wizard.services import Services
+from dicomtls.wizard.state import WizardState
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NOW = dt.datetime(2027, 1, 15, 9, 30, tzinfo=dt.UTC)

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from wizard_helpers import on_step, pilot_test, screen_text, until
 
-from engine import paths
-from engine.demo import MARKER, Demo, demo_dir
-from engine.errors import UserError
-from engine.plan import load_plan, save_plan
-from wizard.app import WizardApp
-from wizard.rehearsal import demo_state
+from dicomtls.engine import paths
+from dicomtls.engine.demo import MARKER, Demo, demo_dir
+from dicomtls.engine.errors import UserError
+from dicomtls.engine.plan import load_plan, save_plan
+from dicomtls.wizard.app import WizardApp
+from dicomtls.wizard.rehearsal import demo_state
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -146,7 +146,7 @@ def test_a_saved_plan_that_cannot_be_used_says_so(home):
 ])
 def test_fresh_argument_errors(args, words, tmp_path):
     env = {**os.environ, "DICOMTLS_HOME": str(tmp_path), "HOME": str(tmp_path)}
-    r = subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=REPO, env=env, capture_output=True,
+    r = subprocess.run([sys.executable, "-m", "dicomtls.cli.main", *args], cwd=REPO, env=env, capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 2, r.stderr
     assert f"error: {words}" in r.stderr and "fix:" in r.stderr and "Traceback" not in r.stderr

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from wizard_helpers import modal_open, on_step, pilot_test, screen_text, text_of, until
 
-from engine.demo import DemoPacs
-from engine.plan import Member, Service, load_plan, save_plan
-from wizard import runbook
-from wizard.app import WizardApp
-from wizard.state import WizardState
+from dicomtls.engine.demo import DemoPacs
+from dicomtls.engine.plan import Member, Service, load_plan, save_plan
+from dicomtls.wizard import runbook
+from dicomtls.wizard.app import WizardApp
+from dicomtls.wizard.state import WizardState
 
 LOOPBACK = "127.0.0.1"
 
@@ -132,7 +132,7 @@ async def test_editing_changes_the_first_server_only_and_a_failing_one_is_named(
 
 
 def runbook_plan():
-    from engine.plan import Plan
+    from dicomtls.engine.plan import Plan
 
     return Plan.model_validate({
         "certificate": {"cert": "/etc/dicomtls/c.pem", "key": "/etc/dicomtls/k.pem"},
@@ -150,7 +150,7 @@ def test_the_runbook_names_every_server() -> None:
 
 
 def test_rerun_summary_names_the_group() -> None:
-    from wizard.screens.start import describe
+    from dicomtls.wizard.screens.start import describe
 
     plan = runbook_plan()
     assert describe(plan) == ["store    Butterfly-DICOM-TLS on 0.0.0.0:2761 -> QLINK at 10.0.0.5:104 +1 more"]

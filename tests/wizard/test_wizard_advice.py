@@ -8,15 +8,14 @@ import socket
 from pathlib import Path
 
 import pytest
-
 from test_wizard_flow import demo_state
 from test_wizard_validation import type_into
 from wizard_helpers import modal_open, on_step, pilot_test, screen_text, text_of, until
 
-from engine.backends.netscaler.client import normalize_fingerprint
-from engine.plan import NetScaler
+from dicomtls.engine.backends.netscaler.client import normalize_fingerprint
+from dicomtls.engine.plan import NetScaler
+from dicomtls.wizard.app import WizardApp
 from tests.support.words import OPTION, PLAN_KEYS, cli_words
-from wizard.app import WizardApp
 
 WIZARD = Path(__file__).resolve().parents[2] / "wizard"
 # app.py's own command line (--demo, --fresh) and the runbook, a document of CLI commands for later, are the
@@ -137,8 +136,8 @@ BAD_SETUPS = {  # a plan's parts that do not fit together, and the step and fiel
 def test_a_setup_that_does_not_fit_together_names_the_step_and_field(demo_builtin, case) -> None:
     """The Plan's own cross-checks (engine.plan_errors) come with the key they are at; the wizard says the step
     and field instead, with the engine's reason, and no plan key."""
-    from engine.plan_errors import PlanError
-    from wizard.advice import fix_text, plan_problem
+    from dicomtls.engine.plan_errors import PlanError
+    from dicomtls.wizard.advice import fix_text, plan_problem
 
     state = demo_state(demo_builtin)
     data = state.plan_data()

@@ -10,12 +10,12 @@ import pytest
 from textual.widgets import Input
 from wizard_helpers import modal_open, on_step, pilot_test, screen_text, text_of, until
 
-from engine.errors import UserError
-from engine.plan import Service, load_plan
-from wizard import app as wizard_app
-from wizard.app import WizardApp
-from wizard.screens import STEPS
-from wizard.state import WizardState
+from dicomtls.engine.errors import UserError
+from dicomtls.engine.plan import Service, load_plan
+from dicomtls.wizard import app as wizard_app
+from dicomtls.wizard.app import WizardApp
+from dicomtls.wizard.screens import STEPS
+from dicomtls.wizard.state import WizardState
 
 
 def fresh_state(home: Path) -> WizardState:

@@ -8,9 +8,9 @@ import threading
 from test_wizard_flow import demo_state, pin_and_walk_to_review, retry_completes
 from wizard_helpers import modal_open, pilot_test, screen_text, text_of, until
 
-from engine.backends.base import Progress
-from wizard.app import WizardApp
-from wizard.services import Services
+from dicomtls.engine.backends.base import Progress
+from dicomtls.wizard.app import WizardApp
+from dicomtls.wizard.services import Services
 
 
 class GatedServices(Services):

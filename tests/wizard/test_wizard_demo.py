@@ -14,9 +14,9 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from engine.backends import BackendOptions, get_backend
-from engine.demo import DEMO_PACS_AE, Demo, DemoPacs, free_port
-from engine.verify import echo
+from dicomtls.engine.backends import BackendOptions, get_backend
+from dicomtls.engine.demo import DEMO_PACS_AE, Demo, DemoPacs, free_port
+from dicomtls.engine.verify import echo
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -116,7 +116,7 @@ def test_free_port_prefers_the_given_one() -> None:
 ])
 def test_wizard_argument_errors_exit_2_without_a_traceback(args, words, tmp_path) -> None:
     env = {**os.environ, "DICOMTLS_HOME": str(tmp_path), "HOME": str(tmp_path)}
-    r = subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=REPO, env=env, capture_output=True,
+    r = subprocess.run([sys.executable, "-m", "dicomtls.cli.main", *args], cwd=REPO, env=env, capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 2, r.stderr
     assert f"error: {words}" in r.stderr and "fix:" in r.stderr and "Traceback" not in r.stderr
@@ -131,7 +131,7 @@ def test_a_dropped_session_ends_the_demo_through_its_normal_exit(demo_builtin) -
     from test_wizard_flow import demo_state
     from wizard_helpers import on_step, until
 
-    from wizard.app import WizardApp
+    from dicomtls.wizard.app import WizardApp
 
     app = WizardApp(demo_state(demo_builtin))
 

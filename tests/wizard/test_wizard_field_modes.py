@@ -9,12 +9,12 @@ import pytest
 from test_wizard_flow import apply_echo_finish, demo_state, pin_and_walk_to_review
 from wizard_helpers import modal_open, on_step, pilot_test, screen_text, text_of, until
 
-from wizard.app import WizardApp
+from dicomtls.wizard.app import WizardApp
 
 
 @pytest.fixture
 def demo_profile(home):
-    from engine.demo import Demo
+    from dicomtls.engine.demo import Demo
 
     demo = Demo.start("netscaler", home=home / "demo", nitro_modes={"default_profile": True, "ha": "primary"})
     yield demo
@@ -23,7 +23,7 @@ def demo_profile(home):
 
 @pytest.fixture
 def demo_secondary(home):
-    from engine.demo import Demo
+    from dicomtls.engine.demo import Demo
 
     demo = Demo.start("netscaler", home=home / "demo", nitro_modes={"ha": "secondary"})
     yield demo

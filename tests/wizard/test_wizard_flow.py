@@ -7,10 +7,10 @@ import tomllib
 
 from wizard_helpers import apply_and_save, modal_open, on_step, pilot_test, screen_text, text_of, until
 
-from engine.plan import load_plan
-from wizard.app import WizardApp
-from wizard.state import WizardState
-from wizard.widgets import RUNG_LABELS
+from dicomtls.engine.plan import load_plan
+from dicomtls.wizard.app import WizardApp
+from dicomtls.wizard.state import WizardState
+from dicomtls.wizard.widgets import RUNG_LABELS
 
 
 def demo_state(demo) -> WizardState:

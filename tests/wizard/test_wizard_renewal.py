@@ -9,10 +9,10 @@ import datetime as dt
 from recorded import NOW, SnapshotServices, story
 from wizard_helpers import on_step, pilot_test, screen_text, until
 
-from engine.plan import save_plan
-from wizard.app import WizardApp
-from wizard.renewal import phrase
-from wizard.state import WizardState
+from dicomtls.engine.plan import save_plan
+from dicomtls.wizard.app import WizardApp
+from dicomtls.wizard.renewal import phrase
+from dicomtls.wizard.state import WizardState
 
 
 class Recording(SnapshotServices):
@@ -46,7 +46,7 @@ async def test_replace_the_certificate_walks_certificates_review(home, butterfly
 
 
 def test_the_expiry_phrases():
-    from engine.check import InstalledCert
+    from dicomtls.engine.check import InstalledCert
 
     def cert(days):
         return InstalledCert(path="c.pem", not_after=NOW + dt.timedelta(days=days, hours=1), days_left=days)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from engine.plan import Plan
-from wizard import runbook
+from dicomtls.engine.plan import Plan
+from dicomtls.wizard import runbook
 
 
 def plan(backend: str = "builtin") -> Plan:

@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from wizard.services import Services, _follow
-from wizard.state import WizardState
+from dicomtls.wizard.services import Services, _follow
+from dicomtls.wizard.state import WizardState
 
 
 def test_follow_reads_only_new_terminator_records(tmp_path) -> None:

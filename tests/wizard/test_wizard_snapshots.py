@@ -17,11 +17,11 @@ import pytest
 from recorded import FINGERPRINT, FIXTURES, SnapshotServices, at_step, story
 from wizard_helpers import until
 
-from engine.verify import EchoReport
+from dicomtls.engine.plan import VirtualServer, load_plan, save_plan
+from dicomtls.engine.verify import EchoReport
+from dicomtls.wizard.app import WizardApp
+from dicomtls.wizard.state import WizardState
 
-from engine.plan import VirtualServer, load_plan, save_plan
-from wizard.app import WizardApp
-from wizard.state import WizardState
 
 @pytest.fixture
 def snap(snap_compare, home, butterfly_pair):

@@ -15,9 +15,8 @@ import pytest
 from textual.widgets import Input, OptionList
 from wizard_helpers import demo_state, modal_open, on_step, pilot_test, screen_text, text_of, type_into, until
 
-from engine.plan import load_plan
-from wizard.app import WizardApp
-from wizard.state import WizardState
+from dicomtls.engine.plan import load_plan
+from dicomtls.wizard.app import WizardApp
 
 
 async def open_step(pilot, app, index: int) -> None:
@@ -191,8 +190,9 @@ async def test_next_after_a_failed_pacs_echo_asks_and_review_lists_it(demo_built
 
 @pilot_test
 async def test_butterfly_watch_ignores_the_wizards_own_echo_and_reports_a_real_one(demo_builtin) -> None:
-    from engine.verify import echo
     from wizard_helpers import apply_with_the_engine
+
+    from dicomtls.engine.verify import echo
 
     demo = demo_builtin
     state = apply_with_the_engine(demo)

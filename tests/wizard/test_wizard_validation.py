@@ -11,10 +11,10 @@ from cryptography.hazmat.primitives import serialization
 from textual.widgets import Input
 from wizard_helpers import on_step, pilot_test, screen_text, text_of, until
 
-from engine.certs import make_self_signed
-from engine.plan import Certificate, Service
-from wizard.app import WizardApp
-from wizard.state import WizardState
+from dicomtls.engine.certs import make_self_signed
+from dicomtls.engine.plan import Certificate, Service
+from dicomtls.wizard.app import WizardApp
+from dicomtls.wizard.state import WizardState
 
 
 def fresh_state(home: Path) -> WizardState:
@@ -281,7 +281,7 @@ async def test_port_in_use_is_a_conflict_here(home, butterfly_pair) -> None:
 
 @pilot_test
 async def test_nitro_wrong_password_and_bad_url(home) -> None:
-    from engine.rehearsal.nitro_sim import start_in_thread
+    from dicomtls.engine.rehearsal.nitro_sim import start_in_thread
 
     sim = start_in_thread(port=0, tls=True, password="right-password")
     try:
@@ -320,7 +320,7 @@ async def test_nitro_wrong_password_and_bad_url(home) -> None:
 async def test_netscaler_name_taken_is_a_conflict_here(home, demo_netscaler) -> None:
     """Another vserver of the same name already exists on the ADC: the virtual server step says so
     (from the NetScaler backend's diff) and keeps the user there; nothing is written."""
-    from engine.backends.netscaler.client import NitroClient
+    from dicomtls.engine.backends.netscaler.client import NitroClient
 
     demo = demo_netscaler
     with NitroClient(demo.nitro.url, demo.nitro.username, demo.nitro.password,
@@ -366,7 +366,7 @@ async def test_found_pair_is_offered_when_other_paths_are_set(home, butterfly_pa
 @pilot_test
 async def test_public_host_fills_the_values_and_is_checked(home, butterfly_pair) -> None:
     state = vs_state(home)
-    from engine.plan import VirtualServer
+    from dicomtls.engine.plan import VirtualServer
 
     state.virtual_servers = [VirtualServer(name="Butterfly-DICOM-TLS", ip="0.0.0.0", port=2761, service="PACS")]
     app = WizardApp(state)

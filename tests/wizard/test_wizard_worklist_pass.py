@@ -7,8 +7,8 @@ from __future__ import annotations
 from test_wizard_flow import apply_echo_finish, demo_state, pin_and_walk_to_review
 from wizard_helpers import on_step, pilot_test, screen_text, until
 
-from engine.plan import load_plan
-from wizard.app import WizardApp
+from dicomtls.engine.plan import load_plan
+from dicomtls.wizard.app import WizardApp
 
 
 @pilot_test

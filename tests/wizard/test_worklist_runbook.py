@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from engine.plan import Plan
-from engine.verify import EchoReport, Step
-from engine.worklist import WorklistItem, WorklistResult, make_query, rung
-from wizard.runbook import render
+from dicomtls.engine.plan import Plan
+from dicomtls.engine.verify import EchoReport, Step
+from dicomtls.engine.worklist import WorklistItem, WorklistResult, make_query, rung
+from dicomtls.wizard.runbook import render
 
 
 def test_the_runbook_has_the_count_but_no_patient_data(tmp_path):

@@ -65,7 +65,7 @@ def text_of(app: Any, selector: str) -> str:
 
 def demo_state(demo: Any) -> Any:
     """A wizard state pre-filled from a demo's starting plan, as `dicomtls --demo` makes it."""
-    from wizard.state import WizardState
+    from dicomtls.wizard.state import WizardState
 
     state = WizardState(plan_path=demo.plan_path)
     state.load(demo.plan())
@@ -88,8 +88,8 @@ async def type_into(pilot: Any, app: Any, input_id: str, text: str) -> None:
 def apply_and_save(demo: Any) -> Any:
     """The store port applied and saved through the engine, as a first wizard run leaves it; returns
     the saved plan as loaded back."""
-    from engine.backends import BackendOptions, get_backend
-    from engine.plan import load_plan, save_plan
+    from dicomtls.engine.backends import BackendOptions, get_backend
+    from dicomtls.engine.plan import load_plan, save_plan
 
     plan = demo.plan()
     if plan.backend == "netscaler":
@@ -107,7 +107,7 @@ def apply_and_save(demo: Any) -> Any:
 def apply_with_the_engine(demo: Any) -> Any:
     """apply_and_save, then a wizard state loaded from the saved plan with the demo attached (and, on
     NetScaler, the demo's stand-in data plane started)."""
-    from wizard.state import WizardState
+    from dicomtls.wizard.state import WizardState
 
     plan = apply_and_save(demo)
     if plan.backend == "netscaler":

@@ -1,14 +1,14 @@
 """The nine steps, in the guide's order. Each screen is its own module."""
 
-from wizard.screens.apply import ApplyScreen
-from wizard.screens.backend import BackendScreen
-from wizard.screens.butterfly import ButterflyScreen
-from wizard.screens.certificates import CertificatesScreen
-from wizard.screens.cipher_policy import CipherPolicyScreen
-from wizard.screens.echo import EchoScreen
-from wizard.screens.review import ReviewScreen
-from wizard.screens.start import StartScreen
-from wizard.screens.virtual_server import VirtualServerScreen
+from dicomtls.wizard.screens.apply import ApplyScreen
+from dicomtls.wizard.screens.backend import BackendScreen
+from dicomtls.wizard.screens.butterfly import ButterflyScreen
+from dicomtls.wizard.screens.certificates import CertificatesScreen
+from dicomtls.wizard.screens.cipher_policy import CipherPolicyScreen
+from dicomtls.wizard.screens.echo import EchoScreen
+from dicomtls.wizard.screens.review import ReviewScreen
+from dicomtls.wizard.screens.start import StartScreen
+from dicomtls.wizard.screens.virtual_server import VirtualServerScreen
 
 STEPS = [
     StartScreen,

@@ -11,20 +11,20 @@ from typing import Any
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.content import Content
 from textual.containers import VerticalScroll
+from textual.content import Content
 from textual.widgets import Static
 from textual.worker import get_current_worker
 
-from engine.backends import BackendOptions
-from engine.backends.base import ApplyResult, Progress
-from engine.errors import UserError
-from engine.plan import dump_plan
-from wizard.advice import fix_text
-from wizard.messages import ApplyDone, ApplyProgress
-from wizard.screens.base import StepScreen, error_text, tidy
-from wizard import target_facts
-from wizard.widgets import wrap_indent
+from dicomtls.engine.backends import BackendOptions
+from dicomtls.engine.backends.base import ApplyResult, Progress
+from dicomtls.engine.errors import UserError
+from dicomtls.engine.plan import dump_plan
+from dicomtls.wizard import target_facts
+from dicomtls.wizard.advice import fix_text
+from dicomtls.wizard.messages import ApplyDone, ApplyProgress
+from dicomtls.wizard.screens.base import StepScreen, error_text, tidy
+from dicomtls.wizard.widgets import wrap_indent
 
 MARK = {"start": "…", "done": "✓", "failed": "✗", "info": "·"}
 

@@ -15,15 +15,24 @@ from textual.containers import Horizontal
 from textual.content import Content
 from textual.widgets import Button, Input, Static
 
-from engine.plan import (DEFAULT_CALLING_AE, DEFAULT_PACS_PORT, Member, Service, check_ae_title, check_host, check_name,
-                         check_port, host_port)
-from wizard.advice import step_action
-from wizard.messages import EchoStep
-from wizard.checks import stale_text
-from wizard.screens.base import StepScreen, error_text
-from wizard.screens.modals import ChoiceModal
-from wizard import worklist_view
-from wizard.widgets import PLAIN_RUNGS, RUNG_LABELS, FormField, Ladder
+from dicomtls.engine.plan import (
+    DEFAULT_CALLING_AE,
+    DEFAULT_PACS_PORT,
+    Member,
+    Service,
+    check_ae_title,
+    check_host,
+    check_name,
+    check_port,
+    host_port,
+)
+from dicomtls.wizard import worklist_view
+from dicomtls.wizard.advice import step_action
+from dicomtls.wizard.checks import stale_text
+from dicomtls.wizard.messages import EchoStep
+from dicomtls.wizard.screens.base import StepScreen, error_text
+from dicomtls.wizard.screens.modals import ChoiceModal
+from dicomtls.wizard.widgets import PLAIN_RUNGS, RUNG_LABELS, FormField, Ladder
 
 
 def parse_port(text: str) -> int:

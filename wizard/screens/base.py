@@ -4,8 +4,8 @@ Back, Next that validates first, and a way to run blocking engine calls in threa
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from textual import work
@@ -19,14 +19,14 @@ from textual.widget import Widget
 from textual.widgets import Checkbox, Footer, Input, OptionList, RadioSet, Static
 from textual.worker import WorkerCancelled, WorkerFailed
 
-from engine.errors import UserError
-from wizard.advice import fix_text
-from wizard.widgets import FormField, StepBar
+from dicomtls.engine.errors import UserError
+from dicomtls.wizard.advice import fix_text
+from dicomtls.wizard.widgets import FormField, StepBar
 
 if TYPE_CHECKING:
-    from wizard.app import WizardApp
-    from wizard.services import Services
-    from wizard.state import WizardState
+    from dicomtls.wizard.app import WizardApp
+    from dicomtls.wizard.services import Services
+    from dicomtls.wizard.state import WizardState
 
 T = TypeVar("T")
 

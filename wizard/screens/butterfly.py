@@ -14,12 +14,12 @@ from textual.binding import Binding
 from textual.content import Content
 from textual.widgets import Input, Static
 
-from engine.plan import check_host
-from wizard import adc_live, runbook
-from wizard.messages import AssociationSeen, CountersMoved
-from wizard.screens.base import StepScreen
-from wizard.screens.echo import echo_target
-from wizard.widgets import FormField
+from dicomtls.engine.plan import check_host
+from dicomtls.wizard import adc_live, runbook
+from dicomtls.wizard.messages import AssociationSeen, CountersMoved
+from dicomtls.wizard.screens.base import StepScreen
+from dicomtls.wizard.screens.echo import echo_target
+from dicomtls.wizard.widgets import FormField
 
 RUNBOOK_NAME = "dicomtls-runbook.md"
 

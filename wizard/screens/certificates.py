@@ -12,13 +12,13 @@ from textual.containers import Horizontal
 from textual.content import Content
 from textual.widgets import Button, Input, Static
 
-from engine import paths
-from engine.plan import DEFAULT_CERT_FILE, DEFAULT_KEY_FILE, Certificate
-from wizard.checks import stale_text
-from wizard.advice import fix_text
-from wizard.renewal import REVIEW
-from wizard.screens.base import StepScreen, error_text
-from wizard.widgets import FormField, PathSuggester, fingerprint_lines, wrap_indent
+from dicomtls.engine import paths
+from dicomtls.engine.plan import DEFAULT_CERT_FILE, DEFAULT_KEY_FILE, Certificate
+from dicomtls.wizard.advice import fix_text
+from dicomtls.wizard.checks import stale_text
+from dicomtls.wizard.renewal import REVIEW
+from dicomtls.wizard.screens.base import StepScreen, error_text
+from dicomtls.wizard.widgets import FormField, PathSuggester, fingerprint_lines, wrap_indent
 
 PASSPHRASE_ENV = "DICOMTLS_KEY_PASSPHRASE"
 PASSPHRASE_CODES = {"encrypted_no_passphrase", "bad_passphrase"}
@@ -192,7 +192,7 @@ class CertificatesScreen(StepScreen):
             return False
         inputs = st.pem_inputs()  # the result belongs to these
         cert, key, passphrase = self._abs(self.value("cert")), self._abs(self.value("key")), st.passphrase
-        from engine.certs import CertError
+        from dicomtls.engine.certs import CertError
 
         self.running = True
         self.status("Checking the pair…", "busy")

@@ -12,10 +12,10 @@ from textual.suggester import SuggestFromList
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from engine.ciphers import DEFAULT_POLICY, POLICIES
-from engine.plan import CipherPolicy
-from wizard.screens.base import StepScreen
-from wizard.widgets import FormField
+from dicomtls.engine.ciphers import DEFAULT_POLICY, POLICIES
+from dicomtls.engine.plan import CipherPolicy
+from dicomtls.wizard.screens.base import StepScreen
+from dicomtls.wizard.widgets import FormField
 
 NAMES = list(POLICIES)
 

@@ -11,13 +11,13 @@ from textual.binding import Binding
 from textual.content import Content
 from textual.widgets import Static
 
-from engine.plan import Plan
-from wizard import worklist_view
-from wizard.messages import EchoStep
-from wizard.screens.backend import echo_verdict
-from wizard.screens.base import JUMP_BINDINGS, StepScreen
-from wizard.screens.modals import ChoiceModal
-from wizard.widgets import STEP_NAMES, TLS_RUNGS, Ladder
+from dicomtls.engine.plan import Plan
+from dicomtls.wizard import worklist_view
+from dicomtls.wizard.messages import EchoStep
+from dicomtls.wizard.screens.backend import echo_verdict
+from dicomtls.wizard.screens.base import JUMP_BINDINGS, StepScreen
+from dicomtls.wizard.screens.modals import ChoiceModal
+from dicomtls.wizard.widgets import STEP_NAMES, TLS_RUNGS, Ladder
 
 # Which step holds what a failed rung points at (0-based): the place to go and fix it.
 FIX_STEP = {"resolve": 4, "tcp": 4, "tls": 1, "associate": 2, "echo": 2, "release": 2}

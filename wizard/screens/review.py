@@ -8,16 +8,16 @@ from textual.binding import Binding
 from textual.content import Content
 from textual.widgets import Static
 
-from engine.backends import BackendOptions
-from engine.backends.base import Action, Diff
-from engine.plan import ROLE_PORTS, Plan, dump_plan, host_port
-from engine.plan_errors import PlanError
-from wizard.advice import change_fix, fix_text, plan_problem
-from wizard.renewal import CERTIFICATES
-from wizard.screens.base import JUMP_BINDINGS, StepScreen, error_text, tidy
-from wizard.screens.modals import ChoiceModal
-from wizard import target_facts
-from wizard.widgets import wrap_indent
+from dicomtls.engine.backends import BackendOptions
+from dicomtls.engine.backends.base import Action, Diff
+from dicomtls.engine.plan import ROLE_PORTS, Plan, dump_plan, host_port
+from dicomtls.engine.plan_errors import PlanError
+from dicomtls.wizard import target_facts
+from dicomtls.wizard.advice import change_fix, fix_text, plan_problem
+from dicomtls.wizard.renewal import CERTIFICATES
+from dicomtls.wizard.screens.base import JUMP_BINDINGS, StepScreen, error_text, tidy
+from dicomtls.wizard.screens.modals import ChoiceModal
+from dicomtls.wizard.widgets import wrap_indent
 
 SYMBOL = {Action.CREATE: "+", Action.UPDATE: "~", Action.UNCHANGED: "=", Action.CONFLICT: "!"}
 STYLE = {Action.CREATE: "bold", Action.UPDATE: "bold", Action.UNCHANGED: "dim", Action.CONFLICT: "bold reverse"}

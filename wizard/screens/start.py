@@ -12,13 +12,13 @@ from textual.containers import Vertical
 from textual.content import Content
 from textual.widgets import Button, Input, RadioSet, Static
 
-from engine.backends import BackendOptions
-from engine.plan import DEFAULT_PASSWORD_ENV, ROLE_PORTS, NetScaler, Plan
-from wizard.checks import stale_text
-from wizard.screens.base import StepScreen, error_text
-from wizard.renewal import CERTIFICATES, ExpiryNote
-from wizard.screens.modals import ChoiceModal
-from wizard.widgets import Choice, FormField, fingerprint_lines
+from dicomtls.engine.backends import BackendOptions
+from dicomtls.engine.plan import DEFAULT_PASSWORD_ENV, ROLE_PORTS, NetScaler, Plan
+from dicomtls.wizard.checks import stale_text
+from dicomtls.wizard.renewal import CERTIFICATES, ExpiryNote
+from dicomtls.wizard.screens.base import StepScreen
+from dicomtls.wizard.screens.modals import ChoiceModal
+from dicomtls.wizard.widgets import Choice, FormField, fingerprint_lines
 
 INTRO = ("Butterfly Cloud sends studies over DICOM-TLS (TLS 1.2); your PACS speaks plain DICOM. "
          "This wizard sets up the TLS termination in front of it, on this host or on a NetScaler, "

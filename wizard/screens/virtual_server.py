@@ -9,13 +9,13 @@ from textual.app import ComposeResult
 from textual.content import Content
 from textual.widgets import Input, Static
 
-from engine.backends import BackendOptions
-from engine.plan import ROLE_PORTS, VirtualServer, check_ae_title, check_ip, check_name, dump_plan
-from engine.plan_errors import PlanError
-from wizard.advice import change_fix, plan_problem
-from wizard.screens.backend import parse_port
-from wizard.screens.base import StepScreen
-from wizard.widgets import FormField
+from dicomtls.engine.backends import BackendOptions
+from dicomtls.engine.plan import ROLE_PORTS, VirtualServer, check_ae_title, check_ip, check_name, dump_plan
+from dicomtls.engine.plan_errors import PlanError
+from dicomtls.wizard.advice import change_fix, plan_problem
+from dicomtls.wizard.screens.backend import parse_port
+from dicomtls.wizard.screens.base import StepScreen
+from dicomtls.wizard.widgets import FormField
 
 
 def port_hint(role: str, port: int, demo: bool) -> str:

@@ -1,4 +1,5 @@
-"""The NetScaler backend: the seed guide's GUI procedure over NITRO, reconciled (issue 4).
+"""The NetScaler backend: the seed guide's GUI procedure over NITRO, reconciled. In this package a bare
+"§n" is a section of docs/research/nitro.md, which names the public reference behind each call.
 
     backend = NetScalerBackend(plan, BackendOptions(password=...))
     diff = backend.diff(plan)          # reads only: login + one GET per object type
@@ -17,20 +18,28 @@ import ipaddress
 import logging
 from pathlib import Path
 
-from engine import paths
-from engine.advice import advice
-from engine.backends import BackendOptions
-from engine.backends.base import ApplyResult, Diff, Progress, ProgressCallback, Status, StatusItem, TargetFacts
-from engine.backends.netscaler.client import NitroClient, fetch_fingerprint
-from engine.backends.netscaler.models import (CertKey, LbVserverRow, LbVserverStat, MemberRow, ServiceGroupRow,
-                                              ServiceRow, SslProfileRow, SslVserverRow)
-from engine.backends.netscaler.adc import read_ha, read_release, read_ssl_mode, release_text
-from engine.backends.netscaler.current import Current, read_current
-from engine.backends.netscaler.local import local_cert
-from engine.backends.netscaler.reconcile import reconcile
-from engine.backends.netscaler.steps import Reconciliation, step_name
-from engine.errors import UserError
-from engine.plan import Plan, Service
+from dicomtls.engine import paths
+from dicomtls.engine.advice import advice
+from dicomtls.engine.backends import BackendOptions
+from dicomtls.engine.backends.base import ApplyResult, Diff, Progress, ProgressCallback, Status, StatusItem, TargetFacts
+from dicomtls.engine.backends.netscaler.adc import read_ha, read_release, read_ssl_mode, release_text
+from dicomtls.engine.backends.netscaler.client import NitroClient, fetch_fingerprint
+from dicomtls.engine.backends.netscaler.current import Current, read_current
+from dicomtls.engine.backends.netscaler.local import local_cert
+from dicomtls.engine.backends.netscaler.models import (
+    CertKey,
+    LbVserverRow,
+    LbVserverStat,
+    MemberRow,
+    ServiceGroupRow,
+    ServiceRow,
+    SslProfileRow,
+    SslVserverRow,
+)
+from dicomtls.engine.backends.netscaler.reconcile import reconcile
+from dicomtls.engine.backends.netscaler.steps import Reconciliation, step_name
+from dicomtls.engine.errors import UserError
+from dicomtls.engine.plan import Plan, Service
 
 __all__ = ["NetScalerBackend", "fetch_fingerprint"]
 

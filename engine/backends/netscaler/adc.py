@@ -16,8 +16,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from engine.backends.netscaler.client import NitroClient
-from engine.backends.netscaler.models import HaNode, NsVersion, SslParameter
+from dicomtls.engine.backends.netscaler.client import NitroClient
+from dicomtls.engine.backends.netscaler.models import HaNode, NsVersion, SslParameter
 
 MIN_RELEASE = (12, 0)  # the oldest release whose NITRO reference this tool was held against
 TLS13_RELEASE = (12, 1)  # the first release with TLS 1.3 (and the tls13 attribute)

@@ -1,4 +1,4 @@
-"""A small NITRO client over httpx: one session, typed errors, request counting (nitro.md §1, §2, §12).
+"""A small NITRO client over httpx: one session, typed errors, request counting (docs/research/nitro.md §1, §2, §12).
 
     with NitroClient("https://192.0.2.10", "nsroot", password, fingerprint="AB:CD:...") as ns:
         ns.get("lbvserver", attrs="name,curstate")
@@ -26,10 +26,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from engine.backends.netscaler.explain import SESSION_CODES, explain
-from engine.backends.netscaler.models import NitroRequest, encode_args, quote_name
-from engine.advice import Advice, advice
-from engine.errors import UserError
+from dicomtls.engine.advice import Advice, advice
+from dicomtls.engine.backends.netscaler.explain import SESSION_CODES, explain
+from dicomtls.engine.backends.netscaler.models import NitroRequest, encode_args, quote_name
+from dicomtls.engine.errors import UserError
 
 log = logging.getLogger("dicomtls.netscaler")
 

@@ -11,14 +11,25 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 
-from engine.backends.netscaler.adc import MIN_RELEASE, Ha, has_tls13, read_ha, read_release, read_ssl_mode
-from engine.backends.netscaler.client import NitroClient, NitroError, missing_codes
-from engine.backends.netscaler.models import (CertKey, LbVserverBindings, LbVserverRow, MemberRow, NsFeature,
-                                              ServiceGroupRow, ServiceRow, SslProfileCipherBinding, SslProfileRow,
-                                              SslVserverBindings, SslVserverRow, SystemFile)
-from engine.backends.netscaler.steps import BUILTIN_CIPHER_NAMES, ssl_dir
-from engine.ciphers import SUITES
-from engine.plan import Plan
+from dicomtls.engine.backends.netscaler.adc import MIN_RELEASE, Ha, has_tls13, read_ha, read_release, read_ssl_mode
+from dicomtls.engine.backends.netscaler.client import NitroClient, NitroError, missing_codes
+from dicomtls.engine.backends.netscaler.models import (
+    CertKey,
+    LbVserverBindings,
+    LbVserverRow,
+    MemberRow,
+    NsFeature,
+    ServiceGroupRow,
+    ServiceRow,
+    SslProfileCipherBinding,
+    SslProfileRow,
+    SslVserverBindings,
+    SslVserverRow,
+    SystemFile,
+)
+from dicomtls.engine.backends.netscaler.steps import BUILTIN_CIPHER_NAMES, ssl_dir
+from dicomtls.engine.ciphers import SUITES
+from dicomtls.engine.plan import Plan
 
 # A single suite's name ("TLS1.2-ECDHE-RSA-AES256-GCM-SHA384"), as opposed to a group or alias.
 _SUITE_NAME = re.compile(r"^(SSL3|TLS1(\.[0-3])?)-[A-Z0-9]")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from engine.advice import Advice, advice
+from dicomtls.engine.advice import Advice, advice
 
 Fix = str | Advice  # plain words, or advice a face phrases
 SESSION_CODES = {444, 1027}  # "Session expired or killed", "Not logged in or connection timed out"

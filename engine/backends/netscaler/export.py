@@ -13,11 +13,11 @@ import ipaddress
 import json
 from typing import Any
 
-from engine.backends.netscaler.reconcile import offline_steps
-from engine.backends.netscaler.adc import LATEST_RELEASE, MIN_RELEASE, release_text
-from engine.backends.netscaler.steps import Reconciliation, ssl_dir
-from engine.errors import UserError
-from engine.plan import Plan
+from dicomtls.engine.backends.netscaler.adc import LATEST_RELEASE, MIN_RELEASE, release_text
+from dicomtls.engine.backends.netscaler.reconcile import offline_steps
+from dicomtls.engine.backends.netscaler.steps import Reconciliation, ssl_dir
+from dicomtls.engine.errors import UserError
+from dicomtls.engine.plan import Plan
 
 FORMATS = ("netscaler-cli", "nitro")
 

@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.plan import Plan
+from dicomtls.engine.plan import Plan
 
 
 @dataclass
@@ -40,7 +40,7 @@ def local_cert(plan: Plan, passphrase: str | None, *, check: bool = True) -> Loc
 
     cert_path, key_path = plan.cert_path, plan.key_path
     if check:
-        from engine.certs import check_pair
+        from dicomtls.engine.certs import check_pair
 
         check_pair(cert_path, key_path, passphrase.encode() if passphrase else None,
                    policy=plan.cipher_policy.profile)

@@ -1,4 +1,4 @@
-"""Typed NITRO payloads: the rows we read back, and the requests we send (nitro.md §1-§11).
+"""Typed NITRO payloads: the rows we read back, and the requests we send (docs/research/nitro.md §1-§11).
 
 Reads are lenient on purpose: NITRO returns many numbers as strings ("port": 80 next to
 "weight": "1", §1) and adds attributes with each firmware, so numbers are coerced and unknown

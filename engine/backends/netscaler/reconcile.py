@@ -26,17 +26,24 @@ Each Change carries its NetScaler CLI lines; each Step the NITRO requests that m
 
 from __future__ import annotations
 
-from engine.advice import advice
-from engine.backends.base import Action, Change
-from engine.backends.netscaler.adc import MIN_RELEASE, release_text
-from engine.backends.netscaler.current import Current
-from engine.backends.netscaler.local import LocalCert, offline_cert
-from engine.backends.netscaler.models import NitroRequest
-from engine.backends.netscaler.reconcile_certs import plan_certificate
-from engine.backends.netscaler.reconcile_services import plan_services
-from engine.backends.netscaler.reconcile_vservers import plan_vservers
-from engine.backends.netscaler.steps import BUILTIN_CIPHER_NAMES, FEATURES, Reconciliation, Step, batch, cli_quote
-from engine.plan import Plan
+from dicomtls.engine.advice import advice
+from dicomtls.engine.backends.base import Action, Change
+from dicomtls.engine.backends.netscaler.adc import MIN_RELEASE, release_text
+from dicomtls.engine.backends.netscaler.current import Current
+from dicomtls.engine.backends.netscaler.local import LocalCert, offline_cert
+from dicomtls.engine.backends.netscaler.models import NitroRequest
+from dicomtls.engine.backends.netscaler.reconcile_certs import plan_certificate
+from dicomtls.engine.backends.netscaler.reconcile_services import plan_services
+from dicomtls.engine.backends.netscaler.reconcile_vservers import plan_vservers
+from dicomtls.engine.backends.netscaler.steps import (
+    BUILTIN_CIPHER_NAMES,
+    FEATURES,
+    Reconciliation,
+    Step,
+    batch,
+    cli_quote,
+)
+from dicomtls.engine.plan import Plan
 
 
 def reconcile(plan: Plan, cur: Current, local: LocalCert, *, replace_cert: bool = False,

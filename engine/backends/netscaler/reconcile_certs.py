@@ -6,14 +6,14 @@ import base64
 from pathlib import Path
 from typing import Any
 
-from engine.advice import advice
-from engine.backends.base import Action, Change
-from engine.backends.netscaler.models import CertKey, NitroRequest
-from engine.plan import Plan
-from engine.backends.netscaler.current import Current
-from engine.backends.netscaler.local import LocalCert, normalise_pem
-from engine.backends.netscaler.renewal import old_file_removals
-from engine.backends.netscaler.steps import MAX_FILENAME, Step, batch, cli_quote
+from dicomtls.engine.advice import advice
+from dicomtls.engine.backends.base import Action, Change
+from dicomtls.engine.backends.netscaler.current import Current
+from dicomtls.engine.backends.netscaler.local import LocalCert, normalise_pem
+from dicomtls.engine.backends.netscaler.models import CertKey, NitroRequest
+from dicomtls.engine.backends.netscaler.renewal import old_file_removals
+from dicomtls.engine.backends.netscaler.steps import MAX_FILENAME, Step, batch, cli_quote
+from dicomtls.engine.plan import Plan
 
 
 def plan_certificate(plan: Plan, cur: Current, local: LocalCert, replace_cert: bool, passphrase: str | None,

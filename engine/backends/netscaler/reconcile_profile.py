@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.advice import advice
-from engine.backends.base import Action, Change
-from engine.backends.netscaler.adc import for_release
-from engine.backends.netscaler.current import Current
-from engine.backends.netscaler.models import NitroRequest
-from engine.backends.netscaler.steps import DEFAULT_FRONTEND_PROFILE, Step, batch, cli_quote
-from engine.plan import Plan
+from dicomtls.engine.advice import advice
+from dicomtls.engine.backends.base import Action, Change
+from dicomtls.engine.backends.netscaler.adc import for_release
+from dicomtls.engine.backends.netscaler.current import Current
+from dicomtls.engine.backends.netscaler.models import NitroRequest
+from dicomtls.engine.backends.netscaler.steps import DEFAULT_FRONTEND_PROFILE, Step, batch, cli_quote
+from dicomtls.engine.plan import Plan
 
 PROFILE_TYPE = "FrontEnd"
 NEW_PROFILE_CIPHERS = ["DEFAULT"]

@@ -5,13 +5,13 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from engine.advice import advice
-from engine.backends.base import Action, Change
-from engine.backends.netscaler.models import NitroRequest
-from engine.errors import UserError
-from engine.plan import Plan, Service, host_port
-from engine.backends.netscaler.current import Current, ip_key
-from engine.backends.netscaler.steps import MONITOR_CLOSE, SERVICE_TYPE, Step, batch, cli_quote
+from dicomtls.engine.advice import advice
+from dicomtls.engine.backends.base import Action, Change
+from dicomtls.engine.backends.netscaler.current import Current, ip_key
+from dicomtls.engine.backends.netscaler.models import NitroRequest
+from dicomtls.engine.backends.netscaler.steps import MONITOR_CLOSE, SERVICE_TYPE, Step, batch, cli_quote
+from dicomtls.engine.errors import UserError
+from dicomtls.engine.plan import Plan, Service, host_port
 
 
 def plan_services(plan: Plan, cur: Current, changes: list[Change], steps: list[Step]) -> None:

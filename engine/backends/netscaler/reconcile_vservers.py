@@ -8,15 +8,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.advice import advice
-from engine.backends.base import Action, Change
-from engine.backends.netscaler.adc import TLS13_RELEASE, for_release, release_text
-from engine.backends.netscaler.current import Current
-from engine.backends.netscaler.models import NitroRequest
-from engine.backends.netscaler.reconcile_profile import plan_profile
-from engine.backends.netscaler.steps import (DEFAULT_FRONTEND_PROFILE, NEW_VSERVER_CIPHERS, NEW_VSERVER_FLAGS,
-                                             VSERVER_TYPE, Step, batch, cli_quote)
-from engine.plan import Plan
+from dicomtls.engine.advice import advice
+from dicomtls.engine.backends.base import Action, Change
+from dicomtls.engine.backends.netscaler.adc import TLS13_RELEASE, for_release, release_text
+from dicomtls.engine.backends.netscaler.current import Current
+from dicomtls.engine.backends.netscaler.models import NitroRequest
+from dicomtls.engine.backends.netscaler.reconcile_profile import plan_profile
+from dicomtls.engine.backends.netscaler.steps import (
+    DEFAULT_FRONTEND_PROFILE,
+    NEW_VSERVER_CIPHERS,
+    NEW_VSERVER_FLAGS,
+    VSERVER_TYPE,
+    Step,
+    batch,
+    cli_quote,
+)
+from dicomtls.engine.plan import Plan
 
 Pending = list[tuple[Change, dict[str, Any]]]
 

@@ -11,8 +11,8 @@ docs/configuration/system/systemfile/systemfile.md).
 
 from __future__ import annotations
 
-from engine.backends.base import Action, Change
-from engine.backends.netscaler.models import CertKey, NitroRequest
+from dicomtls.engine.backends.base import Action, Change
+from dicomtls.engine.backends.netscaler.models import CertKey, NitroRequest
 
 SSL_DIR = "/nsconfig/ssl"
 

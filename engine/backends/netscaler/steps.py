@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from engine.backends.base import Action, Change
-from engine.backends.netscaler.models import NitroRequest
+from dicomtls.engine.backends.base import Action, Change
+from dicomtls.engine.backends.netscaler.models import NitroRequest
 
 SSL_DIR = "/nsconfig/ssl"
 MAX_FILENAME = 63  # systemfile filename limit (NITRO 12.0 reference, configuration/system/systemfile)

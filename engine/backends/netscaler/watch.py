@@ -10,8 +10,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from engine.backends.netscaler.models import LbVserverStat
-from engine.errors import UserError
+from dicomtls.engine.backends.netscaler.models import LbVserverStat
+from dicomtls.engine.errors import UserError
 
 log = logging.getLogger("dicomtls.netscaler")
 

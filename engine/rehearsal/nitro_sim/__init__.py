@@ -3,7 +3,8 @@
 NetScaler cannot run here, so the client, the reconciler, the CLI and the wizard's `--demo
 --backend netscaler` all talk to this instead. It follows the public NITRO references (the
 NetScaler 12.0 NITRO API docs, netscaler/adc-nitro-go, citrix/terraform-provider-citrixadc,
-netscaler/ansible-collection-netscaleradc; "§n" are sections of the project's NITRO notes) down to status lines and error codes: login with a NITRO_AUTH_TOKEN cookie (§2), features off at
+netscaler/ansible-collection-netscaleradc; "§n" are sections of docs/research/nitro.md) down to
+status lines and error codes: login with a NITRO_AUTH_TOKEN cookie (§2), features off at
 start (§3), systemfile without overwrite (§4), sslcertkey refusing a missing file or a key that does
 not match (§5), an SSL_TCP lbvserver auto-creating its sslvserver with DEFAULT bound and curstate
 DOWN until a service (or a service group with a member) that is UP and a certificate are bound (§9),
@@ -25,10 +26,10 @@ configuration), reads / writes / ssl_writes (the handlers), api (them together),
 certificate), http (the server and the handle tests hold).
 """
 
-from engine.rehearsal.nitro_sim.certs import make_management_cert, pem_fingerprint
-from engine.rehearsal.nitro_sim.faults import Fault
-from engine.rehearsal.nitro_sim.http import SimHandle, start_in_thread
-from engine.rehearsal.nitro_sim.state import Faults, LogEntry, NitroState
+from dicomtls.engine.rehearsal.nitro_sim.certs import make_management_cert, pem_fingerprint
+from dicomtls.engine.rehearsal.nitro_sim.faults import Fault
+from dicomtls.engine.rehearsal.nitro_sim.http import SimHandle, start_in_thread
+from dicomtls.engine.rehearsal.nitro_sim.state import Faults, LogEntry, NitroState
 
 __all__ = ["Fault", "Faults", "LogEntry", "NitroState", "SimHandle", "make_management_cert", "pem_fingerprint",
            "start_in_thread"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.rehearsal.nitro_sim.faults import arg_missing, not_found
-from engine.rehearsal.nitro_sim.state import NitroState
+from dicomtls.engine.rehearsal.nitro_sim.faults import arg_missing, not_found
+from dicomtls.engine.rehearsal.nitro_sim.state import NitroState
 
 # `show ns version` text per release imitated (the build numbers are examples of public builds).
 BUILDS = {"11.1": "65.23", "12.0": "63.13", "12.1": "65.25", "13.0": "92.31", "13.1": "49.13", "14.1": "29.63"}

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from engine.rehearsal.nitro_sim.adc_reads import AdcReads
-from engine.rehearsal.nitro_sim.profile_writes import ProfileWrites
-from engine.rehearsal.nitro_sim.reads import Reads
-from engine.rehearsal.nitro_sim.ssl_writes import SslWrites
-from engine.rehearsal.nitro_sim.state import NitroState
-from engine.rehearsal.nitro_sim.writes import Writes
+from dicomtls.engine.rehearsal.nitro_sim.adc_reads import AdcReads
+from dicomtls.engine.rehearsal.nitro_sim.profile_writes import ProfileWrites
+from dicomtls.engine.rehearsal.nitro_sim.reads import Reads
+from dicomtls.engine.rehearsal.nitro_sim.ssl_writes import SslWrites
+from dicomtls.engine.rehearsal.nitro_sim.state import NitroState
+from dicomtls.engine.rehearsal.nitro_sim.writes import Writes
 
 
 class Api(Reads, AdcReads, Writes, SslWrites, ProfileWrites):

@@ -3,11 +3,7 @@ resource accepts (public references as cited per constant)."""
 
 from __future__ import annotations
 
-import datetime as dt
-
-from engine.ciphers import SUITES
-
-
+from dicomtls.engine.ciphers import SUITES
 
 DEFAULT_USER = "nsroot"
 SSL_DIR = "/nsconfig/ssl"

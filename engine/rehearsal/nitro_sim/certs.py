@@ -10,8 +10,6 @@ import ssl
 import tempfile
 
 
-
-
 def make_management_cert(common_name: str = "ns-sim.localhost") -> tuple[bytes, bytes]:
     """A self-signed management certificate (as an ADC ships with) and its key, in memory."""
     from cryptography import x509

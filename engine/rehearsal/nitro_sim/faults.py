@@ -8,8 +8,6 @@ from typing import Any
 from urllib.parse import unquote
 
 
-
-
 class Fault(Exception):
     """A NITRO error response: HTTP status, NITRO errorcode and message (bracketed detail as newer firmware)."""
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import ipaddress
 import json
 import secrets
@@ -15,11 +14,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote
 
-from engine.rehearsal.nitro_sim.api import Api
-from engine.rehearsal.nitro_sim.catalog import ATTRS, DEFAULT_USER, PARTITIONS_DIR, REASONS, SSL_DIR
-from engine.rehearsal.nitro_sim.certs import make_management_cert, pem_fingerprint, server_context
-from engine.rehearsal.nitro_sim.faults import Fault, arg_missing, body_items, invalid_arg
-from engine.rehearsal.nitro_sim.state import LogEntry, NitroState
+from dicomtls.engine.rehearsal.nitro_sim.api import Api
+from dicomtls.engine.rehearsal.nitro_sim.catalog import ATTRS, DEFAULT_USER, PARTITIONS_DIR, REASONS, SSL_DIR
+from dicomtls.engine.rehearsal.nitro_sim.certs import make_management_cert, pem_fingerprint, server_context
+from dicomtls.engine.rehearsal.nitro_sim.faults import Fault, arg_missing, body_items, invalid_arg
+from dicomtls.engine.rehearsal.nitro_sim.state import LogEntry, NitroState
 
 HOOK_PREFIX = "/nitro-sim/connect/"  # POST here: a client connected to that lbvserver (counters move)
 

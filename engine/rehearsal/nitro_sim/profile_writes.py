@@ -6,9 +6,9 @@ sslprofile_sslcipher_binding {name, ciphername}; DELETE sslprofile_sslcipher_bin
 
 from __future__ import annotations
 
-from engine.rehearsal.nitro_sim.catalog import BUILTIN_GROUPS, FLAG_VALUES, KNOWN_CIPHERS, PROTOCOL_FLAGS
-from engine.rehearsal.nitro_sim.faults import Fault, already_exists, arg_missing, not_found
-from engine.rehearsal.nitro_sim.state import NitroState
+from dicomtls.engine.rehearsal.nitro_sim.catalog import BUILTIN_GROUPS, FLAG_VALUES, KNOWN_CIPHERS, PROTOCOL_FLAGS
+from dicomtls.engine.rehearsal.nitro_sim.faults import Fault, already_exists, arg_missing, not_found
+from dicomtls.engine.rehearsal.nitro_sim.state import NitroState
 
 PROFILE_TYPES = {"FRONTEND": "FrontEnd", "BACKEND": "BackEnd"}
 

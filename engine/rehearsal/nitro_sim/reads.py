@@ -6,10 +6,17 @@ import base64
 import datetime as dt
 from typing import Any
 
-from engine.rehearsal.nitro_sim.catalog import BUILTIN_GROUPS, FEATURES
-from engine.rehearsal.nitro_sim.faults import Fault, arg_missing, parse_args, not_found, ns_now, ns_date, project
-from engine.rehearsal.nitro_sim.state import NitroState
-
+from dicomtls.engine.rehearsal.nitro_sim.catalog import BUILTIN_GROUPS, FEATURES
+from dicomtls.engine.rehearsal.nitro_sim.faults import (
+    Fault,
+    arg_missing,
+    not_found,
+    ns_date,
+    ns_now,
+    parse_args,
+    project,
+)
+from dicomtls.engine.rehearsal.nitro_sim.state import NitroState
 
 
 class Reads:

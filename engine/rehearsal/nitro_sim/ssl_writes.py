@@ -3,12 +3,16 @@ and saving the configuration."""
 
 from __future__ import annotations
 
-import datetime as dt
-
-from engine.rehearsal.nitro_sim.catalog import BUILTIN_GROUPS, FLAG_VALUES, KNOWN_CIPHERS, PROTOCOL_FLAGS, SERVICE_TYPES, SSL_TYPES
-from engine.rehearsal.nitro_sim.faults import Fault, arg_missing, already_exists, truthy, not_found, ns_now
-from engine.rehearsal.nitro_sim.state import NitroState
-
+from dicomtls.engine.rehearsal.nitro_sim.catalog import (
+    BUILTIN_GROUPS,
+    FLAG_VALUES,
+    KNOWN_CIPHERS,
+    PROTOCOL_FLAGS,
+    SERVICE_TYPES,
+    SSL_TYPES,
+)
+from dicomtls.engine.rehearsal.nitro_sim.faults import Fault, already_exists, arg_missing, not_found, ns_now, truthy
+from dicomtls.engine.rehearsal.nitro_sim.state import NitroState
 
 
 class SslWrites:

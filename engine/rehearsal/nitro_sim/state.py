@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import ipaddress
 import socket
 import threading
@@ -11,8 +10,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from engine.rehearsal.nitro_sim.catalog import ATTRS, DEFAULT_USER, PROTOCOL_FLAGS, SSL_DIR, SSL_TYPES
-from engine.rehearsal.nitro_sim.faults import ns_now
+from dicomtls.engine.rehearsal.nitro_sim.catalog import ATTRS, DEFAULT_USER, PROTOCOL_FLAGS, SSL_DIR, SSL_TYPES
+from dicomtls.engine.rehearsal.nitro_sim.faults import ns_now
 
 
 @dataclass

@@ -4,15 +4,29 @@ services and service groups."""
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hashlib
 import ipaddress
 from typing import Any
 
-from engine.rehearsal.nitro_sim.catalog import PARTITIONS_DIR, ATTRS, FEATURES, FEATURE_ALIASES, SERVICE_TYPES, SSL_DIR
-from engine.rehearsal.nitro_sim.faults import Fault, arg_missing, parse_args, already_exists, truthy, invalid_arg, not_found, body_items
-from engine.rehearsal.nitro_sim.state import NitroState, restore_snapshot, take_snapshot
-
+from dicomtls.engine.rehearsal.nitro_sim.catalog import (
+    ATTRS,
+    FEATURE_ALIASES,
+    FEATURES,
+    PARTITIONS_DIR,
+    SERVICE_TYPES,
+    SSL_DIR,
+)
+from dicomtls.engine.rehearsal.nitro_sim.faults import (
+    Fault,
+    already_exists,
+    arg_missing,
+    body_items,
+    invalid_arg,
+    not_found,
+    parse_args,
+    truthy,
+)
+from dicomtls.engine.rehearsal.nitro_sim.state import NitroState, restore_snapshot, take_snapshot
 
 
 class Writes:
@@ -191,7 +205,8 @@ class Writes:
             notbefore=cert.not_valid_before_utc, notafter=cert.not_valid_after_utc,
             signaturealg=(cert.signature_hash_algorithm.name if cert.signature_hash_algorithm else "none")
             + ("WithRSAEncryption" if isinstance(pub, rsa.RSAPublicKey) else "-ecdsa"),
-            publickey="RSA" if isinstance(pub, rsa.RSAPublicKey) else "ECDSA" if isinstance(pub, ec.EllipticCurvePublicKey) else "other",
+            publickey=("RSA" if isinstance(pub, rsa.RSAPublicKey) else
+                       "ECDSA" if isinstance(pub, ec.EllipticCurvePublicKey) else "other"),
             publickeysize=getattr(pub, "key_size", 0),
             fingerprint=hashlib.sha256(cert_pem).hexdigest(),
             cn=next((a.value for a in cert.subject if a.rfc4514_attribute_name == "CN"), ""),
