@@ -106,7 +106,7 @@ class Tls:
 
     @classmethod
     def make(cls, folder: Path) -> "Tls":
-        from dicomtls.engine.certs import make_self_signed
+        from dicomtls.engine.rehearsal.pairs import make_self_signed
         from dicomtls.engine.terminator.tlsserver import FFDHE2048_PEM
 
         cert, key, dh, combined = (folder / n for n in ("cert.pem", "key.pem", "dh.pem", "combined.pem"))

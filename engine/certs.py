@@ -20,22 +20,19 @@ identity). Key material and passphrases never appear in messages.
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import os
 import re
-from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from pydantic import BaseModel, Field
 
-from dicomtls.engine import paths
 from dicomtls.engine.advice import Advice, advice
-from dicomtls.engine.ciphers import POLICIES, get_policy
+from dicomtls.engine.ciphers import POLICIES, Policy, get_policy
 from dicomtls.engine.errors import UserError
 
 EXPIRY_WARNING_DAYS = 30
@@ -248,70 +245,109 @@ def _fmt_day(t: dt.datetime) -> str:
 def check_pair(cert_path: str | os.PathLike[str], key_path: str | os.PathLike[str],
                passphrase: bytes | None = None, policy: str | None = None,
                now: dt.datetime | None = None) -> PemReport:
-    """Check that CERT and KEY are a usable PEM pair for a TLS server; raise CertError if not."""
+    """Check that CERT and KEY are a usable PEM pair for a TLS server; raise CertError if not.
+
+    In order: both files are PEM and hold what they should (_contents), every block decodes, the key
+    belongs to the first certificate (_leaf_first), the leaf is valid now; then the warnings and notes."""
     cert_path, key_path = Path(cert_path), Path(key_path)
     now = now or dt.datetime.now(dt.UTC)
     if now.tzinfo is None:
         now = now.replace(tzinfo=dt.UTC)
     pol = get_policy(policy) if policy else None
+    cert_blocks, key_blocks = _contents(cert_path, key_path)
+    certs = _load_certs(cert_blocks, cert_path)
+    keys: list[PrivateKeyTypes] = []
+    encrypted = False
+    for block in key_blocks:
+        key, enc = _load_key(block, key_path, passphrase)
+        keys.append(key)
+        encrypted = encrypted or enc
+    _leaf_first(certs, keys, cert_path, key_path)
+    leaf = certs[0]
+    not_before, not_after = leaf.not_valid_before_utc, leaf.not_valid_after_utc
+    if now < not_before:
+        raise CertError("not_yet_valid", f"the certificate is not valid yet: valid from {_fmt_day(not_before)}, "
+                        f"and this machine's clock says {_fmt_day(now)}",
+                        "check this machine's clock and time zone (date -u; timedatectl); if the clock is "
+                        "right, wait until the start date or ask for a certificate valid from today")
+    if now > not_after:
+        raise CertError("expired", f"the certificate expired on {_fmt_day(not_after)}",
+                        "get a new certificate-key pair from Butterfly Cloud's PACS configuration screen",
+                        advice("cert.expired"))
+    key_type, key_bits, curve = _key_type(leaf.public_key())
+    self_signed = _self_signed(leaf)
+    return PemReport(
+        cert_file=str(cert_path), key_file=str(key_path),
+        subject=_subject(leaf), issuer=leaf.issuer.rfc4514_string() or "(empty issuer)",
+        sans=_sans(leaf), not_before=not_before, not_after=not_after, days_left=(not_after - now).days,
+        fingerprint_sha256=_colon_hex(leaf.fingerprint(hashes.SHA256())),
+        key_type=key_type, key_bits=key_bits, curve=curve,
+        signature_hash=leaf.signature_hash_algorithm.name if leaf.signature_hash_algorithm else None,
+        key_encrypted=encrypted, self_signed=self_signed, chain=[_subject(c) for c in certs],
+        policy=pol.name if pol else None, warnings=_warnings(certs, key_type, key_bits, pol, now),
+        notes=_notes(certs, cert_path, self_signed, encrypted),
+    )
 
-    cert_data = _read(cert_path, "certificate")
-    key_data = _read(key_path, "key")
+
+def _contents(cert_path: Path, key_path: Path) -> tuple[list[bytes], list[bytes]]:
+    """The certificate blocks of CERT and the key blocks of KEY; CertError if either holds the wrong thing
+    (not PEM, swapped, a CSR, a public key, nothing usable)."""
+    cert_data, key_data = _read(cert_path, "certificate"), _read(key_path, "key")
     cert_blocks, key_blocks = _blocks(cert_data), _blocks(key_data)
-    certs_in_cert = [b for lbl, b in cert_blocks if lbl in _CERT_LABELS]
-    keys_in_cert = [b for lbl, b in cert_blocks if lbl in _KEY_LABELS]
-    certs_in_key = [b for lbl, b in key_blocks if lbl in _CERT_LABELS]
-    keys_in_key = [b for lbl, b in key_blocks if lbl in _KEY_LABELS]
-
     if not cert_blocks:
         raise _not_pem(cert_path, "certificate", cert_data)
     if not key_blocks:
         raise _not_pem(key_path, "key", key_data)
+    certs_in_cert = [b for lbl, b in cert_blocks if lbl in _CERT_LABELS]
+    keys_in_cert = [b for lbl, b in cert_blocks if lbl in _KEY_LABELS]
+    certs_in_key = [b for lbl, b in key_blocks if lbl in _CERT_LABELS]
+    keys_in_key = [b for lbl, b in key_blocks if lbl in _KEY_LABELS]
     if not certs_in_cert and keys_in_cert and certs_in_key and not keys_in_key:
         raise CertError("swapped", f"the two files are swapped: {cert_path} holds the private key and "
                         f"{key_path} holds the certificate",
                         "give them the other way round", advice("pair.swapped", cert=cert_path, key=key_path))
     if not certs_in_cert:
-        labels = {lbl for lbl, _ in cert_blocks}
-        if labels & _CSR_LABELS:
-            raise CertError("no_cert", f"{cert_path} is a certificate signing request (CSR), not a certificate",
-                            "give the signed certificate that came back for this request")
-        if keys_in_cert:
-            raise CertError("no_cert", f"{cert_path} holds a private key, not a certificate",
-                            "give the certificate file (-----BEGIN CERTIFICATE-----)",
-                            advice("pair.give_cert"))
-        raise CertError("no_cert", f"{cert_path} holds no certificate (found: "
-                        f"{', '.join(sorted(lbl.decode() for lbl in labels))})",
-                        "give the certificate file (-----BEGIN CERTIFICATE-----)", advice("pair.give_cert"))
+        raise _no_cert(cert_path, {lbl for lbl, _ in cert_blocks}, bool(keys_in_cert))
     if not keys_in_key:
-        if certs_in_key:
-            raise CertError("no_key", f"{key_path} holds a certificate, not a private key",
-                            "give the private key file (-----BEGIN PRIVATE KEY-----) that came with the "
-                            "certificate", advice("pair.give_key"))
-        if any(b"PUBLIC KEY" in lbl for lbl, _ in key_blocks):
-            raise CertError("no_key", f"{key_path} holds a public key; the server needs the private key",
-                            "give the private key file (-----BEGIN PRIVATE KEY-----) that came with the "
-                            "certificate", advice("pair.give_key"))
-        raise CertError("no_key", f"{key_path} holds no private key",
-                        "give the private key file (-----BEGIN PRIVATE KEY-----) that came with the "
-                        "certificate", advice("pair.give_key"))
+        raise _no_key(key_path, {lbl for lbl, _ in key_blocks}, bool(certs_in_key))
+    return certs_in_cert, keys_in_key
 
+
+def _no_cert(cert_path: Path, labels: set[bytes], holds_a_key: bool) -> CertError:
+    if labels & _CSR_LABELS:
+        return CertError("no_cert", f"{cert_path} is a certificate signing request (CSR), not a certificate",
+                         "give the signed certificate that came back for this request")
+    found = "holds a private key, not a certificate" if holds_a_key else \
+        f"holds no certificate (found: {', '.join(sorted(lbl.decode() for lbl in labels))})"
+    return CertError("no_cert", f"{cert_path} {found}",
+                     "give the certificate file (-----BEGIN CERTIFICATE-----)", advice("pair.give_cert"))
+
+
+def _no_key(key_path: Path, labels: set[bytes], holds_a_cert: bool) -> CertError:
+    if holds_a_cert:
+        found = "holds a certificate, not a private key"
+    elif any(b"PUBLIC KEY" in lbl for lbl in labels):
+        found = "holds a public key; the server needs the private key"
+    else:
+        found = "holds no private key"
+    return CertError("no_key", f"{key_path} {found}", "give the private key file (-----BEGIN PRIVATE KEY-----) "
+                     "that came with the certificate", advice("pair.give_key"))
+
+
+def _load_certs(blocks: list[bytes], cert_path: Path) -> list[x509.Certificate]:
     certs: list[x509.Certificate] = []
-    for i, block in enumerate(certs_in_cert, 1):
+    for i, block in enumerate(blocks, 1):
         try:
             certs.append(x509.load_pem_x509_certificate(block))
         except ValueError:
-            raise CertError("corrupt", f"certificate {i} of {len(certs_in_cert)} in {cert_path} is damaged "
+            raise CertError("corrupt", f"certificate {i} of {len(blocks)} in {cert_path} is damaged "
                             "(its base64 does not decode to a certificate)",
                             "copy the file again without editing it; copy-paste often loses or wraps lines") from None
+    return certs
 
-    keys, encrypted = [], False
-    for block in keys_in_key:
-        key, enc = _load_key(block, key_path, passphrase)
-        keys.append(key)
-        encrypted = encrypted or enc
 
-    # Which certificate belongs to the key: that one is the leaf (the server certificate).
+def _leaf_first(certs: list[x509.Certificate], keys: list[PrivateKeyTypes], cert_path: Path, key_path: Path) -> None:
+    """The certificate that belongs to the key is the leaf (the server certificate), and it must come first."""
     key_spkis = {_spki(k.public_key()) for k in keys}
     leaf_index = next((i for i, c in enumerate(certs) if _spki(c.public_key()) in key_spkis), None)
     if leaf_index is None:
@@ -329,54 +365,52 @@ def check_pair(cert_path: str | os.PathLike[str], key_path: str | os.PathLike[st
                         "server certificate must come first",
                         f"edit {cert_path} so that the block for {_subject(certs[leaf_index])} comes first, "
                         "followed by the certificate that issued it, and so on up")
-    leaf = certs[0]
 
-    not_before, not_after = leaf.not_valid_before_utc, leaf.not_valid_after_utc
-    if now < not_before:
-        raise CertError("not_yet_valid", f"the certificate is not valid yet: valid from {_fmt_day(not_before)}, "
-                        f"and this machine's clock says {_fmt_day(now)}",
-                        "check this machine's clock and time zone (date -u; timedatectl); if the clock is "
-                        "right, wait until the start date or ask for a certificate valid from today")
-    if now > not_after:
-        raise CertError("expired", f"the certificate expired on {_fmt_day(not_after)}",
-                        "get a new certificate-key pair from Butterfly Cloud's PACS configuration screen",
-                        advice("cert.expired"))
 
-    key_type, key_bits, curve = _key_type(leaf.public_key())
-    sig_hash = leaf.signature_hash_algorithm.name if leaf.signature_hash_algorithm else None
-    days_left = (not_after - now).days
-    warnings: list[str] = []
-    notes: list[str] = []
-
+def _warnings(certs: list[x509.Certificate], key_type: str, key_bits: int, pol: Policy | None,
+              now: dt.datetime) -> list[str]:
+    """What works today but will fail, or fails for some clients: expiry soon, a short key, a weak hash, a key
+    the policy offers no TLS 1.2 suite for, a chain certificate expired or out of order."""
+    leaf, out = certs[0], []
+    days_left = (leaf.not_valid_after_utc - now).days
     if days_left < EXPIRY_WARNING_DAYS:
-        warnings.append(f"the certificate expires in {days_left} day{'s' if days_left != 1 else ''} "
-                        f"({_fmt_day(not_after)}); renew it before then, or connections will fail")
+        out.append(f"the certificate expires in {days_left} day{'s' if days_left != 1 else ''} "
+                   f"({_fmt_day(leaf.not_valid_after_utc)}); renew it before then, or connections will fail")
     if key_type == "RSA" and key_bits < MIN_RSA_BITS:
-        warnings.append(f"the RSA key has only {key_bits} bits; {MIN_RSA_BITS} is the minimum that current "
-                        "clients accept (OpenSSL 3 refuses smaller keys at its default security level)")
+        out.append(f"the RSA key has only {key_bits} bits; {MIN_RSA_BITS} is the minimum that current "
+                   "clients accept (OpenSSL 3 refuses smaller keys at its default security level)")
     for i, c in enumerate(certs):
         h = c.signature_hash_algorithm.name if c.signature_hash_algorithm else None
         if h in WEAK_HASHES and not (i > 0 and _self_signed(c)):  # a root's own signature is never checked
             who = "the certificate" if i == 0 else f"chain certificate {i + 1} ({_subject(c)})"
-            warnings.append(f"{who} is signed with {h.upper()}, which is broken and rejected by current TLS "
-                            "clients; ask for one signed with SHA-256")
+            out.append(f"{who} is signed with {h.upper()}, which is broken and rejected by current TLS "
+                       "clients; ask for one signed with SHA-256")
     if pol is not None and not pol.key_type_ok(key_type):
         fits = [n for n, p in POLICIES.items() if p.key_type_ok(key_type)]
         remedy = (f"choose policy {' or '.join(fits)}, or use an {'/'.join(pol.key_types)} certificate" if fits
                   else f"use an {'/'.join(pol.key_types)} certificate")
-        warnings.append(f"the certificate has an {key_type} key, but policy {pol.name} offers only "
-                        f"{'/'.join(pol.key_types)} cipher suites for TLS 1.2: TLS 1.2 clients (Butterfly's "
-                        f"connector) will fail with \"no shared cipher\"; {remedy}")
+        out.append(f"the certificate has an {key_type} key, but policy {pol.name} offers only "
+                   f"{'/'.join(pol.key_types)} cipher suites for TLS 1.2: TLS 1.2 clients (Butterfly's "
+                   f"connector) will fail with \"no shared cipher\"; {remedy}")
+    return out + _chain_warnings(certs, now)
+
+
+def _chain_warnings(certs: list[x509.Certificate], now: dt.datetime) -> list[str]:
+    out = []
     for i, c in enumerate(certs[1:], 2):
         if c.not_valid_after_utc < now:
-            warnings.append(f"chain certificate {i} ({_subject(c)}) expired on {_fmt_day(c.not_valid_after_utc)}; "
-                            "clients that check the chain will reject it: ask for the current issuer certificate")
+            out.append(f"chain certificate {i} ({_subject(c)}) expired on {_fmt_day(c.not_valid_after_utc)}; "
+                       "clients that check the chain will reject it: ask for the current issuer certificate")
     for i in range(len(certs) - 1):
         if certs[i].issuer != certs[i + 1].subject:
-            warnings.append(f"chain certificate {i + 2} ({_subject(certs[i + 1])}) did not issue certificate "
-                            f"{i + 1}; clients that need the chain may reject it (order: leaf, its issuer, "
-                            "that one's issuer, ...)")
-    self_signed = _self_signed(leaf)
+            out.append(f"chain certificate {i + 2} ({_subject(certs[i + 1])}) did not issue certificate "
+                       f"{i + 1}; clients that need the chain may reject it (order: leaf, its issuer, "
+                       "that one's issuer, ...)")
+    return out
+
+
+def _notes(certs: list[x509.Certificate], cert_path: Path, self_signed: bool, encrypted: bool) -> list[str]:
+    notes = []
     if self_signed:
         notes.append("the certificate is self-signed; that is normal for Butterfly Cloud's certificates, "
                      "which encrypt the link rather than prove identity")
@@ -386,19 +420,10 @@ def check_pair(cert_path: str | os.PathLike[str], key_path: str | os.PathLike[st
     if encrypted:
         notes.append("the private key is protected with a passphrase; a server that loads it needs the "
                      "passphrase too")
-
-    return PemReport(
-        cert_file=str(cert_path), key_file=str(key_path),
-        subject=_subject(leaf), issuer=leaf.issuer.rfc4514_string() or "(empty issuer)",
-        sans=_sans(leaf), not_before=not_before, not_after=not_after, days_left=days_left,
-        fingerprint_sha256=_colon_hex(leaf.fingerprint(hashes.SHA256())),
-        key_type=key_type, key_bits=key_bits, curve=curve, signature_hash=sig_hash,
-        key_encrypted=encrypted, self_signed=self_signed, chain=[_subject(c) for c in certs],
-        policy=pol.name if pol else None, warnings=warnings, notes=notes,
-    )
+    return notes
 
 
-def _load_key(block: bytes, key_path: Path, passphrase: bytes | None) -> tuple[object, bool]:
+def _load_key(block: bytes, key_path: Path, passphrase: bytes | None) -> tuple[PrivateKeyTypes, bool]:
     """Load one PEM private key; returns (key, was_encrypted). Never puts the passphrase in a message."""
     try:
         return serialization.load_pem_private_key(block, passphrase), passphrase is not None
@@ -421,89 +446,3 @@ def _load_key(block: bytes, key_path: Path, passphrase: bytes | None) -> tuple[o
     except UnsupportedAlgorithm:
         raise CertError("corrupt", f"the private key in {key_path} uses an algorithm this tool cannot read",
                         "use an RSA (2048 bits or more) or ECDSA P-256 key") from None
-
-
-# --- rehearsal pairs -----------------------------------------------------------------------------
-
-def _general_name(san: str) -> x509.GeneralName:
-    value = san.strip()
-    kind = None
-    if ":" in value and value.split(":", 1)[0].upper() in ("DNS", "IP"):
-        kind, value = value.split(":", 1)
-        kind = kind.upper()
-    if kind != "DNS":
-        try:
-            return x509.IPAddress(ipaddress.ip_address(value))
-        except ValueError:
-            if kind == "IP":
-                raise UserError(f"SAN {san!r} is not an IP address", "write IP:127.0.0.1 or IP:::1") from None
-    if not value or not re.fullmatch(r"[A-Za-z0-9*]([A-Za-z0-9.*-]*[A-Za-z0-9])?", value):
-        raise UserError(f"SAN {san!r} is not a host name or IP address",
-                        "give names like localhost, pacs.example.org or 127.0.0.1")
-    return x509.DNSName(value)
-
-
-
-
-_CURVES = {256: ec.SECP256R1, 384: ec.SECP384R1, 521: ec.SECP521R1}
-
-
-def make_self_signed(cert_path: str | os.PathLike[str], key_path: str | os.PathLike[str],
-                     common_name: str = "dicomtls-test", days: int = 365,
-                     sans: Sequence[str] | Iterable[str] = ("localhost", "127.0.0.1"),
-                     key_type: str = "RSA", bits: int = 2048, *, overwrite: bool = False) -> PemReport:
-    """Write a self-signed server certificate (0644) and its unencrypted key (0600) for rehearsals."""
-    cert_path, key_path = Path(cert_path), Path(key_path)
-    if cert_path.resolve() == key_path.resolve():
-        raise UserError("the certificate and key paths are the same file", "give two different file names")
-    if not overwrite:
-        existing = [str(p) for p in (cert_path, key_path) if p.exists()]
-        if existing:
-            raise CertError("exists", f"{' and '.join(existing)} already exist{'s' if len(existing) == 1 else ''}; "
-                            "not overwriting", "choose other file names, or allow replacing them", advice("files.exist"))
-    if days < 1:
-        raise UserError(f"days must be at least 1 (got {days})", "give a validity of at least one day",
-                        advice=advice("cert.days"))
-    names = [_general_name(s) for s in ([sans] if isinstance(sans, str) else sans)]
-
-    kt = key_type.upper()
-    if kt == "RSA":
-        if bits < 2048:
-            raise UserError(f"an RSA key of {bits} bits is too small", "use 2048 bits or more")
-        key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
-        usage = x509.KeyUsage(digital_signature=True, key_encipherment=True, content_commitment=False,
-                              data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                              crl_sign=False, encipher_only=False, decipher_only=False)
-    elif kt in ("ECDSA", "EC"):
-        curve = _CURVES.get(bits, ec.SECP256R1)  # the RSA default of 2048 means "the usual": P-256
-        key = ec.generate_private_key(curve())
-        usage = x509.KeyUsage(digital_signature=True, key_encipherment=False, content_commitment=False,
-                              data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                              crl_sign=False, encipher_only=False, decipher_only=False)
-    else:
-        raise UserError(f"unknown key type {key_type!r}", "use RSA (the default) or ECDSA")
-
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = dt.datetime.now(dt.UTC)
-    builder = (x509.CertificateBuilder()
-               .subject_name(name).issuer_name(name)
-               .public_key(key.public_key())
-               .serial_number(x509.random_serial_number())
-               .not_valid_before(now - dt.timedelta(minutes=5))  # tolerate small clock skew between hosts
-               .not_valid_after(now + dt.timedelta(days=days))
-               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-               .add_extension(usage, critical=True)
-               .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
-                                                     ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-               .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()),
-                              critical=False))
-    if names:
-        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-    cert = builder.sign(key, hashes.SHA256())
-
-    paths.write_private(key_path, key.private_bytes(serialization.Encoding.PEM,
-                                                    serialization.PrivateFormat.PKCS8,
-                                                    serialization.NoEncryption()))
-    paths.write_public(cert_path, cert.public_bytes(serialization.Encoding.PEM))
-    return check_pair(cert_path, key_path)

@@ -107,10 +107,6 @@ class Policy:
         return ":".join(s.openssl for s in self.tls12_suites)
 
     @property
-    def openssl_tls13_string(self) -> str:
-        return ":".join(s.openssl for s in self.tls13_suites)
-
-    @property
     def netscaler_ciphers(self) -> list[str]:
         return [s.netscaler for s in self.suites]
 

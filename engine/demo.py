@@ -185,7 +185,7 @@ class Demo:
               fresh: bool = False, nitro_modes: dict[str, Any] | None = None) -> Demo:
         """Make (or reuse) the folder, the pair and the PACS (and the simulator, in `nitro_modes`: the
         field modes default_profile, release, ha, partition); point DICOMTLS_HOME at the folder."""
-        from dicomtls.engine.certs import make_self_signed
+        from dicomtls.engine.rehearsal.pairs import make_self_signed
 
         home = Path(home) if home else demo_dir(backend)
         _prepare_folder(home, fresh)

@@ -113,3 +113,18 @@ def test_the_package_list_covers_every_folder():
     """pyproject lists the packages (the folder mapping needs it): every folder with an __init__.py is there."""
     listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     assert listed == {n for n, p in MODULES.items() if p.name == "__init__.py"}
+
+
+def test_the_wheel_installs_one_top_level_package(tmp_path):
+    """`pip install .` writes dicomtls/ and its dist-info only: no `engine`, `cli` or `wizard` in site-packages."""
+    import subprocess
+    import sys
+    import zipfile
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(REPO),
+                    "-w", str(tmp_path)], check=True, capture_output=True, cwd=tmp_path)
+    (wheel,) = tmp_path.glob("*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {n.split("/")[0] for n in names} == {"dicomtls", wheel.name.split("-")[0] + "-" +
+                                                 wheel.name.split("-")[1] + ".dist-info"}
+    assert "dicomtls/engine/terminator/__main__.py" in names and "dicomtls/wizard/app.tcss" in names

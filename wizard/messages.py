@@ -12,35 +12,40 @@ from typing import Any
 
 from textual.message import Message
 
+from dicomtls.engine.backends.base import ApplyResult, Diff, Progress
+from dicomtls.engine.backends.netscaler.watch import Arrival
+from dicomtls.engine.errors import UserError
+from dicomtls.engine.verify import Step
+
 
 @dataclass
 class EchoStep(Message):
     """One rung of an echo ladder finished (engine.verify.Step); `ladder` names which ladder."""
 
     ladder: str
-    step: Any
+    step: Step
 
 
 @dataclass
 class ApplyProgress(Message):
     """A step of Backend.apply() started, finished or failed (engine.backends.base.Progress)."""
 
-    progress: Any
+    progress: Progress
 
 
 @dataclass
 class ApplyDone(Message):
-    result: Any  # engine.backends.base.ApplyResult
+    result: ApplyResult
     saved_to: str = ""  # the plan file, saved after a successful apply
     note: str = ""  # what runs where now (demo, background terminator)
-    diff: Any = None  # the Diff the apply worked from (engine.backends.base.Diff), when known
+    diff: Diff | None = None  # the Diff the apply worked from, when known
 
 
 @dataclass
 class AssociationSeen(Message):
     """A record from the built-in terminator's association log (calling AE, client, outcome)."""
 
-    record: dict
+    record: dict[str, Any]
 
 
 @dataclass
@@ -48,5 +53,5 @@ class CountersMoved(Message):
     """The NetScaler vserver's counters moved: a connection from outside arrived
     (engine.backends.netscaler.watch.Arrival), or the watch failed (`error`, the UserError)."""
 
-    arrival: Any = None
-    error: Any = None
+    arrival: Arrival | None = None
+    error: UserError | None = None

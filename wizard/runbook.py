@@ -51,15 +51,29 @@ def render(plan: Plan, plan_path: str, public_hosts: dict[str, str], *, pem: Any
            f"Written by `dicomtls` on {now:%Y-%m-%d %H:%M} UTC. Plan file: `{plan_path}` (no secrets in it).", ""]
     if warnings:
         out += ["## Checks skipped or not passed", ""] + [f"- {w}" for w in warnings] + [""]
-    out += ["## Certificate", "",
-            f"- pair `{plan.certificate.name}`: `{plan.cert_path}` + `{plan.key_path}`"]
+    out += _setup(plan, pem)
+    if diff is not None:
+        out += _changes(diff)
+    out += _butterfly(plan, plan_path, public_hosts)
+    if echo:
+        out += ["## Echo test results", ""]
+        for role, rep in echo.items():
+            out.append(f"- {role}: {'passed' if rep.ok else 'FAILED'}")
+            for s in rep.steps:
+                out.append(f"  - {'ok ' if s.ok else 'BAD'} {s.name}: {s.detail}" + ("" if s.ok else f" ({s.cause})"))
+        out.append("")
+    return "\n".join(out + _commands(plan, plan_path))
+
+
+def _setup(plan: Plan, pem: Any) -> list[str]:
+    """The certificate, the cipher policy, the virtual servers and the NetScaler, as configured."""
+    out = ["## Certificate", "", f"- pair `{plan.certificate.name}`: `{plan.cert_path}` + `{plan.key_path}`"]
     if pem is not None:
         out += [f"- subject {pem.subject}; expires {pem.not_after:%Y-%m-%d}; SHA-256 `{pem.fingerprint_sha256}`",
                 f"- key {pem.key_type} {pem.key_bits}"]
     pol = plan.policy
     out += ["", "## Cipher policy", "", f"- `{pol.name}`: {pol.title} (group `{plan.cipher_policy.name}`)",
-            f"- {pol.description}", ""]
-    out += ["## Virtual servers", ""]
+            f"- {pol.description}", "", "## Virtual servers", ""]
     for vs in plan.virtual_server:
         svc = plan.service_named(vs.service)
         out.append(f"- **{vs.role}** `{vs.name}`: TLS on {vs.ip}:{vs.port} -> plain DICOM to `{svc.name}` "
@@ -68,36 +82,41 @@ def render(plan: Plan, plan_path: str, public_hosts: dict[str, str], *, pem: Any
             out.append(f"  - allowed calling AEs: {', '.join(vs.allowed_calling_aes)}")
         if vs.allowed_clients:
             out.append(f"  - allowed clients: {', '.join(vs.allowed_clients)}")
-    if plan.netscaler is not None:
-        out += ["", f"NetScaler: {plan.netscaler.url} as {plan.netscaler.username} (password from "
-                    f"`${plan.netscaler.password_env}`)" +
-                (f"; management certificate pinned {plan.netscaler.fingerprint}" if plan.netscaler.fingerprint else "")]
-    if diff is not None:
-        out += ["", "## Changes made", ""]
-        for c in diff.changes:
-            out.append(f"- {c.action.value} {c.kind} `{c.name}`" + (f": {c.summary}" if c.summary else ""))
-        cli = [line for c in diff.changes if c.writes for line in c.cli]
-        if cli:
-            out += ["", "NetScaler CLI equivalent:", "", "```", *cli, "```"]
-    out += ["", "## Butterfly Cloud: Organization Settings -> Connectivity", ""]
+    ns = plan.netscaler
+    if ns is not None:
+        out += ["", f"NetScaler: {ns.url} as {ns.username} (password from `${ns.password_env}`)" +
+                (f"; management certificate pinned {ns.fingerprint}" if ns.fingerprint else "")]
+    return out
+
+
+def _changes(diff: Any) -> list[str]:
+    out = ["", "## Changes made", ""]
+    for c in diff.changes:
+        out.append(f"- {c.action.value} {c.kind} `{c.name}`" + (f": {c.summary}" if c.summary else ""))
+    cli = [line for c in diff.changes if c.writes for line in c.cli]
+    if cli:
+        out += ["", "NetScaler CLI equivalent:", "", "```", *cli, "```"]
+    return out
+
+
+def _butterfly(plan: Plan, plan_path: str, public_hosts: dict[str, str]) -> list[str]:
+    """What to type into Butterfly Cloud, and the firewall rules, per virtual server."""
+    out = ["", "## Butterfly Cloud: Organization Settings -> Connectivity", ""]
     for vs in plan.virtual_server:
         host = public_hosts.get(vs.role, "")
         out += [f"### {vs.role} ({vs.name})", "", "| field | value |", "|---|---|"]
         out += [f"| {k} | {v} |" for k, v in butterfly_values(plan, vs, host)]
         out += ["", "Firewall:", *(f"- {line}" for line in firewall_rule(plan, vs, host)), ""]
-    out += ["Download the PEM pair (Butterfly_SCP_Cert.pem, Butterfly_SCP_key.pem) from that page; it is the "
-            "pair configured above. If it is ever regenerated there, install the new one with "
-            f"`dicomtls apply {plan_path} --replace-cert`.", ""]
-    if echo:
-        out += ["## Echo test results", ""]
-        for role, rep in echo.items():
-            out.append(f"- {role}: {'passed' if rep.ok else 'FAILED'}")
-            for s in rep.steps:
-                out.append(f"  - {'ok ' if s.ok else 'BAD'} {s.name}: {s.detail}" + ("" if s.ok else f" ({s.cause})"))
-        out.append("")
-    out += ["## Commands", "", "```sh",
-            f"dicomtls status {plan_path}            # live state",
-            f"dicomtls apply {plan_path} --dry-run   # what would change (nothing, when in sync)"]
+    return out + ["Download the PEM pair (Butterfly_SCP_Cert.pem, Butterfly_SCP_key.pem) from that page; it is the "
+                  "pair configured above. If it is ever regenerated there, install the new one with "
+                  f"`dicomtls apply {plan_path} --replace-cert`.", ""]
+
+
+def _commands(plan: Plan, plan_path: str) -> list[str]:
+    """The commands for the year after: status, a dry run, an echo per port, the service."""
+    out = ["## Commands", "", "```sh",
+           f"dicomtls status {plan_path}            # live state",
+           f"dicomtls apply {plan_path} --dry-run   # what would change (nothing, when in sync)"]
     for vs in plan.virtual_server:
         svc = plan.service_named(vs.service)
         host = "127.0.0.1" if vs.ip in ("0.0.0.0", "::") else vs.ip
@@ -106,6 +125,5 @@ def render(plan: Plan, plan_path: str, public_hosts: dict[str, str], *, pem: Any
     if plan.backend == "builtin":
         out += [f"dicomtls serve {plan_path}               # run the terminator in the foreground",
                 f"sudo dicomtls install-service {plan_path}  # or as a systemd service"]
-    out += ["dicomtls                                   # the wizard again (e.g. to add the worklist port)",
-            "```", ""]
-    return "\n".join(out)
+    return out + ["dicomtls                                   # the wizard again (e.g. to add the worklist port)",
+                  "```", ""]

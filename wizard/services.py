@@ -8,6 +8,7 @@ not need NetScaler never loads httpx. Tests may pass a subclass (a fixed clock, 
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from dicomtls.engine.backends import BackendOptions, get_backend
 from dicomtls.engine.backends.base import Backend
 from dicomtls.engine.plan import DEFAULT_CERT_FILE, DEFAULT_KEY_FILE, Plan
+from dicomtls.engine.terminator.follow import Follower
 
 
 def source_key(address: str) -> str:
@@ -53,7 +55,7 @@ class Services:
 
     def make_test_pair(self, folder: Path) -> tuple[Path, Path]:
         """A self-signed rehearsal pair named like Butterfly's, in `folder` (an existing pair is kept)."""
-        from dicomtls.engine.certs import make_self_signed
+        from dicomtls.engine.rehearsal.pairs import make_self_signed
 
         cert, key = folder / DEFAULT_CERT_FILE, folder / DEFAULT_KEY_FILE
         if not (cert.exists() and key.exists()):
@@ -118,11 +120,13 @@ class Services:
         return stop_and_close
 
     # --- the built-in terminator's association log ----------------------------------------------
-    def watch_associations(self, state: Any, plan: Plan, callback: Callable[[dict], None]) -> Callable[[], None] | None:
+    def watch_associations(self, state: Any, plan: Plan, callback: Callable[[dict], None],
+                           run: Callable[[Callable[[], None]], Any] | None = None) -> Callable[[], None] | None:
         """Call `callback(record)` for each association the terminator logs from now on; returns a stop.
 
         A terminator in this process (the demo, or one started from the wizard) is subscribed to
-        directly; otherwise the log file `dicomtls serve` writes (same user, same log dir) is followed."""
+        directly; otherwise the log file `dicomtls serve` writes (same user, same log dir) is followed
+        (engine.terminator.follow), in `run` (the screen's thread worker) or else a daemon thread."""
         handle = getattr(state, "terminator", None) or (getattr(state.demo, "terminator", None) if state.demo else None)
         if handle is not None:
             unsubscribe = handle.subscribe(callback)
@@ -132,42 +136,14 @@ class Services:
         log = paths.log_dir() / "dicomtls.log"
         if not log.exists():
             raise RuntimeError(f"no terminator log at {log}; is `dicomtls serve` running as this user?")
-        return _follow(log, callback)
+        follower = Follower(log)
 
+        def consume() -> None:
+            for record in follower:
+                callback(record)
 
-def _follow(path: Path, callback: Callable[[dict], None]) -> Callable[[], None]:
-    """Follow a log file from its current end in a daemon thread; JSON records of the terminator go
-    to `callback`. Returns a function that stops following."""
-    import json
-    import threading
-
-    stop = threading.Event()
-    marker = "dicomtls.terminator: "
-
-    f = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115 - closed by the thread
-    f.seek(0, 2)  # here, not in the thread: records written after this call are the new ones
-
-    def run() -> None:
-        with f:
-            buf = ""
-            while not stop.is_set():
-                chunk = f.read()
-                if not chunk:
-                    if path.stat().st_size < f.tell():  # rotated: start again at the top
-                        f.seek(0)
-                    stop.wait(0.3)
-                    continue
-                buf += chunk
-                *lines, buf = buf.split("\n")
-                for line in lines:
-                    at = line.find(marker)
-                    if at >= 0:
-                        try:
-                            rec = json.loads(line[at + len(marker):])
-                        except ValueError:
-                            continue
-                        if isinstance(rec, dict):
-                            callback(rec)
-
-    threading.Thread(target=run, name="dicomtls-log-follow", daemon=True).start()
-    return stop.set
+        if run is not None:
+            run(consume)
+        else:
+            threading.Thread(target=consume, name="dicomtls-log-follow", daemon=True).start()
+        return follower.stop

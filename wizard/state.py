@@ -15,7 +15,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -36,6 +36,13 @@ from dicomtls.engine.plan import (
 )
 from dicomtls.engine.plan_errors import PlanError, plan_error
 from dicomtls.wizard.checks import Accepted, changed
+
+if TYPE_CHECKING:  # the results' types; their modules are loaded when a check runs
+    from dicomtls.engine.backends.base import ApplyResult, Diff
+    from dicomtls.engine.certs import PemReport
+    from dicomtls.engine.demo import Demo
+    from dicomtls.engine.terminator.runner import TerminatorHandle
+    from dicomtls.engine.verify import EchoReport
 
 ROLES = ("store", "worklist")
 
@@ -70,7 +77,7 @@ class WizardState:
     # Results of this run, shown again when a screen is revisited.
     # Each check's result comes with the inputs it ran on ({label: value}, see wizard/checks.py):
     # a result whose inputs differ from the screens' is out of date and is never shown as a ✓.
-    pem: Any = None  # engine.certs.PemReport of the last good check
+    pem: PemReport | None = None  # of the last good check
     pem_checked_for: dict[str, str] | None = None
     pem_failure: tuple[str, str] | None = None  # (problem, fix) of the last check, when it failed
     pem_failure_code: str | None = None
@@ -78,23 +85,23 @@ class WizardState:
     nitro_ok: bool = False  # logged in with the password
     nitro_checked_for: dict[str, str] | None = None
     cipher_groups: list[str] = field(default_factory=list)  # existing groups on the ADC
-    pacs_report: Any = None  # engine.verify.EchoReport of the plain C-ECHO to the PACS (a failing one first)
-    pacs_reports: list[tuple[str, Any]] = field(default_factory=list)  # (address, report) per member tested
+    pacs_report: EchoReport | None = None  # of the plain C-ECHO to the PACS (a failing one first)
+    pacs_reports: list[tuple[str, EchoReport]] = field(default_factory=list)  # (address, report) per member tested
     pacs_checked_for: dict[str, str] | None = None
     echo_checked_for: dict[str, str] | None = None
     # Checks the operator chose to go past (failed or untested), by check name.
     accepted: dict[str, Accepted] = field(default_factory=dict)
-    diff: Any = None  # the Diff last computed (engine.backends.base.Diff)
+    diff: Diff | None = None  # the Diff last computed
     diff_for: str | None = None  # the plan text it was computed for
-    apply_result: Any = None
+    apply_result: ApplyResult | None = None
     applied_for: str | None = None  # the plan text last applied successfully
-    echo_report: Any = None
+    echo_report: EchoReport | None = None
     runbook_path: Path | None = None
 
-    # Demo: the running rehearsal environment (engine.demo.Demo), if any.
-    demo: Any = None
-    # A terminator this wizard started in its own process (engine.terminator handle), if any.
-    terminator: Any = None
+    # Demo: the running rehearsal environment, if any.
+    demo: Demo | None = None
+    # A terminator this wizard started in its own process, if any.
+    terminator: TerminatorHandle | None = None
 
     # Unsaved work: something typed differs from what a screen showed, or the plan differs from the
     # one this run started with (see dirty).

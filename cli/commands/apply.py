@@ -115,48 +115,56 @@ def run(args: argparse.Namespace) -> int:
         if not args.json:
             print_diff(diff)
         if diff.conflicts:
-            if args.json:
-                emit_json({"diff": diff.model_dump(mode="json"), "result": None, "applied": False})
+            _not_applied(args, diff)
             raise UserError(f"{len(diff.conflicts)} conflict(s) on the backend; nothing was changed",
                             "resolve each conflict shown above (or use --replace-cert for a renewal), then run again",
                             exit_code=3)
         if args.dry_run or diff.is_noop:
-            if args.json:
-                emit_json({"diff": diff.model_dump(mode="json"), "result": None, "applied": False})
-            elif diff.is_noop:
-                print("Nothing to change: the backend already matches the plan.")
+            _not_applied(args, diff, "Nothing to change: the backend already matches the plan." if diff.is_noop else "")
             return 0
-        if not args.yes:
-            if not sys.stdin.isatty():
-                raise UserError("refusing to write without confirmation", "add --yes, or run in a terminal")
-            # The question goes to stderr, so that with --json stdout holds the one object only.
-            print("Apply these changes? [y/N] ", end="", file=sys.stderr, flush=True)
-            if input().strip().lower() not in ("y", "yes"):
-                if args.json:
-                    emit_json({"diff": diff.model_dump(mode="json"), "result": None, "applied": False})
-                else:
-                    print("Nothing changed.")
-                return 1
+        if not args.yes and not _confirmed():
+            _not_applied(args, diff, "Nothing changed.")
+            return 1
 
         def progress(p: Progress) -> None:
             if not args.json and p.state in ("done", "failed", "info"):
                 print(f"  [{p.state}] {p.step}{': ' + p.message if p.message else ''}")
 
         result = backend.apply(plan, diff, progress)
-        if args.json:
-            emit_json({"diff": diff.model_dump(mode="json"), "result": result.model_dump(mode="json"),
-                       "applied": result.ok})
-        else:
-            print(f"{'Applied' if result.ok else 'FAILED'}: {len(result.done)} step(s) done, "
-                  f"{len(result.not_done)} not done; {result.requests} request(s), {result.writes} write(s)")
-            if describe_sync(result):
-                print(describe_sync(result))
-            if not result.ok:
-                print(f"error: {result.error}", file=sys.stderr)
-                if fix_text(result):
-                    print(f"  fix: {fix_text(result)}", file=sys.stderr)
-                for s in result.not_done:
-                    print(f"  not done: {s}", file=sys.stderr)
+        _report(args, diff, result)
         return 0 if result.ok else 4
     finally:
         backend.close()
+
+
+def _not_applied(args: argparse.Namespace, diff: Diff, said: str = "") -> None:
+    """Nothing is written: the one JSON object says so, or the line `said` does."""
+    if args.json:
+        emit_json({"diff": diff.model_dump(mode="json"), "result": None, "applied": False})
+    elif said:
+        print(said)
+
+
+def _confirmed() -> bool:
+    if not sys.stdin.isatty():
+        raise UserError("refusing to write without confirmation", "add --yes, or run in a terminal")
+    # The question goes to stderr, so that with --json stdout holds the one object only.
+    print("Apply these changes? [y/N] ", end="", file=sys.stderr, flush=True)
+    return input().strip().lower() in ("y", "yes")
+
+
+def _report(args: argparse.Namespace, diff: Diff, result: ApplyResult) -> None:
+    if args.json:
+        emit_json({"diff": diff.model_dump(mode="json"), "result": result.model_dump(mode="json"),
+                   "applied": result.ok})
+        return
+    print(f"{'Applied' if result.ok else 'FAILED'}: {len(result.done)} step(s) done, "
+          f"{len(result.not_done)} not done; {result.requests} request(s), {result.writes} write(s)")
+    if describe_sync(result):
+        print(describe_sync(result))
+    if not result.ok:
+        print(f"error: {result.error}", file=sys.stderr)
+        if fix_text(result):
+            print(f"  fix: {fix_text(result)}", file=sys.stderr)
+        for s in result.not_done:
+            print(f"  not done: {s}", file=sys.stderr)

@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from dicomtls.cli.commands.check_pem import print_report
-from dicomtls.engine.certs import make_self_signed
 from dicomtls.engine.plan import DEFAULT_CERT_FILE, DEFAULT_KEY_FILE
+from dicomtls.engine.rehearsal.pairs import make_self_signed
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -1,6 +1,6 @@
 """The terminator's runtime config: what `serve` runs, derived from a plan.
 
-`dicomtls apply` (BuiltinBackend) and `serve` both derive it with install.install(); it is written
+`dicomtls apply` (BuiltinBackend) and `serve` both derive it with install.prepare(); it is written
 to runtime.json in the state dir so that `diff` can compare a plan with what is installed, and
 `status` can find the control endpoint. Timeouts and the status port come from the plan's
 [builtin] table (engine/plan.py holds their defaults).

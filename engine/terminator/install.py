@@ -156,7 +156,3 @@ def _context(plan: Plan, cert_pem: bytes, key_pem: bytes, dh_pem: bytes | None) 
             dh.write_bytes(dh_pem)
         return server_context(plan.policy, c, k, dh_file=dh if dh_pem else None)
 
-
-def install(plan: Plan, passphrase: str | bytes | None = None, plan_path: Path | None = None) -> RuntimeConfig:
-    """Check and install in one go (`dicomtls apply`)."""
-    return prepare(plan, passphrase, plan_path).write()

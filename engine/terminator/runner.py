@@ -67,64 +67,70 @@ def serve(plan_path: str | os.PathLike[str], passphrase_env: str | None = None,
     return asyncio.run(_serve(path, prepared, passphrase_env, events, early))
 
 
+class _Reloads:
+    """SIGHUP: read the plan again and swap the configuration in (Terminator.reload), one task per signal.
+    A reload asked for during start-up waits until the listeners are up."""
+
+    def __init__(self, path: Path, passphrase_env: str | None, state_dir: Path, term: Terminator,
+                 systemd: Notifier) -> None:
+        self.path, self.passphrase_env, self.state_dir = path, passphrase_env, state_dir
+        self.term, self.systemd = term, systemd
+        self.started = asyncio.Event()
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def on_hup(self) -> None:
+        t = asyncio.get_running_loop().create_task(self._when_started())
+        self.tasks.add(t)
+        t.add_done_callback(self.tasks.discard)
+
+    async def _when_started(self) -> None:
+        await self.started.wait()
+        # systemd (Type=notify): RELOADING=1 now, READY=1 once the outcome is known; a refused plan
+        # leaves the old configuration serving, which is ready too.
+        self.systemd.reloading()
+        ok = False
+        try:
+            ok = await self._reload_plan()
+        finally:
+            refused = "" if ok else f"; reload refused: {self.term.last_reload_error}"
+            self.systemd.ready(f"serving, generation {self.term.gen.number}{refused}")
+
+    async def _reload_plan(self) -> bool:
+        try:
+            plan = load_plan(self.path)
+            new = prepare(plan, _passphrase(plan, self.passphrase_env), self.path)
+        except UserError as exc:
+            self.term.reload_failed(exc.problem, exc.fix)
+            return False
+        if new.state.dir != self.state_dir:
+            self.term.reload_failed(f"the new plan moves the state dir to {new.state.dir}",
+                                    "restart the service to change [builtin] state_dir")
+            return False
+        if await self.term.reload(new.runtime, new.context):
+            new.write()
+            return True
+        return False
+
+
 async def _serve(path: Path, prepared: Prepared, passphrase_env: str | None, events: EventLog,
                  early: list[int]) -> int:
     loop = asyncio.get_running_loop()
     state = prepared.state
     stop = asyncio.Event()
-    reloads: set[asyncio.Task] = set()
-    started = asyncio.Event()
-    # Signal handlers before anything else can take time; a reload asked for during start-up waits
-    # until the listeners are up, a stop is honoured right after.
-    loop.add_signal_handler(signal.SIGHUP, lambda: on_hup())
+    term = Terminator(prepared.runtime, prepared.context, events)
+    systemd = Notifier()
+    reloads = _Reloads(path, passphrase_env, state.dir, term, systemd)
+    # Signal handlers before anything else can take time; a stop is honoured right after start-up.
+    loop.add_signal_handler(signal.SIGHUP, reloads.on_hup)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     paths.ensure_private_dir(state.dir)
-    term = Terminator(prepared.runtime, prepared.context, events)
-    systemd = Notifier()
-
-    async def reload() -> None:
-        # systemd (Type=notify): RELOADING=1 now, READY=1 once the outcome is known; a refused plan
-        # leaves the old configuration serving, which is ready too.
-        systemd.reloading()
-        ok = False
-        try:
-            ok = await reload_plan()
-        finally:
-            refused = "" if ok else f"; reload refused: {term.last_reload_error}"
-            systemd.ready(f"serving, generation {term.gen.number}{refused}")
-
-    async def reload_plan() -> bool:
-        try:
-            plan = load_plan(path)
-            new = prepare(plan, _passphrase(plan, passphrase_env), path)
-        except UserError as exc:
-            term.reload_failed(exc.problem, exc.fix)
-            return False
-        if new.state.dir != state.dir:
-            term.reload_failed(f"the new plan moves the state dir to {new.state.dir}",
-                               "restart the service to change [builtin] state_dir")
-            return False
-        if await term.reload(new.runtime, new.context):
-            new.write()
-            return True
-        return False
-
-    async def reload_when_started() -> None:
-        await started.wait()
-        await reload()
-
-    def on_hup() -> None:
-        t = loop.create_task(reload_when_started())
-        reloads.add(t)
-        t.add_done_callback(reloads.discard)
-
     if early:
-        on_hup()
+        reloads.on_hup()
     await term.start()
     prepared.write()  # installed only once its listeners are bound
     state.pid.write_text(f"{os.getpid()}\n")
-    started.set()
+    reloads.started.set()
     systemd.ready(f"serving {len(term.listeners)} listener(s), generation {term.gen.number}")
     watchdog = loop.create_task(_watchdog(systemd)) if systemd.watchdog_interval else None
     try:

@@ -16,7 +16,7 @@ Choices, and why:
   17 s of CPU on the 2-core build machine (and varies widely), RFC 7919 §1 recommends the named groups
   over ad-hoc ones (clients can recognise them; no risk of weak generated primes), and Mozilla's server
   guidelines ship exactly this file. An operator who wants private parameters can put a >= 2048-bit
-  dhparams.pem there themselves (or generate one with generate_dh_params); it is kept.
+  dhparams.pem there themselves (openssl dhparam -out dhparams.pem 2048); it is kept.
 """
 
 from __future__ import annotations
@@ -58,16 +58,6 @@ def ensure_dh_params(path: Path) -> Path:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(FFDHE2048_PEM)
     tmp.replace(path)
-    return path
-
-
-def generate_dh_params(path: Path, bits: int = MIN_DH_BITS) -> Path:
-    """Private DH parameters (slow: tens of seconds of CPU for 2048 bits)."""
-    from cryptography.hazmat.primitives.asymmetric import dh
-    from cryptography.hazmat.primitives.serialization import Encoding, ParameterFormat
-
-    pem = dh.generate_parameters(generator=2, key_size=bits).parameter_bytes(Encoding.PEM, ParameterFormat.PKCS3)
-    path.write_bytes(pem)
     return path
 
 

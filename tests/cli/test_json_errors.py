@@ -19,7 +19,7 @@ import pytest
 
 from dicomtls.cli import main as cli_main
 from dicomtls.cli.main import PIPE_CLOSED, build_parser
-from dicomtls.engine.certs import make_self_signed
+from dicomtls.engine.rehearsal.pairs import make_self_signed
 
 DICOMTLS = str(Path(sys.executable).parent / "dicomtls")
 

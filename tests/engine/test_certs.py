@@ -20,9 +20,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from dicomtls.cli.phrasing import fix_text as cli_fix
-from dicomtls.engine.certs import CertError, PemReport, check_pair, fingerprint, make_self_signed
+from dicomtls.engine.certs import CertError, PemReport, check_pair, fingerprint
 from dicomtls.engine.ciphers import POLICIES
 from dicomtls.engine.errors import UserError
+from dicomtls.engine.rehearsal.pairs import make_self_signed
 from tests.support.pki import (
     NOW,
     Issuer,

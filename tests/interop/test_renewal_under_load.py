@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from dicomtls.engine.certs import make_self_signed
+from dicomtls.engine.rehearsal.pairs import make_self_signed
 from tests.reliability.test_soak import make_objects
 from tests.support.peers import LOOPBACK, free_port, wait_for_port
+from tests.support.processes import stop
 from tests.support.tlsfiles import fingerprint_of
 from tests.terminator.helpers import REPO, peer_fingerprint, tls_connect, wait_for, write_plan
 
@@ -54,8 +55,7 @@ def storing_scp(folder: Path):
         wait_for_port(port, proc, log=log)
         yield port
     finally:
-        proc.terminate()
-        proc.wait(10)
+        stop(proc)
 
 
 @contextlib.contextmanager

@@ -14,10 +14,10 @@ import pytest
 from dicomtls.engine.backends import BackendOptions
 from dicomtls.engine.backends.netscaler import NetScalerBackend
 from dicomtls.engine.backends.netscaler.client import NitroClient
-from dicomtls.engine.certs import make_self_signed
 from dicomtls.engine.ciphers import POLICIES
 from dicomtls.engine.plan import Plan, load_plan
 from dicomtls.engine.rehearsal.nitro_sim import SimHandle, start_in_thread
+from dicomtls.engine.rehearsal.pairs import make_self_signed
 
 # Distinctive, so a grep for it anywhere (logs, plan, messages) cannot match by accident.
 PASSWORD = "Pw-7f3a9c-NITRO-secret"

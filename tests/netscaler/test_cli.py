@@ -10,30 +10,15 @@ import re
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from dicomtls.engine.backends.netscaler.client import fetch_fingerprint
 from dicomtls.engine.ciphers import POLICIES
 from dicomtls.engine.errors import UserError
 from dicomtls.engine.rehearsal.nitro_sim import start_in_thread
+from tests.support.processes import stop
 
+from .cli_run import REPO, dicomtls, writes
 from .conftest import CERT_NAME, KEY_NAME, PASSWORD, backend, plan_text, run_apply, write_plan
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def dicomtls(*args: str, home: Path, password: str | None = PASSWORD, timeout: float = 60,
-             stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "DICOMTLS_NITRO_PASSWORD"}
-    env["DICOMTLS_HOME"] = str(home)
-    if password is not None:
-        env["DICOMTLS_NITRO_PASSWORD"] = password
-    return subprocess.run([sys.executable, "-m", "dicomtls.cli.main", *map(str, args)], cwd=REPO, env=env, text=True,
-                          capture_output=True, timeout=timeout, input=stdin if stdin is not None else "")
-
-
-def writes(sim) -> list:
-    return [e for e in sim.log if e.write]
 
 
 def test_dry_run_prints_the_changes_and_writes_nothing(sim, workdir, home):
@@ -201,8 +186,7 @@ def test_nitro_sim_command_serves_a_rehearsal_adc(workdir, home):
         r = dicomtls("apply", plan, "--yes", home=home)
         assert "Nothing to change" in r.stdout
     finally:
-        proc.terminate()  # SIGTERM: the command stops its server and exits
-        assert proc.wait(timeout=10) == 0
+        assert stop(proc) == 0  # SIGTERM: the command stops its server and exits cleanly
 
 
 def test_the_password_appears_in_no_log_plan_or_message(sim, workdir, home, other_pem_pair):

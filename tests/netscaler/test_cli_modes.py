@@ -11,9 +11,10 @@ import sys
 import time
 
 from dicomtls.engine.rehearsal.nitro_sim import start_in_thread
+from tests.support.processes import stop
 
+from .cli_run import REPO, dicomtls
 from .conftest import PASSWORD, STORE, plan_text, write_plan
-from .test_cli import REPO, dicomtls
 
 
 def test_apply_on_a_secondary_exits_3_names_the_primary_and_writes_nothing(workdir, home):
@@ -85,5 +86,4 @@ def test_nitro_sim_command_modes(workdir, home):
         assert (facts["release"], facts["ssl_mode"], facts["ha_role"], facts["partition"]) == (
             "12.0", "profile", "primary", "dmz")
     finally:
-        proc.terminate()
-        assert proc.wait(timeout=10) == 0
+        assert stop(proc) == 0

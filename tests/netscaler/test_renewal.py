@@ -11,8 +11,8 @@ import shutil
 
 from cryptography import x509
 
+from .cli_run import dicomtls
 from .conftest import CERT_NAME, KEY_NAME, PAIR, STORE, reader, write_plan
-from .test_cli import dicomtls
 
 SSL = "/nsconfig/ssl"
 

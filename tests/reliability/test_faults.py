@@ -29,6 +29,7 @@ from tests.reliability.support import (
     write_plan,
 )
 from tests.support.peers import LOOPBACK, free_port
+from tests.support.processes import stop as stop_process
 from tests.support.tlsfiles import fingerprint_of
 
 pytestmark = pytest.mark.interop
@@ -58,9 +59,7 @@ class SinkProcess:
         self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
+        stop_process(self.proc)
 
 
 class Pusher:

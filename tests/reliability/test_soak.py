@@ -26,6 +26,7 @@ import pytest
 
 from tests.reliability.support import IDLE_THREADS, start_rig, wait_for
 from tests.support.peers import LOOPBACK, ORTHANC_BIN, free_port, wait_for_port
+from tests.support.processes import stop as stop_process
 
 pytestmark = pytest.mark.interop
 
@@ -105,13 +106,8 @@ class Orthanc:
         self.starts += 1
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc is not None:
+            stop_process(self.proc, grace=20)
         self.proc = None
 
     def get(self, path: str, timeout: float = 10) -> bytes:
@@ -146,58 +142,67 @@ def parse_storescu(output: str) -> tuple[set[str], set[str]]:
     return ok, failed
 
 
+class Senders:
+    """SENDERS storescu processes taking batches from one queue until everything is stored or the deadline
+    passes; a batch that is not wholly stored goes back on the queue, as a real sender would retry it."""
+
+    def __init__(self, paths: list[str], port: int, end: float) -> None:
+        self.todo: queue.Queue[list[str]] = queue.Queue()
+        for i in range(0, len(paths), BATCH):
+            self.todo.put(paths[i:i + BATCH])
+        self.port, self.end = port, end
+        self.stored: set[str] = set()
+        self.reported_failed: list[str] = []
+        self.hangs: list[str] = []
+        self.silent: list[str] = []
+        self.runs = {"n": 0, "failed_runs": 0}
+        self.lock = threading.Lock()
+
+    def progress(self) -> int:
+        with self.lock:
+            return len(self.stored)
+
+    def run(self) -> None:
+        while time.monotonic() < self.end and self.progress() < OBJECTS:
+            try:
+                batch = self.todo.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            ok, failed = self._send(batch)
+            with self.lock:
+                self.runs["n"] += 1
+                self.runs["failed_runs"] += bool(failed or len(ok) < len(batch))
+                self.stored.update(ok)
+                self.reported_failed.extend(failed)
+            again = [p for p in batch if p not in ok]
+            if again:
+                self.todo.put(again)
+
+    def _send(self, batch: list[str]) -> tuple[set[str], set[str]]:
+        cmd = ["storescu", "-v", "+tla", "-ic", "-aet", "BUTTERFLY", "-aec", "ORTHANC", LOOPBACK, str(self.port), *batch]
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=STORESCU_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.hangs.append(f"storescu hung > {STORESCU_TIMEOUT} s on a batch of {len(batch)}")
+            return set(), set()
+        ok, failed = parse_storescu(out.stdout + out.stderr)
+        if out.returncode == 0 and len(ok) < len(batch):
+            self.silent.append(f"storescu exited 0 with {len(ok)}/{len(batch)} stored")
+        return ok, failed
+
+
 def test_soak_2000_stores_through_reloads_and_pacs_restarts(tmp_path, tls_files):
     objects = make_objects(tmp_path / "objects", OBJECTS)
     by_path = {str(p): v for p, v in objects.items()}
     pacs = Orthanc(tmp_path / "orthanc")
     pacs.start()
     rig = start_rig(tmp_path / "terminator", tls_files, pacs.dicom_port, ae_title="ORTHANC")
-    todo: queue.Queue[list[str]] = queue.Queue()
-    paths = list(by_path)
-    for i in range(0, len(paths), BATCH):
-        todo.put(paths[i:i + BATCH])
-    stored: set[str] = set()
-    reported_failed: list[str] = []
-    hangs: list[str] = []
-    silent: list[str] = []
-    runs = {"n": 0, "failed_runs": 0}
-    lock = threading.Lock()
     end = time.monotonic() + DEADLINE
+    senders = Senders(list(by_path), rig.port, end)
+    progress = senders.progress
     rss: dict[str, float] = {}
 
-    def sender() -> None:
-        while time.monotonic() < end:
-            with lock:
-                if len(stored) >= OBJECTS:
-                    return
-            try:
-                batch = todo.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            cmd = ["storescu", "-v", "+tla", "-ic", "-aet", "BUTTERFLY", "-aec", "ORTHANC", LOOPBACK,
-                   str(rig.port), *batch]
-            try:
-                out = subprocess.run(cmd, capture_output=True, text=True, timeout=STORESCU_TIMEOUT)
-                ok, failed = parse_storescu(out.stdout + out.stderr)
-                if out.returncode == 0 and len(ok) < len(batch):
-                    silent.append(f"storescu exited 0 with {len(ok)}/{len(batch)} stored")
-            except subprocess.TimeoutExpired:
-                hangs.append(f"storescu hung > {STORESCU_TIMEOUT} s on a batch of {len(batch)}")
-                ok, failed = set(), set()
-            with lock:
-                runs["n"] += 1
-                runs["failed_runs"] += bool(failed or len(ok) < len(batch))
-                stored.update(ok)
-                reported_failed.extend(failed)
-            again = [p for p in batch if p not in ok]
-            if again:
-                todo.put(again)  # as a real sender would: try again later
-
-    def progress() -> int:
-        with lock:
-            return len(stored)
-
-    threads = [threading.Thread(target=sender) for _ in range(SENDERS)]
+    threads = [threading.Thread(target=senders.run) for _ in range(SENDERS)]
     t0 = time.monotonic()
     for t in threads:
         t.start()
@@ -244,8 +249,9 @@ def test_soak_2000_stores_through_reloads_and_pacs_restarts(tmp_path, tls_files)
         pacs.stop()
 
     assert reloads == RELOADS and restarts == ORTHANC_RESTARTS and pacs.starts == 1 + ORTHANC_RESTARTS
-    assert not hangs, hangs
-    assert not silent, silent
+    stored, runs = senders.stored, senders.runs
+    assert not senders.hangs, senders.hangs
+    assert not senders.silent, senders.silent
     missing = [p for p in stored if by_path[p][0] not in hashes]
     assert not missing, f"{len(missing)} objects storescu reported stored are not in Orthanc: {missing[:3]}"
     different = [p for p in stored if hashes[by_path[p][0]] != by_path[p][1]]
@@ -253,10 +259,10 @@ def test_soak_2000_stores_through_reloads_and_pacs_restarts(tmp_path, tls_files)
     unknown = set(hashes) - {uid for uid, _ in by_path.values()}
     assert not unknown, f"Orthanc holds objects nobody sent: {sorted(unknown)[:3]}"
     assert len(stored) == OBJECTS, (f"only {len(stored)} of {OBJECTS} stored in {DEADLINE} s "
-                                    f"({len(reported_failed)} failures reported, {runs})")
+                                    f"({len(senders.reported_failed)} failures reported, {runs})")
     assert runs["failed_runs"] >= 1, "the Orthanc restarts caused no failure at all: the chaos did not bite"
     growth = rss["late"] - rss["early"]
     assert growth < 10, f"terminator RSS grew {growth:.1f} MB from 25 % to 100 % of the stores ({rss})"
     print(f"\nsoak: {len(stored)} stored in {elapsed:.0f} s, {runs['n']} storescu runs, {runs['failed_runs']} with "
-          f"failures, {len(reported_failed)} failures reported (all re-sent), {reloads} reloads, {restarts} Orthanc "
+          f"failures, {len(senders.reported_failed)} failures reported (all re-sent), {reloads} reloads, {restarts} Orthanc "
           f"restarts, RSS {rss['early']:.1f} -> {rss['late']:.1f} MB")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -23,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from tests.support.processes import stop
 
 LOOPBACK = "127.0.0.1"
 VERIFICATION = "1.2.840.10008.1.1"
@@ -56,16 +57,6 @@ def _tail(log: Path | None) -> str:
     if log is None or not log.exists():
         return ""
     return "\n--- peer log (tail) ---\n" + "\n".join(log.read_text(errors="replace").splitlines()[-30:])
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 # --- pynetdicom SCP, in this process ---------------------------------------------------------------
@@ -143,7 +134,7 @@ def storescp(folder: Path, *, cert: Path | None = None, key: Path | None = None,
         wait_for_port(port, proc, log=log)
         yield Peer(port=port, ae_title=ae_title, log=log)
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 # --- Orthanc -----------------------------------------------------------------------------------------
@@ -175,7 +166,7 @@ def orthanc_pacs(folder: Path, *, ae_title: str = "ORTHANC", config: dict | None
         yield Peer(port=dicom_port, ae_title=ae_title, log=log,
                    extra={"http_port": http_port, "system": system})
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 def _wait_for_orthanc(http_port: int, proc: subprocess.Popen, log: Path, deadline: float = 30.0) -> dict:

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.support.processes import stop as stop_process
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -74,12 +76,6 @@ class ServeProcess:
         return wait_for(look, timeout, f"serve event {name} {match}")
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc, grace=30)
         self._reader.join(5)
         return self.proc.returncode

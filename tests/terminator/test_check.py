@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from dicomtls.engine.certs import make_self_signed
+from dicomtls.engine.rehearsal.pairs import make_self_signed
 from tests.support.tlsfiles import fingerprint_of
 from tests.terminator.helpers import LOOPBACK, REPO, echo_scp, free_port, serve_process, write_plan
 

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))  # wizard_helpers
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

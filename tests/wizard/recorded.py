@@ -11,13 +11,12 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from wizard_helpers import on_step, until
-
 from dicomtls.engine.backends.base import ApplyResult, Diff, Progress, Status
 from dicomtls.engine.plan import Certificate, NetScaler, Service, VirtualServer
 from dicomtls.engine.verify import EchoReport
 from dicomtls.wizard.services import Services
 from dicomtls.wizard.state import WizardState
+from tests.wizard.wizard_helpers import on_step, until
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NOW = dt.datetime(2027, 1, 15, 9, 30, tzinfo=dt.UTC)
@@ -68,7 +67,7 @@ class SnapshotServices(Services):
     def list_cipher_groups(self, ns, options) -> list[str]:
         return ["DEFAULT", "DEFAULT_BACKEND", "HIGH", "ECDHE"]
 
-    def watch_associations(self, state, plan, callback):
+    def watch_associations(self, state, plan, callback, run=None):
         callback({"ts": "2027-01-15T09:31:07.412+00:00", "event": "association", "client": "203.0.113.7:50112",
                   "listener": "Butterfly-DICOM-TLS", "calling_ae": "BUTTERFLY", "called_ae": "QLINK", "outcome": "released",
                   "end": "closed", "bytes_to_client": 212})

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from wizard_helpers import on_step, pilot_test, screen_text, until
 
 from dicomtls.engine import paths
 from dicomtls.engine.demo import MARKER, Demo, demo_dir
@@ -19,6 +18,7 @@ from dicomtls.engine.errors import UserError
 from dicomtls.engine.plan import load_plan, save_plan
 from dicomtls.wizard.app import WizardApp
 from dicomtls.wizard.rehearsal import demo_state
+from tests.wizard.wizard_helpers import on_step, pilot_test, screen_text, until
 
 REPO = Path(__file__).resolve().parents[2]
 

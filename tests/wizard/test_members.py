@@ -5,13 +5,12 @@ built-in terminator that the echo goes through. Keyboard only, at 80x24."""
 
 from __future__ import annotations
 
-from wizard_helpers import modal_open, on_step, pilot_test, screen_text, text_of, until
-
 from dicomtls.engine.demo import DemoPacs
 from dicomtls.engine.plan import Member, Service, load_plan, save_plan
 from dicomtls.wizard import runbook
 from dicomtls.wizard.app import WizardApp
 from dicomtls.wizard.state import WizardState
+from tests.wizard.wizard_helpers import modal_open, on_step, pilot_test, screen_text, text_of, until
 
 LOOPBACK = "127.0.0.1"
 

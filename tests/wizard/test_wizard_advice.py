@@ -8,14 +8,12 @@ import socket
 from pathlib import Path
 
 import pytest
-from test_wizard_flow import demo_state
-from test_wizard_validation import type_into
-from wizard_helpers import modal_open, on_step, pilot_test, screen_text, text_of, until
 
 from dicomtls.engine.backends.netscaler.client import normalize_fingerprint
 from dicomtls.engine.plan import NetScaler
 from dicomtls.wizard.app import WizardApp
 from tests.support.words import OPTION, PLAN_KEYS, cli_words
+from tests.wizard.wizard_helpers import demo_state, modal_open, on_step, pilot_test, screen_text, text_of, type_into, until
 
 WIZARD = Path(__file__).resolve().parents[2] / "wizard"
 # app.py's own command line (--demo, --fresh) and the runbook, a document of CLI commands for later, are the

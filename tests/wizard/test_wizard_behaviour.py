@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from textual.widgets import Input
-from wizard_helpers import modal_open, on_step, pilot_test, screen_text, text_of, until
 
 from dicomtls.engine.errors import UserError
 from dicomtls.engine.plan import Service, load_plan
@@ -16,6 +15,7 @@ from dicomtls.wizard import app as wizard_app
 from dicomtls.wizard.app import WizardApp
 from dicomtls.wizard.screens import STEPS
 from dicomtls.wizard.state import WizardState
+from tests.wizard.wizard_helpers import modal_open, on_step, pilot_test, screen_text, text_of, until
 
 
 def fresh_state(home: Path) -> WizardState:

@@ -5,12 +5,19 @@ from __future__ import annotations
 
 import threading
 
-from test_wizard_flow import demo_state, pin_and_walk_to_review, retry_completes
-from wizard_helpers import modal_open, pilot_test, screen_text, text_of, until
-
 from dicomtls.engine.backends.base import Progress
 from dicomtls.wizard.app import WizardApp
 from dicomtls.wizard.services import Services
+from tests.wizard.wizard_helpers import (
+    demo_state,
+    modal_open,
+    pilot_test,
+    pin_and_walk_to_review,
+    retry_completes,
+    screen_text,
+    text_of,
+    until,
+)
 
 
 class GatedServices(Services):

@@ -128,10 +128,8 @@ def test_a_dropped_session_ends_the_demo_through_its_normal_exit(demo_builtin) -
     import asyncio
     import signal
 
-    from test_wizard_flow import demo_state
-    from wizard_helpers import on_step, until
-
     from dicomtls.wizard.app import WizardApp
+    from tests.wizard.wizard_helpers import demo_state, on_step, until
 
     app = WizardApp(demo_state(demo_builtin))
 

@@ -6,10 +6,19 @@ the primary; nothing can be applied, nothing is written)."""
 from __future__ import annotations
 
 import pytest
-from test_wizard_flow import apply_echo_finish, demo_state, pin_and_walk_to_review
-from wizard_helpers import modal_open, on_step, pilot_test, screen_text, text_of, until
 
 from dicomtls.wizard.app import WizardApp
+from tests.wizard.wizard_helpers import (
+    apply_echo_finish,
+    demo_state,
+    modal_open,
+    on_step,
+    pilot_test,
+    pin_and_walk_to_review,
+    screen_text,
+    text_of,
+    until,
+)
 
 
 @pytest.fixture

@@ -5,60 +5,24 @@ from __future__ import annotations
 
 import tomllib
 
-from wizard_helpers import apply_and_save, modal_open, on_step, pilot_test, screen_text, text_of, until
-
 from dicomtls.engine.plan import load_plan
 from dicomtls.wizard.app import WizardApp
 from dicomtls.wizard.state import WizardState
 from dicomtls.wizard.widgets import RUNG_LABELS
-
-
-def demo_state(demo) -> WizardState:
-    state = WizardState(plan_path=demo.plan_path)
-    state.load(demo.plan())
-    state.demo = demo
-    return state
-
-
-async def walk_to_review(pilot, app) -> None:
-    """Steps 2-5 with ctrl+n; each step validates (pair check, PACS echo, conflicts) before moving on."""
-    for i in range(1, 5):
-        await until(pilot, on_step(app, i), what=f"step {i + 1}")
-        await pilot.press("ctrl+n")
-    await until(pilot, lambda: app.index == 5 and app.state.diff is not None, what="the change list")
-
-
-async def pin_and_walk_to_review(pilot, app) -> None:
-    """NetScaler: connect from Start, pin the management certificate, then steps 2-5 to the Review."""
-    await until(pilot, on_step(app, 0))
-    await pilot.press("ctrl+n")
-    await until(pilot, lambda: modal_open(app), what="the pinning question")
-    await pilot.press("y")
-    await walk_to_review(pilot, app)
-
-
-async def apply_echo_finish(pilot, app, state) -> None:
-    await pilot.press("ctrl+n")
-    await until(pilot, lambda: modal_open(app), what="the confirmation")
-    assert "Apply" in screen_text(app)
-    await pilot.press("y")
-    await until(pilot, lambda: app.index == 6 and state.apply_result is not None, 60, "apply")
-    assert state.apply_result.ok, screen_text(app)
-    assert "Saved the plan" in text_of(app, "#apply-result")
-    await pilot.press("ctrl+n")
-    await until(pilot, lambda: app.index == 7 and state.echo_report is not None, 30, "the echo ladder")
-    await until(pilot, lambda: app.screen.query_one("#echo-result").has_class("ok"), 5, "a green result")
-    rungs = [s.name for s in state.echo_report.steps]
-    if state.role == "worklist":  # the worklist pass also proves the worklist: the demo PACS's 3 steps
-        assert rungs == ["resolve", "tcp", "tls", "associate", "echo", "worklist", "release"]
-        assert state.echo_report.worklist.count == 3
-        assert "3 scheduled procedure steps found through TLS" in text_of(app, "#echo-result")
-        assert "DEMO-ACC-0001" in text_of(app, "#echo-result") and "Fictitious" not in screen_text(app)
-    else:
-        assert rungs == ["resolve", "tcp", "tls", "associate", "echo", "release"]
-    assert all(s.ok for s in state.echo_report.steps)
-    assert state.echo_report.calling_ae == "BUTTERFLY"
-    assert all(w.has_class("-ok") for w in app.screen.query(".rung")), screen_text(app)
+from tests.wizard.wizard_helpers import (
+    apply_and_save,
+    apply_echo_finish,
+    demo_state,
+    modal_open,
+    on_step,
+    pilot_test,
+    pin_and_walk_to_review,
+    retry_completes,
+    screen_text,
+    text_of,
+    until,
+    walk_to_review,
+)
 
 
 @pilot_test
@@ -267,14 +231,3 @@ async def test_apply_failure_shows_the_message_and_retry_completes(demo_netscale
         demo.nitro.restart()
         await retry_completes(pilot, app, state, demo, result)
     assert set(demo.nitro.state.lbvservers) == {"Butterfly-DICOM-TLS"}
-
-
-async def retry_completes(pilot, app, state, demo, failed) -> None:
-    """ctrl+r after a failed apply: it succeeds, the plan is saved, and the echo goes green."""
-    await pilot.press("ctrl+r")
-    await until(pilot, lambda: state.apply_result is not failed and state.apply_result is not None, 60, "retry")
-    assert state.apply_result.ok, text_of(app, "#apply-result")
-    assert demo.plan_path.exists()
-    await pilot.press("ctrl+n")
-    await until(pilot, lambda: app.index == 7 and state.echo_report is not None, 30, "the echo ladder")
-    assert state.echo_report.ok

@@ -7,12 +7,12 @@ from __future__ import annotations
 import datetime as dt
 
 from recorded import NOW, SnapshotServices, story
-from wizard_helpers import on_step, pilot_test, screen_text, until
 
 from dicomtls.engine.plan import save_plan
 from dicomtls.wizard.app import WizardApp
 from dicomtls.wizard.renewal import phrase
 from dicomtls.wizard.state import WizardState
+from tests.wizard.wizard_helpers import on_step, pilot_test, screen_text, until
 
 
 class Recording(SnapshotServices):

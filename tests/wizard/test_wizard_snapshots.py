@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import pytest
 from recorded import FINGERPRINT, FIXTURES, SnapshotServices, at_step, story
-from wizard_helpers import until
 
 from dicomtls.engine.plan import VirtualServer, load_plan, save_plan
 from dicomtls.engine.verify import EchoReport
 from dicomtls.wizard.app import WizardApp
 from dicomtls.wizard.state import WizardState
+from tests.wizard.wizard_helpers import until
 
 
 @pytest.fixture

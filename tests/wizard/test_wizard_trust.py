@@ -13,10 +13,10 @@ import random
 
 import pytest
 from textual.widgets import Input, OptionList
-from wizard_helpers import demo_state, modal_open, on_step, pilot_test, screen_text, text_of, type_into, until
 
 from dicomtls.engine.plan import load_plan
 from dicomtls.wizard.app import WizardApp
+from tests.wizard.wizard_helpers import demo_state, modal_open, on_step, pilot_test, screen_text, text_of, type_into, until
 
 
 async def open_step(pilot, app, index: int) -> None:
@@ -190,9 +190,8 @@ async def test_next_after_a_failed_pacs_echo_asks_and_review_lists_it(demo_built
 
 @pilot_test
 async def test_butterfly_watch_ignores_the_wizards_own_echo_and_reports_a_real_one(demo_builtin) -> None:
-    from wizard_helpers import apply_with_the_engine
-
     from dicomtls.engine.verify import echo
+    from tests.wizard.wizard_helpers import apply_with_the_engine
 
     demo = demo_builtin
     state = apply_with_the_engine(demo)
@@ -338,7 +337,7 @@ async def test_a_key_that_is_not_encrypted_drops_the_passphrase(demo_builtin) ->
 
 @pilot_test
 async def test_the_runbook_records_a_skipped_check(demo_builtin) -> None:
-    from wizard_helpers import apply_with_the_engine
+    from tests.wizard.wizard_helpers import apply_with_the_engine
 
     state = apply_with_the_engine(demo_builtin)
     state.accept("pacs", "the PACS did not answer the plain C-ECHO")

@@ -9,12 +9,12 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from textual.widgets import Input
-from wizard_helpers import on_step, pilot_test, screen_text, text_of, until
 
-from dicomtls.engine.certs import make_self_signed
 from dicomtls.engine.plan import Certificate, Service
+from dicomtls.engine.rehearsal.pairs import make_self_signed
 from dicomtls.wizard.app import WizardApp
 from dicomtls.wizard.state import WizardState
+from tests.wizard.wizard_helpers import on_step, pilot_test, screen_text, text_of, type_into, until
 
 
 def fresh_state(home: Path) -> WizardState:
@@ -25,16 +25,6 @@ async def open_step(pilot, app, index: int) -> None:
     await until(pilot, on_step(app, 0))
     app.goto(index)
     await until(pilot, on_step(app, index), what=f"step {index + 1}")
-
-
-async def type_into(pilot, app, input_id: str, text: str) -> None:
-    """Focus the field, clear it and type: long texts are set up to the last character, which is
-    typed (pressing every key of a long temp path only makes the test slow)."""
-    inp = app.screen.query_one(f"#{input_id}", Input)
-    inp.focus()
-    inp.value = text[:-12]
-    inp.cursor_position = len(inp.value)
-    await pilot.press(*text[-12:]) if text else await pilot.pause()
 
 
 def field_error(app, input_id: str) -> str:

@@ -4,11 +4,17 @@ NITRO password; it writes only the worklist vserver and ends with a green echo o
 
 from __future__ import annotations
 
-from test_wizard_flow import apply_echo_finish, demo_state, pin_and_walk_to_review
-from wizard_helpers import on_step, pilot_test, screen_text, until
-
 from dicomtls.engine.plan import load_plan
 from dicomtls.wizard.app import WizardApp
+from tests.wizard.wizard_helpers import (
+    apply_echo_finish,
+    demo_state,
+    on_step,
+    pilot_test,
+    pin_and_walk_to_review,
+    screen_text,
+    until,
+)
 
 
 @pilot_test

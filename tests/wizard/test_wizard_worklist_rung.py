@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import re
 
-from test_wizard_flow import demo_state
-from wizard_helpers import on_step, pilot_test, screen_text, text_of, until
-
 from dicomtls.wizard.app import WizardApp
 from tests.support.peers import pynetdicom_scp
+from tests.wizard.wizard_helpers import demo_state, on_step, pilot_test, screen_text, text_of, until
 
 
 async def _to_the_pacs_step(pilot, app, role: str = "worklist") -> None:

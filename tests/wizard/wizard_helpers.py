@@ -115,3 +115,55 @@ def apply_with_the_engine(demo: Any) -> Any:
     state = WizardState.from_plan_file(demo.plan_path)
     state.demo = demo
     return state
+
+
+async def walk_to_review(pilot, app) -> None:
+    """Steps 2-5 with ctrl+n; each step validates (pair check, PACS echo, conflicts) before moving on."""
+    for i in range(1, 5):
+        await until(pilot, on_step(app, i), what=f"step {i + 1}")
+        await pilot.press("ctrl+n")
+    await until(pilot, lambda: app.index == 5 and app.state.diff is not None, what="the change list")
+
+
+async def pin_and_walk_to_review(pilot, app) -> None:
+    """NetScaler: connect from Start, pin the management certificate, then steps 2-5 to the Review."""
+    await until(pilot, on_step(app, 0))
+    await pilot.press("ctrl+n")
+    await until(pilot, lambda: modal_open(app), what="the pinning question")
+    await pilot.press("y")
+    await walk_to_review(pilot, app)
+
+
+async def apply_echo_finish(pilot, app, state) -> None:
+    await pilot.press("ctrl+n")
+    await until(pilot, lambda: modal_open(app), what="the confirmation")
+    assert "Apply" in screen_text(app)
+    await pilot.press("y")
+    await until(pilot, lambda: app.index == 6 and state.apply_result is not None, 60, "apply")
+    assert state.apply_result.ok, screen_text(app)
+    assert "Saved the plan" in text_of(app, "#apply-result")
+    await pilot.press("ctrl+n")
+    await until(pilot, lambda: app.index == 7 and state.echo_report is not None, 30, "the echo ladder")
+    await until(pilot, lambda: app.screen.query_one("#echo-result").has_class("ok"), 5, "a green result")
+    rungs = [s.name for s in state.echo_report.steps]
+    if state.role == "worklist":  # the worklist pass also proves the worklist: the demo PACS's 3 steps
+        assert rungs == ["resolve", "tcp", "tls", "associate", "echo", "worklist", "release"]
+        assert state.echo_report.worklist.count == 3
+        assert "3 scheduled procedure steps found through TLS" in text_of(app, "#echo-result")
+        assert "DEMO-ACC-0001" in text_of(app, "#echo-result") and "Fictitious" not in screen_text(app)
+    else:
+        assert rungs == ["resolve", "tcp", "tls", "associate", "echo", "release"]
+    assert all(s.ok for s in state.echo_report.steps)
+    assert state.echo_report.calling_ae == "BUTTERFLY"
+    assert all(w.has_class("-ok") for w in app.screen.query(".rung")), screen_text(app)
+
+
+async def retry_completes(pilot, app, state, demo, failed) -> None:
+    """ctrl+r after a failed apply: it succeeds, the plan is saved, and the echo goes green."""
+    await pilot.press("ctrl+r")
+    await until(pilot, lambda: state.apply_result is not failed and state.apply_result is not None, 60, "retry")
+    assert state.apply_result.ok, text_of(app, "#apply-result")
+    assert demo.plan_path.exists()
+    await pilot.press("ctrl+n")
+    await until(pilot, lambda: app.index == 7 and state.echo_report is not None, 30, "the echo ladder")
+    assert state.echo_report.ok

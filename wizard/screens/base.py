@@ -191,7 +191,7 @@ class StepScreen(Screen[None]):
 
 
     # --- drafts: nothing typed is lost going Back ----------------------------------------------------
-    def val(self, widget_id: str, default: Any) -> Any:
+    def draft_value(self, widget_id: str, default: Any) -> Any:
         return self.state.draft(self.KEY).get(widget_id, default)
 
     def store_draft(self) -> None:

@@ -45,7 +45,7 @@ class ButterflyScreen(StepScreen):
         vs = st.vserver
         default_host = vs.ip if vs and not ipaddress.ip_address(vs.ip).is_unspecified else ""
         yield Static("Organization Settings → Connectivity → DICOM in Butterfly Cloud:", id="where")
-        yield FormField("Public host", "public-host", self.val("public-host", default_host),
+        yield FormField("Public host", "public-host", self.draft_value("public-host", default_host),
                         placeholder="the public IP Butterfly connects to")
         yield Static("", id="values")
         yield Static("", id="firewall")
@@ -125,8 +125,9 @@ class ButterflyScreen(StepScreen):
         if plan is None:
             return
         try:
-            self._unwatch = self.services.watch_associations(self.state, plan,
-                                                             lambda rec: self.post_message(AssociationSeen(rec)))
+            self._unwatch = self.services.watch_associations(
+                self.state, plan, lambda rec: self.post_message(AssociationSeen(rec)),
+                run=lambda follow: self.run_worker(follow, thread=True, group="watch", exit_on_error=False))
         except Exception as exc:  # no log to watch (the terminator is not running here)
             live = self.query_one("#live", Static)
             live.update(Content(f"Cannot watch the terminator's association log: {exc}"))

@@ -65,14 +65,14 @@ class CertificatesScreen(StepScreen):
             self.found = found
         else:
             self.found = None
-        yield FormField("Certificate", "cert", self.val("cert", st.show_path(cert)), suggester=PathSuggester(),
+        yield FormField("Certificate", "cert", self.draft_value("cert", st.show_path(cert)), suggester=PathSuggester(),
                         placeholder=f"~/Downloads/{DEFAULT_CERT_FILE}")
-        yield FormField("Private key", "key", self.val("key", st.show_path(key)), suggester=PathSuggester(),
+        yield FormField("Private key", "key", self.draft_value("key", st.show_path(key)), suggester=PathSuggester(),
                         placeholder=f"~/Downloads/{DEFAULT_KEY_FILE}")
         yield FormField("Passphrase", "passphrase", st.passphrase or "", password=True,
                         hint=f"the key is encrypted; kept in memory only (headless runs read ${PASSPHRASE_ENV})",
                         field_id="field-passphrase")
-        yield FormField("Name on backend", "cert-name", self.val("cert-name", st.certificate.name))
+        yield FormField("Name on backend", "cert-name", self.draft_value("cert-name", st.certificate.name))
         with Horizontal(classes="buttons"):
             yield Button("Check the pair  ctrl+t", id="check", compact=True)
             yield Button("Generate a test pair  ctrl+g", id="generate", compact=True)

@@ -36,7 +36,7 @@ class CipherPolicyScreen(StepScreen):
 
     def compose_body(self) -> ComposeResult:
         st = self.state
-        idx = self.val("policy", NAMES.index(st.cipher_policy.profile))
+        idx = self.draft_value("policy", NAMES.index(st.cipher_policy.profile))
         self.chosen = NAMES[idx]
         # The highlighted policy is the chosen one: arrows move both, so there is no hidden second state.
         yield OptionList(*[Option(policy_label(n, n == self.chosen), id=n) for n in NAMES], id="policy",
@@ -45,7 +45,7 @@ class CipherPolicyScreen(StepScreen):
         hint = "the cipher group's name on the NetScaler" if st.backend == "netscaler" else \
             "a label for the policy in the terminator's config"
         groups = st.cipher_groups if st.backend == "netscaler" else []
-        yield FormField("Group name", "group-name", self.val("group-name", st.cipher_policy.name), hint=hint,
+        yield FormField("Group name", "group-name", self.draft_value("group-name", st.cipher_policy.name), hint=hint,
                         suggester=SuggestFromList(groups, case_sensitive=False) if groups else None)
         if groups:
             yield Static(Content.assemble(Content.styled("On the ADC now: ", "bold"), ", ".join(groups),

@@ -14,9 +14,9 @@ from textual.widgets import Static
 from dicomtls.engine.plan import Plan
 from dicomtls.wizard import worklist_view
 from dicomtls.wizard.messages import EchoStep
-from dicomtls.wizard.screens.backend import echo_verdict
 from dicomtls.wizard.screens.base import JUMP_BINDINGS, StepScreen
 from dicomtls.wizard.screens.modals import ChoiceModal
+from dicomtls.wizard.screens.pacs import echo_verdict
 from dicomtls.wizard.widgets import STEP_NAMES, TLS_RUNGS, Ladder
 
 # Which step holds what a failed rung points at (0-based): the place to go and fix it.

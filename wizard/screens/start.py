@@ -68,21 +68,21 @@ class StartScreen(StepScreen):
             yield Button("Replace the certificate", id="replace-cert", compact=True)
         yield Static(Content.styled("Where is TLS terminated?", "bold"), classes="question")
         with RadioSet(id="backend", compact=True):
-            idx = self.val("backend", BACKENDS.index(st.backend))
+            idx = self.draft_value("backend", BACKENDS.index(st.backend))
             yield Choice("Built-in terminator on this host", value=idx == 0)
             yield Choice("NetScaler (Citrix ADC) over its NITRO API", value=idx == 1)
         ns = st.netscaler
         with Vertical(id="ns"):
-            yield FormField("NITRO URL", "ns-url", self.val("ns-url", ns.url if ns else ""),
+            yield FormField("NITRO URL", "ns-url", self.draft_value("ns-url", ns.url if ns else ""),
                             placeholder="https://192.0.2.10")
-            yield FormField("User", "ns-user", self.val("ns-user", ns.username if ns else "nsroot"))
+            yield FormField("User", "ns-user", self.draft_value("ns-user", ns.username if ns else "nsroot"))
             env = ns.password_env if ns else DEFAULT_PASSWORD_ENV
             yield FormField("Password", "ns-password", st.password or os.environ.get(env, ""), password=True,
                             hint=f"kept in memory only; or set ${env} before starting")
             yield Static(self._ns_text(), id="ns-result")
         yield Static(Content.styled("Which port does this pass set up?", "bold"), classes="question")
         with RadioSet(id="role", compact=True):
-            idx = self.val("role", ROLES.index(st.role))
+            idx = self.draft_value("role", ROLES.index(st.role))
             yield Choice(f"Store: Butterfly sends studies ({self._port('store')})", value=idx == 0)
             yield Choice(f"Worklist: Butterfly queries the worklist ({self._port('worklist')})", value=idx == 1)
 

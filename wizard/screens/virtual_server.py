@@ -13,8 +13,8 @@ from dicomtls.engine.backends import BackendOptions
 from dicomtls.engine.plan import ROLE_PORTS, VirtualServer, check_ae_title, check_ip, check_name, dump_plan
 from dicomtls.engine.plan_errors import PlanError
 from dicomtls.wizard.advice import change_fix, plan_problem
-from dicomtls.wizard.screens.backend import parse_port
 from dicomtls.wizard.screens.base import StepScreen
+from dicomtls.wizard.screens.pacs import parse_port
 from dicomtls.wizard.widgets import FormField
 
 
@@ -45,21 +45,21 @@ class VirtualServerScreen(StepScreen):
         target = f"{svc.ae_title} at {svc.where}" if svc else "the PACS"
         builtin = st.backend == "builtin"
         yield Static(f"Role {st.role}: TLS in on this endpoint, plain DICOM out to {target}.", id="intro")
-        yield FormField("Name", "vs-name", self.val(self.draft_key("name"), cur["name"]))
+        yield FormField("Name", "vs-name", self.draft_value(self.draft_key("name"), cur["name"]))
         ip_hint = "0.0.0.0 = every address of this host" if builtin else \
             "the VIP Butterfly connects to (its public IP, or the address it is NATed to)"
-        yield FormField("IP address", "vs-ip", self.val(self.draft_key("ip"), cur["ip"]), hint=ip_hint,
+        yield FormField("IP address", "vs-ip", self.draft_value(self.draft_key("ip"), cur["ip"]), hint=ip_hint,
                         placeholder="0.0.0.0" if builtin else "192.0.2.20")
-        yield FormField("Port", "vs-port", self.val(self.draft_key("port"), str(cur["port"])),
+        yield FormField("Port", "vs-port", self.draft_value(self.draft_key("port"), str(cur["port"])),
                         hint=port_hint(st.role, d["port"], st.demo is not None))
-        yield FormField("Calling AE", "vs-calling", self.val(self.draft_key("calling"), cur["calling_ae"]),
+        yield FormField("Calling AE", "vs-calling", self.draft_value(self.draft_key("calling"), cur["calling_ae"]),
                         hint="the AE title Butterfly calls as (its SCU calling AET)")
         if builtin:
             yield FormField("Allowed AEs", "vs-allowed-aes",
-                            self.val(self.draft_key("allowed-aes"), ", ".join(vs.allowed_calling_aes) if vs else ""),
+                            self.draft_value(self.draft_key("allowed-aes"), ", ".join(vs.allowed_calling_aes) if vs else ""),
                             placeholder="optional, e.g. BUTTERFLY (others are rejected)")
             yield FormField("Allowed clients", "vs-allowed-clients",
-                            self.val(self.draft_key("allowed-clients"),
+                            self.draft_value(self.draft_key("allowed-clients"),
                                      ", ".join(vs.allowed_clients) if vs else ""),
                             placeholder="optional, e.g. 203.0.113.0/24 (others are closed)")
         yield Static("", id="vs-problems")
@@ -72,7 +72,7 @@ class VirtualServerScreen(StepScreen):
             if inp.id:
                 d[self.draft_key(inp.id.removeprefix("vs-"))] = inp.value
 
-    def val(self, widget_id: str, default):  # drafts are keyed by role
+    def draft_value(self, widget_id: str, default):  # drafts are keyed by role
         return self.state.draft(self.KEY).get(widget_id, default)
 
     def on_mount(self) -> None:

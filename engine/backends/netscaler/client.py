@@ -191,10 +191,6 @@ class NitroClient:
         log.warning(msg)
 
     # --- session ------------------------------------------------------------------------------------
-    @property
-    def logged_in(self) -> bool:
-        return self._token is not None
-
     def login(self) -> None:
         body = {"login": {"username": self.username, "password": self.__password}}
         status, data = self._send("POST", "/nitro/v1/config/login", body, auth=False, what="login")

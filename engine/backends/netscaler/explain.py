@@ -23,6 +23,14 @@ class Who(Protocol):
 def explain(code: int, status: int, message: str, req: str, client: Who) -> tuple[str, Fix]:
     """(problem, fix) for a NITRO error: the errorcode and the ADC's own message, and what to do."""
     said = f"NITRO {code} \"{message}\"" if code else f"HTTP {status}"
+    found = (_session(code, status, said, client) or _profile_and_ha(code, said, req)
+             or _files_and_names(code, said, req) or _request_form(code, said, req) or _objects(code, said, req, client))
+    return found or (f"the NetScaler refused {req}: {said} (HTTP {status})",
+                     "fix the cause named in the ADC's message, then run again; nothing after this step was changed")
+
+
+def _session(code: int, status: int, said: str, client: Who) -> tuple[str, Fix] | None:
+    """The login and the session: refused (354, 355, 1025, or HTTP 401), ended (444, 1027), too many (445, 446)."""
     if code in (354, 355, 1025) or (status == 401 and code not in SESSION_CODES):
         return (f"the NetScaler at {client.url} refused the login for {client.username!r}: {said}",
                 advice("ns.login_refused", source=client.password_source))
@@ -32,12 +40,11 @@ def explain(code: int, status: int, message: str, req: str, client: Who) -> tupl
     if code in (445, 446):
         return (f"the NetScaler has too many sessions or connections open ({said})",
                 "close idle GUI/NITRO sessions (show system session; kill system session <sid>), then run again")
-    found = _profile_and_ha(code, said, req)
-    if found:
-        return found
-    found = _files_and_names(code, said, req) or _request_form(code, said, req)
-    if found:
-        return found
+    return None
+
+
+def _objects(code: int, said: str, req: str, client: Who) -> tuple[str, Fix] | None:
+    """Refusals of what a request carries: attributes, existing objects, the pair, ciphers, features, rights."""
     if code in (278, 1090, 1097, 1233, 1234):
         return (f"the NetScaler rejected {req}: {said}",
                 "the ADC does not accept an attribute or value this tool sent (named in the brackets); its "
@@ -72,8 +79,7 @@ def explain(code: int, status: int, message: str, req: str, client: Who) -> tupl
     if code == 2138:
         return (f"{req}: user {client.username!r} is not allowed to do this ({said})",
                 "use an ADC user with a superuser command policy for this tool")
-    return (f"the NetScaler refused {req}: {said} (HTTP {status})",
-            "fix the cause named in the ADC's message, then run again; nothing after this step was changed")
+    return None
 
 
 def _profile_and_ha(code: int, said: str, req: str) -> tuple[str, Fix] | None:

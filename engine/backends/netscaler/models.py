@@ -76,17 +76,6 @@ class MemberRow(_Row):
     state: str = ""
 
 
-class CipherSuiteBinding(_Row):
-    ciphergroupname: str
-    ciphername: str
-    cipherpriority: int = 0
-
-
-class CipherGroup(_Row):
-    ciphergroupname: str
-    description: str = ""
-
-
 class LbVserverRow(_Row):
     name: str
     ipv46: str = ""

@@ -63,7 +63,7 @@ def members_verdict(results: list[tuple[str, object]]) -> tuple[Content, str]:
     return Content("\n").join(lines), "ok" if all(rep.ok for _, rep in results) else "error"
 
 
-class BackendScreen(StepScreen):
+class PacsScreen(StepScreen):
     KEY = "backend"
     TITLE = "PACS: where the studies go"
     INDEX = 2
@@ -76,15 +76,16 @@ class BackendScreen(StepScreen):
         where = "this host" if st.backend == "builtin" else "the NetScaler (test from here anyway)"
         yield Static(f"The PACS that receives Butterfly's studies in plain DICOM, as reached from {where}.",
                      id="intro")
-        yield FormField("Name", "svc-name", self.val("svc-name", svc.name if svc else "PACS"))
-        yield FormField("Host or IP", "svc-host", self.val("svc-host", first.host if first else ""),
+        yield FormField("Name", "svc-name", self.draft_value("svc-name", svc.name if svc else "PACS"))
+        yield FormField("Host or IP", "svc-host", self.draft_value("svc-host", first.host if first else ""),
                         placeholder="10.0.0.5")
-        yield FormField("Port", "svc-port", self.val("svc-port", str(first.port if first else DEFAULT_PACS_PORT)))
-        yield FormField("AE title", "svc-ae", self.val("svc-ae", svc.ae_title if svc else ""),
+        yield FormField("Port", "svc-port", self.draft_value("svc-port", str(first.port if first else DEFAULT_PACS_PORT)))
+        yield FormField("AE title", "svc-ae", self.draft_value("svc-ae", svc.ae_title if svc else ""),
                         placeholder="the PACS's own AE title, e.g. QLINK")
         if self.other_members:
-            yield Static(self._members_line(self.val("svc-host", first.host), self.val("svc-port", str(first.port))),
-                         id="members", classes="note")
+            line = self._members_line(self.draft_value("svc-host", first.host),
+                                      self.draft_value("svc-port", str(first.port)))
+            yield Static(line, id="members", classes="note")
         shared = st.shared_by()
         if shared:
             yield Static(f"Also used by {', '.join(v.name for v in shared)}: a change here applies to it too.",
