@@ -30,6 +30,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pydantic import BaseModel, Field
 
@@ -198,9 +199,8 @@ def _key_type(key: object) -> tuple[str, int, str | None]:
     return type(key).__name__, 0, None
 
 
-def _spki(public_key: object) -> bytes:
-    return public_key.public_bytes(serialization.Encoding.DER,  # type: ignore[attr-defined]
-                                   serialization.PublicFormat.SubjectPublicKeyInfo)
+def _spki(public_key: PublicKeyTypes) -> bytes:
+    return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def _sans(cert: x509.Certificate) -> list[str]:
@@ -398,7 +398,7 @@ def check_pair(cert_path: str | os.PathLike[str], key_path: str | os.PathLike[st
     )
 
 
-def _load_key(block: bytes, key_path: Path, passphrase: bytes | None) -> tuple[object, bool]:
+def _load_key(block: bytes, key_path: Path, passphrase: bytes | None) -> tuple[PrivateKeyTypes, bool]:
     """Load one PEM private key; returns (key, was_encrypted). Never puts the passphrase in a message."""
     try:
         return serialization.load_pem_private_key(block, passphrase), passphrase is not None
@@ -445,7 +445,7 @@ def _general_name(san: str) -> x509.GeneralName:
 
 
 
-_CURVES = {256: ec.SECP256R1, 384: ec.SECP384R1, 521: ec.SECP521R1}
+_CURVES: dict[int, type[ec.EllipticCurve]] = {256: ec.SECP256R1, 384: ec.SECP384R1, 521: ec.SECP521R1}
 
 
 def make_self_signed(cert_path: str | os.PathLike[str], key_path: str | os.PathLike[str],
@@ -467,6 +467,7 @@ def make_self_signed(cert_path: str | os.PathLike[str], key_path: str | os.PathL
     names = [_general_name(s) for s in ([sans] if isinstance(sans, str) else sans)]
 
     kt = key_type.upper()
+    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
     if kt == "RSA":
         if bits < 2048:
             raise UserError(f"an RSA key of {bits} bits is too small", "use 2048 bits or more")
