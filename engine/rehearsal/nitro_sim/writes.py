@@ -199,7 +199,8 @@ class Writes:
                 if passplain:
                     raise Fault(599, 1614, "Invalid password") from None
                 raise Fault(599, 1537, "Invalid private key, or PEM pass phrase required for this private key") from None
-            if key.public_key().public_numbers() != cert.public_key().public_numbers():
+            spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            if key.public_key().public_bytes(*spki) != cert.public_key().public_bytes(*spki):
                 raise Fault(599, 1538, "Certificate and private key do not match")
         pub = cert.public_key()
         out.update(
