@@ -138,7 +138,7 @@ class DemoPacs:
             assert cx.abstract_syntax is not None  # each of pynetdicom's storage contexts names its SOP class
             ae.add_supported_context(cx.abstract_syntax)
         handlers: list[EventHandlerType] = [(evt.EVT_C_ECHO, self._on_echo), (evt.EVT_C_STORE, self._on_store),
-                    (evt.EVT_C_FIND, self._on_find)]
+                                            (evt.EVT_C_FIND, self._on_find)]
         server = ae.start_server((host, port), block=False, evt_handlers=handlers)
         assert server is not None  # block=False returns the server, running in its own thread
         self._server = server

@@ -227,7 +227,8 @@ class BuiltinBackend:
                                     cwd=str(state.dir))
         return self._wait_started(state, cfg, proc, f"started pid {proc.pid} (log: {state.log})")
 
-    def _wait_started(self, state: StateFiles, cfg: RuntimeConfig, proc: subprocess.Popen[bytes] | None, done: str) -> str:
+    def _wait_started(self, state: StateFiles, cfg: RuntimeConfig, proc: subprocess.Popen[bytes] | None,
+                      done: str) -> str:
         end = time.monotonic() + START_TIMEOUT
         while time.monotonic() < end:
             if proc is not None and proc.poll() is not None:
