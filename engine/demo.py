@@ -65,7 +65,8 @@ def free_port(preferred: int | None = None, host: str = LOOPBACK) -> int:
                 s.bind((host, port))
             except OSError:
                 continue
-            return s.getsockname()[1]
+            bound: int = s.getsockname()[1]
+            return bound
     raise OSError("no free port on loopback")
 
 
@@ -116,8 +117,12 @@ class DemoPacs:
 
     def __init__(self, ae_title: str = DEMO_PACS_AE, host: str = LOOPBACK, port: int = 0) -> None:
         from pynetdicom import AE, evt
+        from pynetdicom.events import EventHandlerType
         from pynetdicom.presentation import AllStoragePresentationContexts
-        from pynetdicom.sop_class import ModalityWorklistInformationFind, Verification
+
+        # pynetdicom.sop_class makes its names (Verification, ...) at import time, out of mypy's sight: the UIDs
+        from dicomtls.engine.verify import VERIFICATION_UID
+        from dicomtls.engine.worklist import MWL_FIND_UID
 
         self.ae_title = ae_title
         self.host = host
@@ -126,15 +131,18 @@ class DemoPacs:
         self._lock = threading.Lock()
         ae = AE(ae_title=ae_title)
         ae.require_called_aet = True  # like a real PACS: a wrong called AE is rejected, so the test catches it
-        ae.add_supported_context(Verification)
-        ae.add_supported_context(ModalityWorklistInformationFind)
+        ae.add_supported_context(VERIFICATION_UID)
+        ae.add_supported_context(MWL_FIND_UID)
         self.finds = 0
         for cx in AllStoragePresentationContexts:
+            assert cx.abstract_syntax is not None  # each of pynetdicom's storage contexts names its SOP class
             ae.add_supported_context(cx.abstract_syntax)
-        handlers = [(evt.EVT_C_ECHO, self._on_echo), (evt.EVT_C_STORE, self._on_store),
-                    (evt.EVT_C_FIND, self._on_find)]
-        self._server = ae.start_server((host, port), block=False, evt_handlers=handlers)
-        self.port = self._server.server_address[1]
+        handlers: list[EventHandlerType] = [(evt.EVT_C_ECHO, self._on_echo), (evt.EVT_C_STORE, self._on_store),
+                                            (evt.EVT_C_FIND, self._on_find)]
+        server = ae.start_server((host, port), block=False, evt_handlers=handlers)
+        assert server is not None  # block=False returns the server, running in its own thread
+        self._server = server
+        self.port: int = server.server_address[1]
 
     def _on_echo(self, event: Any) -> int:
         with self._lock:

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from dicomtls.engine.ciphers import DEFAULT_POLICY, POLICIES
+from dicomtls.engine.ciphers import DEFAULT_POLICY, POLICIES, Policy
 from dicomtls.engine.errors import UserError
 from dicomtls.engine.plan_errors import at, plan_error
 
@@ -369,7 +369,7 @@ class Plan(_Model):
         return self.resolve(self.certificate.key)
 
     @property
-    def policy(self):
+    def policy(self) -> Policy:
         return POLICIES[self.cipher_policy.profile]
 
     def service_named(self, name: str) -> Service:

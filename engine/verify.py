@@ -419,7 +419,7 @@ def _record_echo_failure(ladder: _Ladder, status: int, words: str, calling_ae: s
         pass  # a failed status still deserves a clean release; the report stays not ok
 
 
-def _speaks_tls(peer: tuple, timeout: float) -> bool:
+def _speaks_tls(peer: tuple[Any, ...], timeout: float) -> bool:
     """After a plain association died silently: does the port answer a TLS ClientHello? (A second,
     short connection, made only on that failure, to turn "maybe TLS" into a clear answer.)"""
     cx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -443,7 +443,7 @@ def _abort_words(seen: dict[str, Any]) -> str:
 
 
 def _check_association(ladder: _Ladder, report: EchoReport, assoc: Any, seen: dict[str, Any], calling_ae: str,
-                       called_ae: str, peer: tuple, timeout: float) -> None:
+                       called_ae: str, peer: tuple[Any, ...], timeout: float) -> None:
     target = f"{report.host}:{report.port}"
     if assoc.is_established:
         cx = next((c for c in assoc.accepted_contexts if c.abstract_syntax == VERIFICATION_UID), None)
@@ -484,7 +484,7 @@ def _check_association(ladder: _Ladder, report: EchoReport, assoc: Any, seen: di
     if report.tls:
         cause = ("the TLS handshake worked, then the association was dropped: a terminator whose PACS side "
                  "is down or refused it, or a PACS that refused this client")
-        action: str | Advice = (f"check the terminator's log and that its PACS answers a plain echo; check the PACS "
+        action = (f"check the terminator's log and that its PACS answers a plain echo; check the PACS "
                   f"accepts calling AE {calling_ae!r}")
     elif "abort" not in seen and assoc.is_aborted and _speaks_tls(peer, timeout):
         detail += " (a TLS handshake on a second connection succeeded there)"

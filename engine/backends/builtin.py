@@ -60,7 +60,7 @@ class BuiltinBackend:
     def _state(self, plan: Plan) -> StateFiles:
         return StateFiles(state_dir_for(plan))
 
-    def _live(self, state: StateFiles, installed: RuntimeConfig | None, plan: Plan) -> dict | None:
+    def _live(self, state: StateFiles, installed: RuntimeConfig | None, plan: Plan) -> dict[str, Any] | None:
         """The running terminator's status, or None if none answers."""
         port = installed.status_port if installed else plan.builtin.status_port
         try:
@@ -89,10 +89,10 @@ class BuiltinBackend:
         have_lst = {v.name: v for v in installed.listeners} if installed else {}
         live_addrs = {(lst["ip"], lst["port"]) for lst in live["listeners"]} if live else set()
         for v in plan.virtual_server:
-            want = {"ip": v.ip, "port": v.port, "role": v.role, "service": v.service,
-                    "allowed_calling_aes": list(v.allowed_calling_aes), "allowed_clients": list(v.allowed_clients)}
-            have = have_lst.get(v.name)
-            ch = _compare("listener", v.name, have.model_dump(include=set(want)) if have else None, want,
+            want_v = {"ip": v.ip, "port": v.port, "role": v.role, "service": v.service,
+                      "allowed_calling_aes": list(v.allowed_calling_aes), "allowed_clients": list(v.allowed_clients)}
+            have_v = have_lst.get(v.name)
+            ch = _compare("listener", v.name, have_v.model_dump(include=set(want_v)) if have_v else None, want_v,
                           f"TLS {v.ip}:{v.port} ({v.role}) -> {v.service}")
             if (v.ip, v.port) not in live_addrs:
                 problem, fix = _port_problem(v.ip, v.port)
@@ -129,7 +129,7 @@ class BuiltinBackend:
                         {"profile": installed.policy} if installed else None, {"profile": p.name},
                         f"{p.title}: {p.openssl_cipher_string.replace(':', ', ')}")  # wraps at words
 
-    def _process_change(self, state: StateFiles, live: dict | None, installed: RuntimeConfig | None,
+    def _process_change(self, state: StateFiles, live: dict[str, Any] | None, installed: RuntimeConfig | None,
                         changes: list[Change]) -> Change:
         writes = any(c.writes for c in changes)
         if live is None:
@@ -183,7 +183,7 @@ class BuiltinBackend:
             result.not_done = steps[len(result.done):]
         return result
 
-    def _start_or_reload(self, state: StateFiles, cfg: RuntimeConfig, live: dict | None,
+    def _start_or_reload(self, state: StateFiles, cfg: RuntimeConfig, live: dict[str, Any] | None,
                          before: RuntimeConfig | None) -> str:
         if live is not None:
             pid, gen = live["pid"], live["generation"]
@@ -227,7 +227,8 @@ class BuiltinBackend:
                                     cwd=str(state.dir))
         return self._wait_started(state, cfg, proc, f"started pid {proc.pid} (log: {state.log})")
 
-    def _wait_started(self, state: StateFiles, cfg: RuntimeConfig, proc: subprocess.Popen | None, done: str) -> str:
+    def _wait_started(self, state: StateFiles, cfg: RuntimeConfig, proc: subprocess.Popen[bytes] | None,
+                      done: str) -> str:
         end = time.monotonic() + START_TIMEOUT
         while time.monotonic() < end:
             if proc is not None and proc.poll() is not None:
@@ -284,7 +285,7 @@ class BuiltinBackend:
 
 # --- helpers ------------------------------------------------------------------------------------------
 
-def _compare(kind: str, name: str, have: dict | None, want: dict, summary: str) -> Change:
+def _compare(kind: str, name: str, have: dict[str, Any] | None, want: dict[str, Any], summary: str) -> Change:
     if have is None:
         return Change(kind=kind, name=name, action=Action.CREATE, summary=summary)
     fields = {k: (have.get(k), v) for k, v in want.items() if have.get(k) != v}

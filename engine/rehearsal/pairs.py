@@ -41,7 +41,7 @@ def _general_name(san: str) -> x509.GeneralName:
 
 
 
-_CURVES = {256: ec.SECP256R1, 384: ec.SECP384R1, 521: ec.SECP521R1}
+_CURVES: dict[int, type[ec.EllipticCurve]] = {256: ec.SECP256R1, 384: ec.SECP384R1, 521: ec.SECP521R1}
 
 
 def make_self_signed(cert_path: str | os.PathLike[str], key_path: str | os.PathLike[str],
@@ -63,6 +63,7 @@ def make_self_signed(cert_path: str | os.PathLike[str], key_path: str | os.PathL
     names = [_general_name(s) for s in ([sans] if isinstance(sans, str) else sans)]
 
     kt = key_type.upper()
+    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
     if kt == "RSA":
         if bits < 2048:
             raise UserError(f"an RSA key of {bits} bits is too small", "use 2048 bits or more")

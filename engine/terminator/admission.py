@@ -27,6 +27,8 @@ from dicomtls.engine.terminator.config import (
     BACKEND_DOWN_CONNECT_TIMEOUT,
     HALF_CLOSE_IDLE,
     MAX_ASSOCIATIONS,
+    ListenerConfig,
+    MemberConfig,
     RuntimeConfig,
 )
 from dicomtls.engine.terminator.health import open_tcp
@@ -84,7 +86,7 @@ class Admission:
     def __init__(self, term: Terminator) -> None:
         self.term = term
 
-    async def handle(self, conn: socket.socket, addr: tuple, lst: Listener, gen: Generation) -> None:
+    async def handle(self, conn: socket.socket, addr: tuple[Any, ...], lst: Listener, gen: Generation) -> None:
         term, cfg, lc = self.term, gen.config, lst.cfg
         t0 = time.monotonic()
         rec: dict[str, Any] = {"client": f"{addr[0]}:{addr[1]}", "listener": lc.name, "role": lc.role,
@@ -158,7 +160,7 @@ class Admission:
         rec["tls_version"], rec["cipher"] = tls.version(), (tls.cipher() or ("",))[0]
         return tls
 
-    def _check_admissible(self, lc, rq: pdu.AssociateRQ) -> None:
+    def _check_admissible(self, lc: ListenerConfig, rq: pdu.AssociateRQ) -> None:
         term = self.term
         if lc.allowed_calling_aes and rq.calling_ae not in lc.allowed_calling_aes:
             raise Reject("calling_ae_refused", f"calling AE {rq.calling_ae!r} is not in allowed_calling_aes",
@@ -205,11 +207,15 @@ class Admission:
                     rec["tls_version"], rec["cipher"], time.time(), pump, rec["backend"])
         term.live[live.id] = live
         loop = asyncio.get_running_loop()
-        done: asyncio.Future = loop.create_future()
+        done: asyncio.Future[str] = loop.create_future()
 
         def run() -> None:
             end = pump.run()
-            loop.call_soon_threadsafe(lambda: done.done() or done.set_result(end))
+
+            def finish() -> None:
+                if not done.done():
+                    done.set_result(end)
+            loop.call_soon_threadsafe(finish)
 
         threading.Thread(target=run, name=f"pump-{live.id}", daemon=True).start()
         try:
@@ -270,7 +276,7 @@ class Admission:
         term = self.term
         svc = cfg.service(service_name)
 
-        def down(m) -> bool:
+        def down(m: MemberConfig) -> bool:
             h = term.health.get((service_name, m.host, m.port))
             return h is not None and h.down
 

@@ -9,6 +9,7 @@ to runtime.json in the state dir so that `diff` can compare a plan with what is 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -105,7 +106,7 @@ def state_dir_for(plan: Plan) -> Path:
 class StateFiles:
     """The files the built-in backend keeps in its state dir."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: str | os.PathLike[str]) -> None:
         self.dir = Path(state_dir)
         self.cert = self.dir / "cert.pem"
         self.key = self.dir / "key.pem"  # 0600

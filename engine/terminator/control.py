@@ -65,7 +65,8 @@ def check_unix_path(sock_path: Path) -> None:
 
 def query_status(sock_path: Path, status_port: int = 0, timeout: float = 3.0) -> dict[str, Any]:
     """Ask a running terminator for its status; raises OSError if none answers."""
-    return json.loads(query(sock_path, status_port, "/status", timeout))
+    status: dict[str, Any] = json.loads(query(sock_path, status_port, "/status", timeout))
+    return status
 
 
 def query(sock_path: Path, status_port: int = 0, path: str = "/status", timeout: float = 3.0) -> bytes:

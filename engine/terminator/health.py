@@ -17,6 +17,7 @@ import socket
 import struct
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 _LINGER0 = struct.pack("ii", 1, 0)
 
@@ -94,6 +95,6 @@ class Health:
         self.state, self.since = new, time.time()
         return True
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"service": self.service, "host": self.host, "port": self.port, "state": self.state,
                 "detail": self.detail, "since": self.since, "probes": self.probes, "failures": self.failures}

@@ -22,7 +22,7 @@ import time
 from typing import TYPE_CHECKING, Any, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
@@ -124,10 +124,10 @@ class _StateCollector(Collector):
     def __init__(self, term: Terminator) -> None:
         self.term = term
 
-    def describe(self) -> Iterable:
+    def describe(self) -> Iterable[Metric]:
         return []  # names are dynamic per scrape; nothing to check at registration
 
-    def collect(self) -> Iterable:
+    def collect(self) -> Iterable[Metric]:
         term = self.term
         live = GaugeMetricFamily(LIVE, "Associations live now, by listener", labels=["listener"])
         for name in list(term.listeners):

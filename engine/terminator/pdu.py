@@ -54,7 +54,7 @@ def check_header(header: bytes) -> int:
     """Validate the first PDU's header; return the length of the body to read."""
     if len(header) != HEADER_LEN:
         raise PDUError("short_pdu", f"only {len(header)} bytes before the connection ended", abort=None)
-    pdu_type, length = header[0], struct.unpack(">I", header[2:6])[0]
+    pdu_type, length = header[0], int(struct.unpack(">I", header[2:6])[0])
     if pdu_type != ASSOCIATE_RQ:
         if pdu_type in PDU_NAMES:
             raise PDUError("not_associate_rq", f"first PDU is {PDU_NAMES[pdu_type]} (type 0x{pdu_type:02x}), "

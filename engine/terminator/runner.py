@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any, Callable, TypeVar
 
 from dicomtls.engine import paths
 from dicomtls.engine.errors import UserError
@@ -19,6 +19,8 @@ from dicomtls.engine.terminator.events import EventLog, Subscriber
 from dicomtls.engine.terminator.install import Prepared, prepare
 from dicomtls.engine.terminator.sdnotify import Notifier
 from dicomtls.engine.terminator.server import Terminator
+
+_T = TypeVar("_T")
 
 
 def _passphrase(plan: Plan, env_var: str | None) -> str | None:
@@ -175,6 +177,7 @@ class TerminatorHandle:
         self._term: Terminator | None = None
         self._stop: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
+        self._drain = 2.0  # seconds live associations get to finish once stop() is asked
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         """Receive every log record (dicts; event "association" for each connection)."""
@@ -187,11 +190,11 @@ class TerminatorHandle:
             raise self.error
         return self.ready.is_set()
 
-    def _call(self, fn: Callable[[], Any], timeout: float = 5.0) -> Any:
+    def _call(self, fn: Callable[[], _T], timeout: float = 5.0) -> _T:
         if self._loop is None or not self._loop.is_running():
             raise RuntimeError("the terminator is not running")
 
-        async def run() -> Any:
+        async def run() -> _T:
             return fn()
 
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout)
@@ -213,7 +216,11 @@ class TerminatorHandle:
     def stop(self, drain_timeout: float = 2.0, timeout: float = 15.0) -> None:
         if self._loop is not None and self._stop is not None and self._loop.is_running():
             loop, ev = self._loop, self._stop
-            loop.call_soon_threadsafe(lambda: (setattr(self, "_drain", drain_timeout), ev.set()))
+
+            def drain_then_stop() -> None:
+                self._drain = drain_timeout
+                ev.set()
+            loop.call_soon_threadsafe(drain_then_stop)
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -228,7 +235,6 @@ def run_in_thread(plan: Plan, passphrase: str | None = None, *, control: bool = 
     """
     prepared = prepare(plan, passphrase if passphrase is not None else _passphrase(plan, None))
     handle = TerminatorHandle(EventLog(stream))
-    handle._drain = 2.0  # type: ignore[attr-defined]
 
     async def main() -> None:
         handle._loop = asyncio.get_running_loop()
@@ -246,7 +252,7 @@ def run_in_thread(plan: Plan, passphrase: str | None = None, *, control: bool = 
         handle.ready.set()
         handle._started.set()
         await handle._stop.wait()
-        await term.shutdown(getattr(handle, "_drain", 2.0))
+        await term.shutdown(handle._drain)
 
     def thread_main() -> None:
         try:

@@ -45,7 +45,7 @@ class Generation:
 class Listener:
     cfg: ListenerConfig
     sock: socket.socket
-    task: asyncio.Task | None = None
+    task: asyncio.Task[None] | None = None
     counters: dict[str, int] = field(default_factory=lambda: {"connections": 0, "associations": 0, "rejected": 0,
                                                               "probes": 0})
 
@@ -83,8 +83,8 @@ class Terminator:
         self.busy: Counter[Server] = Counter()  # associations live or being dialled, per PACS server
         self.live: dict[int, Live] = {}
         self.admitting = 0  # associations past the gate, PACS being dialled
-        self.pending: set[asyncio.Task] = set()
-        self.handlers: set[asyncio.Task] = set()
+        self.pending: set[asyncio.Task[None]] = set()
+        self.handlers: set[asyncio.Task[None]] = set()
         self.counters = {"connections": 0, "associations": 0, "rejected": 0, "probes": 0, "tls_failures": 0,
                          "gate_failures": 0, "backend_failures": 0, "reloads": 0, "reload_failures": 0}
         self.draining = False
@@ -93,7 +93,7 @@ class Terminator:
         self._ids = count(1)
         self._control_enabled = control
         self._control: asyncio.AbstractServer | None = None
-        self._health_task: asyncio.Task | None = None
+        self._health_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reload_lock = asyncio.Lock()
         self.admission = Admission(self)
@@ -324,6 +324,7 @@ class Terminator:
 
 def _bound_port(s: socket.socket) -> int | None:
     try:
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]  # a listener: (host, port[, flowinfo, scope_id])
+        return port
     except OSError:
         return None

@@ -17,6 +17,7 @@ import hashlib
 import ipaddress
 import logging
 from pathlib import Path
+from typing import Any
 
 from dicomtls.engine import paths
 from dicomtls.engine.advice import advice
@@ -202,7 +203,7 @@ class NetScalerBackend:
                                         detail={"where": f"{vs.ip}:{vs.port}"}))
                 continue
             st = stats.get(vs.name)
-            detail = {"where": f"{row.ipv46}:{row.port}", "effectivestate": row.effectivestate,
+            detail: dict[str, Any] = {"where": f"{row.ipv46}:{row.port}", "effectivestate": row.effectivestate,
                       "services_up": f"{row.activeservices}/{row.totalservices}"}
             if row.value:
                 detail["note"] = row.value

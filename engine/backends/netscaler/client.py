@@ -107,6 +107,9 @@ def fetch_fingerprint(url: str, timeout: float = 10.0) -> str:
     except (OSError, ssl.SSLError) as exc:
         raise UserError(f"cannot fetch the certificate of {url}: {exc}",
                         "check the address and port, and that NITRO over HTTPS is enabled on it") from None
+    if der is None:  # a handshake without a server certificate (an anonymous cipher): nothing to pin
+        raise UserError(f"{url} sent no certificate, so there is none to pin",
+                        "check the address and port, and that NITRO over HTTPS is enabled on it")
     return format_fingerprint(hashlib.sha256(der).hexdigest())
 
 
@@ -116,7 +119,7 @@ class _PinnedContext(ssl.SSLContext):
     expected: str
     seen: str | None
 
-    def wrap_socket(self, sock, *args: Any, **kwargs: Any):  # type: ignore[override]
+    def wrap_socket(self, sock: socket.socket, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
         tls = super().wrap_socket(sock, *args, **kwargs)
         if not kwargs.get("do_handshake_on_connect", True):
             tls.do_handshake()

@@ -34,7 +34,8 @@ def plan_certificate(plan: Plan, cur: Current, local: LocalCert, replace_cert: b
     renewal = have is not None  # replace_cert: new file names, then update the pair in place
     cert_file, key_file = local.cert_file, local.key_file
     if renewal:
-        stem = lambda n: (Path(n).stem, Path(n).suffix)  # noqa: E731
+        def stem(n: str) -> tuple[str, str]:
+            return Path(n).stem, Path(n).suffix
         cert_file = "{0}-{2}{1}".format(*stem(local.cert_file), local.tag)
         key_file = "{0}-{2}{1}".format(*stem(local.key_file), local.tag)
     blocked = _uploads(cur, local, cert_file, key_file, renewal, changes, steps)
@@ -42,7 +43,7 @@ def plan_certificate(plan: Plan, cur: Current, local: LocalCert, replace_cert: b
         changes.append(Change(kind="sslcertkey", name=ck_name, action=Action.UNCHANGED if have else Action.CREATE,
                               summary="waits for the file conflict above"))
         return
-    if renewal:
+    if have is not None:  # renewal
         c = Change(kind="sslcertkey", name=ck_name, action=Action.UPDATE,
                    summary=f"replace the certificate (renewal) with serial {format(local.serial or 0, 'X')}, "
                            f"expires {local.not_after}; bindings stay, no moment without a certificate",

@@ -4,7 +4,7 @@ changes), and the Reconciliation (changes + steps)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from dicomtls.engine.backends.base import Action, Change
 from dicomtls.engine.backends.netscaler.models import NitroRequest
@@ -52,7 +52,7 @@ def cli_quote(name: str) -> str:
     return f'"{name}"' if any(ch in name for ch in ' "\'') else name
 
 
-def batch(resource: str, items: list[dict[str, Any]], method: str = "POST",
+def batch(resource: str, items: list[dict[str, Any]], method: Literal["GET", "POST", "PUT", "DELETE"] = "POST",
            action: str | None = None) -> NitroRequest:
     """One request for several objects of one type: NITRO's array payload (§13)."""
     body: Any = items[0] if len(items) == 1 else items

@@ -7,6 +7,11 @@ import time
 from typing import Any
 from urllib.parse import unquote
 
+# The handlers' shapes (reads, writes): get_<resource>(name, args, q) -> rows, add_/update_/action_<...>(name,
+# item), delete_<resource>(name, args).
+Row = dict[str, Any]  # one NITRO object: a row of a GET, an item of a write body
+Args = dict[str, str]  # the parsed ?args= (parse_args), and the query string
+
 
 class Fault(Exception):
     """A NITRO error response: HTTP status, NITRO errorcode and message (bracketed detail as newer firmware)."""

@@ -22,6 +22,8 @@ from dicomtls.engine.rehearsal.nitro_sim.state import LogEntry, NitroState
 
 HOOK_PREFIX = "/nitro-sim/connect/"  # POST here: a client connected to that lbvserver (counters move)
 
+_Reply = tuple[int, dict[str, Any] | None, list[tuple[str, str]]]  # HTTP status, JSON body, extra headers
+
 
 # --- HTTP ---------------------------------------------------------------------------------------------
 
@@ -127,7 +129,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", "0")
         self.end_headers()
 
-    def _switch(self, state: NitroState, body: Any) -> tuple[int, dict[str, Any], list]:
+    def _switch(self, state: NitroState, body: Any) -> _Reply:
         """`POST nspartition?action=Switch {"nspartition": {"partitionname": P}}` (NITRO 12.0 usecases
         "Switching Partitions"); "default" goes back. The code for an unknown partition is [UNVERIFIED]."""
         item = {k.lower(): v for k, v in body_items(body, "nspartition")[0].items()}
@@ -145,7 +147,7 @@ class _Handler(BaseHTTPRequestHandler):
         return 200, {"errorcode": 0, "message": "Done", "severity": "NONE"}, []
 
     def _dispatch(self, state: NitroState, method: str, kind: str, resource: str, name: str | None,
-                  q: dict[str, str], raw_body: bytes, entry: LogEntry):
+                  q: dict[str, str], raw_body: bytes, entry: LogEntry) -> _Reply:
         api = Api(state, state.session_partition.get(self._token() or ""))
         try:
             if not self.path.startswith("/nitro/v1/") or kind not in ("config", "stat") or not resource:
@@ -182,7 +184,7 @@ class _Handler(BaseHTTPRequestHandler):
         except Fault as f:
             return f.http, f.body(), []
 
-    def _login(self, state: NitroState, body: Any):
+    def _login(self, state: NitroState, body: Any) -> _Reply:
         items = body_items(body, "login")
         item = {k.lower(): v for k, v in items[0].items()}
         for k in item:
@@ -231,9 +233,10 @@ class _Server(ThreadingHTTPServer):
         self.dead = False
         super().__init__(addr, _Handler)
 
-    def finish_request(self, request, client_address) -> None:
+    def finish_request(self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any) -> None:
         # TLS handshake here, in the connection's own thread, so a slow client never blocks accept().
         if self.tls is not None:
+            assert isinstance(request, socket.socket)  # a TCP server's request is the connection
             request.settimeout(10)
             try:
                 request = self.tls.wrap_socket(request, server_side=True)
@@ -243,7 +246,7 @@ class _Server(ThreadingHTTPServer):
             request.settimeout(None)
         super().finish_request(request, client_address)
 
-    def handle_error(self, request, client_address) -> None:
+    def handle_error(self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any) -> None:
         pass  # a client that went away is not worth a traceback on the console
 
     def die(self) -> None:

@@ -7,7 +7,7 @@ sslprofile_sslcipher_binding {name, ciphername}; DELETE sslprofile_sslcipher_bin
 from __future__ import annotations
 
 from dicomtls.engine.rehearsal.nitro_sim.catalog import BUILTIN_GROUPS, FLAG_VALUES, KNOWN_CIPHERS, PROTOCOL_FLAGS
-from dicomtls.engine.rehearsal.nitro_sim.faults import Fault, already_exists, arg_missing, not_found
+from dicomtls.engine.rehearsal.nitro_sim.faults import Args, Fault, Row, already_exists, arg_missing, not_found
 from dicomtls.engine.rehearsal.nitro_sim.state import NitroState
 
 PROFILE_TYPES = {"FRONTEND": "FrontEnd", "BACKEND": "BackEnd"}
@@ -16,14 +16,14 @@ PROFILE_TYPES = {"FRONTEND": "FrontEnd", "BACKEND": "BackEnd"}
 class ProfileWrites:
     s: NitroState
 
-    def _profile_flags(self, item) -> dict[str, str]:
+    def _profile_flags(self, item: Row) -> dict[str, str]:
         flags = {k: str(v).upper() for k, v in item.items() if k in PROTOCOL_FLAGS}
         for k, v in flags.items():
             if v not in FLAG_VALUES:
                 raise Fault(599, 1097, "Invalid argument value", f"{k}, {v}")
         return flags
 
-    def add_sslprofile(self, name, item):
+    def add_sslprofile(self, name: str | None, item: Row) -> None:
         n = item.get("name")
         if not n:
             raise arg_missing("name")
@@ -38,13 +38,13 @@ class ProfileWrites:
         self.s.sslprofiles[n] = {"sslprofiletype": typ, **base, **self._profile_flags(item)}
         self.s.profile_ciphers[n] = ["DEFAULT"]  # a new profile starts with DEFAULT bound
 
-    def update_sslprofile(self, name, item):
+    def update_sslprofile(self, name: str | None, item: Row) -> None:
         n = item.get("name") or name
         if n not in self.s.sslprofiles:
             raise not_found("name", str(n))
         self.s.sslprofiles[n].update(self._profile_flags(item))
 
-    def add_sslprofile_sslcipher_binding(self, name, item):
+    def add_sslprofile_sslcipher_binding(self, name: str | None, item: Row) -> None:
         n, c = item.get("name") or name, item.get("ciphername")
         if not n:
             raise arg_missing("name")
@@ -60,7 +60,7 @@ class ProfileWrites:
             raise Fault(599, 3741, "Specified cipher is already bound with higher priority")
         bound.append(c)
 
-    def delete_sslprofile_sslcipher_binding(self, name, args):
+    def delete_sslprofile_sslcipher_binding(self, name: str | None, args: Args) -> None:
         if name not in self.s.sslprofiles:
             raise not_found("name", str(name))
         c = args.get("ciphername")

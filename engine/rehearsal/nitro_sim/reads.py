@@ -8,7 +8,9 @@ from typing import Any
 
 from dicomtls.engine.rehearsal.nitro_sim.catalog import BUILTIN_GROUPS, FEATURES
 from dicomtls.engine.rehearsal.nitro_sim.faults import (
+    Args,
     Fault,
+    Row,
     arg_missing,
     not_found,
     ns_date,
@@ -38,12 +40,12 @@ class Reads:
         rows = project(rows, q.get("attrs"))
         return {resource: rows} if rows else {}  # empty collections omit the key (§1)
 
-    def get_nsfeature(self, name, args, q):
+    def get_nsfeature(self, name: str | None, args: Args, q: Args) -> Row:
         out: dict[str, Any] = {"feature": sorted(self.s.features)}
         out.update({f.lower(): f in self.s.features for f in FEATURES})
         return out
 
-    def get_systemfile(self, name, args, q):
+    def get_systemfile(self, name: str | None, args: Args, q: Args) -> list[Row]:
         loc = args.get("filelocation")
         if not loc:
             raise arg_missing("filelocation")
@@ -60,7 +62,7 @@ class Reads:
         return [{"filename": name, "filelocation": loc, "filecontent": base64.b64encode(folder[name]).decode(),
                  "fileencoding": "BASE64", "filesize": str(len(folder[name]))}]
 
-    def get_sslcertkey(self, name, args, q):
+    def get_sslcertkey(self, name: str | None, args: Args, q: Args) -> list[Row]:
         if name is not None:
             if name not in self.s.certkeys:
                 raise not_found("certkey", name)
@@ -78,7 +80,7 @@ class Reads:
                 "expirymonitor": ck.get("expirymonitor", "ENABLED"),
                 "notificationperiod": str(ck.get("notificationperiod", 30))}
 
-    def get_server(self, name, args, q):
+    def get_server(self, name: str | None, args: Args, q: Args) -> list[Row]:
         rows = [{"name": n, "ipaddress": ip, "state": "ENABLED"} for n, ip in self.s.servers.items()]
         if name is not None:
             rows = [r for r in rows if r["name"] == name]
@@ -86,7 +88,7 @@ class Reads:
                 raise not_found("name", name)
         return rows
 
-    def get_service(self, name, args, q):
+    def get_service(self, name: str | None, args: Args, q: Args) -> list[Row]:
         names = [name] if name is not None else list(self.s.services)
         if name is not None and name not in self.s.services:
             raise not_found("name", name)
@@ -100,7 +102,7 @@ class Reads:
                          "maxclient": "0", "numofconnections": 0, "statechangetimesec": ns_now()})
         return rows
 
-    def get_sslcipher(self, name, args, q):
+    def get_sslcipher(self, name: str | None, args: Args, q: Args) -> list[Row]:
         rows = [{"ciphergroupname": g, "description": "Predefined Cipher Alias"} for g in BUILTIN_GROUPS]
         rows += [{"ciphergroupname": g, "description": "User Created Cipher Group"} for g in self.s.ciphergroups]
         if name is not None:
@@ -109,7 +111,7 @@ class Reads:
                 raise not_found("ciphergroupname", name)
         return rows
 
-    def get_sslcipher_sslciphersuite_binding(self, name, args, q):
+    def get_sslcipher_sslciphersuite_binding(self, name: str | None, args: Args, q: Args) -> list[Row]:
         if name is None:
             if q.get("bulkbindings") != "yes":
                 raise arg_missing("ciphergroupname")
@@ -125,7 +127,7 @@ class Reads:
                      for i, c in enumerate(ciphers)]
         return rows
 
-    def get_lbvserver(self, name, args, q):
+    def get_lbvserver(self, name: str | None, args: Args, q: Args) -> list[Row]:
         if name is not None and name not in self.s.lbvservers:
             raise not_found("name", name)
         rows = []
@@ -145,7 +147,7 @@ class Reads:
             rows.append(row)
         return rows
 
-    def get_lbvserver_service_binding(self, name, args, q):
+    def get_lbvserver_service_binding(self, name: str | None, args: Args, q: Args) -> list[Row]:
         if name is None and q.get("bulkbindings") != "yes":
             raise arg_missing("name")
         if name is not None and name not in self.s.lbvservers:
@@ -161,7 +163,7 @@ class Reads:
                          "vsvrbindsvcport": svc["port"]})
         return rows
 
-    def get_lbvserver_binding(self, name, args, q):
+    def get_lbvserver_binding(self, name: str | None, args: Args, q: Args) -> list[Row]:
         names = self._binding_names(name, q, self.s.lbvservers, "name")
         out = []
         for n in names:
@@ -175,7 +177,7 @@ class Reads:
             out.append(row)
         return out
 
-    def get_servicegroup(self, name, args, q):
+    def get_servicegroup(self, name: str | None, args: Args, q: Args) -> list[Row]:
         if name is not None and name not in self.s.servicegroups:
             raise not_found("servicegroupname", name)
         rows = []
@@ -202,18 +204,18 @@ class Reads:
                  "statechangetimesec": ns_now(), "tickssincelaststatechange": "0"}
                 for m in self.s.sg_members.get(g, [])]
 
-    def get_servicegroup_servicegroupmember_binding(self, name, args, q):
+    def get_servicegroup_servicegroupmember_binding(self, name: str | None, args: Args, q: Args) -> list[Row]:
         # DOC12 documents only GET by group name; bulkbindings=yes is accepted as for the other bindings.
         return [r for g in self._binding_names(name, q, self.s.servicegroups, "servicegroupname")
                 for r in self._member_rows(g)]
 
-    def get_lbvserver_servicegroup_binding(self, name, args, q):
+    def get_lbvserver_servicegroup_binding(self, name: str | None, args: Args, q: Args) -> list[Row]:
         names = self._binding_names(name, q, self.s.lbvservers, "name")
         return [{"name": b["name"], "servicegroupname": b["servicegroupname"], "servicename": b["servicegroupname"],
                  "stateflag": "536936464"}  # both keys, as the DOC12 bulk example shows
                 for b in self.s.lb_group_bindings if b["name"] in names]
 
-    def get_lbvserver_servicegroupmember_binding(self, name, args, q):
+    def get_lbvserver_servicegroupmember_binding(self, name: str | None, args: Args, q: Args) -> list[Row]:
         names = self._binding_names(name, q, self.s.lbvservers, "name")
         rows = []
         for b in self.s.lb_group_bindings:
@@ -226,7 +228,7 @@ class Reads:
                              "curstate": self.s.member_state(g, m), "weight": "1", "dynamicweight": "0"})
         return rows
 
-    def get_sslvserver(self, name, args, q):
+    def get_sslvserver(self, name: str | None, args: Args, q: Args) -> list[Row]:
         if name is not None and name not in self.s.sslvservers:
             raise not_found("vservername", name)
         rows = []
@@ -274,16 +276,16 @@ class Reads:
             raise not_found("vservername", name)
         return [name]
 
-    def get_sslvserver_sslcertkey_binding(self, name, args, q):
+    def get_sslvserver_sslcertkey_binding(self, name: str | None, args: Args, q: Args) -> list[Row]:
         return [r for vs in self._ssl_vs(name, q, "cert") for r in self._cert_rows(vs)]
 
-    def get_sslvserver_sslcipher_binding(self, name, args, q):
+    def get_sslvserver_sslcipher_binding(self, name: str | None, args: Args, q: Args) -> list[Row]:
         return [r for vs in self._ssl_vs(name, q, "cipher") for r in self._cipher_rows(vs)]
 
-    def get_sslvserver_sslciphersuite_binding(self, name, args, q):
+    def get_sslvserver_sslciphersuite_binding(self, name: str | None, args: Args, q: Args) -> list[Row]:
         return [r for vs in self._ssl_vs(name, q, "suite") for r in self._suite_rows(vs)]
 
-    def get_sslvserver_binding(self, name, args, q):
+    def get_sslvserver_binding(self, name: str | None, args: Args, q: Args) -> list[Row]:
         out = []
         for vs in self._ssl_vs(name, q, "all"):
             row: dict[str, Any] = {"vservername": vs}
@@ -297,7 +299,7 @@ class Reads:
             out.append(row)
         return out
 
-    def _binding_names(self, name, q, table, what):
+    def _binding_names(self, name: str | None, q: Args, table: dict[str, Any], what: str) -> list[str]:
         if name is None:
             if q.get("bulkbindings") != "yes":
                 raise arg_missing(what)
@@ -306,10 +308,10 @@ class Reads:
             raise not_found(what, name)
         return [name]
 
-    def get_sslparameter(self, name, args, q):
+    def get_sslparameter(self, name: str | None, args: Args, q: Args) -> Row:
         return dict(self.s.sslparameter, defaultprofile=self.s.sslparameter["defaultprofile"])
 
-    def get_nsconfig(self, name, args, q):
+    def get_nsconfig(self, name: str | None, args: Args, q: Args) -> Row:
         return {"configchanged": self.s.configchanged, "lastconfigchangedtime": self.s.lastconfigchangedtime,
                 "lastconfigsavetime": self.s.lastconfigsavetime}
 

@@ -3,6 +3,8 @@ and saving the configuration."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from dicomtls.engine.rehearsal.nitro_sim.catalog import (
     BUILTIN_GROUPS,
     FLAG_VALUES,
@@ -11,15 +13,29 @@ from dicomtls.engine.rehearsal.nitro_sim.catalog import (
     SERVICE_TYPES,
     SSL_TYPES,
 )
-from dicomtls.engine.rehearsal.nitro_sim.faults import Fault, already_exists, arg_missing, not_found, ns_now, truthy
+from dicomtls.engine.rehearsal.nitro_sim.faults import (
+    Args,
+    Fault,
+    Row,
+    already_exists,
+    arg_missing,
+    not_found,
+    ns_now,
+    truthy,
+)
 from dicomtls.engine.rehearsal.nitro_sim.state import NitroState
 
 
 class SslWrites:
     s: NitroState
 
+    if TYPE_CHECKING:  # the other handlers' helpers, found on Api: Writes' and ProfileWrites'
+        def _port(self, v: Any) -> int: ...
+        def _read_file(self, path: str) -> bytes: ...
+        def _bind_profile(self, vs: str, profile: str) -> None: ...
+
     # cipher groups (§8)
-    def add_sslcipher(self, name, item):
+    def add_sslcipher(self, name: str | None, item: Row) -> None:
         g = item.get("ciphergroupname")
         if not g:
             raise arg_missing("ciphergroupname")
@@ -27,7 +43,7 @@ class SslWrites:
             raise already_exists("ciphergroupname", g)
         self.s.ciphergroups[g] = []
 
-    def delete_sslcipher(self, name, args):
+    def delete_sslcipher(self, name: str | None, args: Args) -> None:
         if name in BUILTIN_GROUPS:
             raise Fault(599, 1558, "Default ciphers/aliases cannot be added or removed")
         if name not in self.s.ciphergroups:
@@ -36,7 +52,7 @@ class SslWrites:
             raise Fault(599, 3593, "Cipher group has bound entities or is referenced by an SSL vserver or SSL service")
         del self.s.ciphergroups[name]
 
-    def add_sslcipher_sslciphersuite_binding(self, name, item):
+    def add_sslcipher_sslciphersuite_binding(self, name: str | None, item: Row) -> None:
         g = item.get("ciphergroupname") or name
         c = item.get("ciphername")
         if not g:
@@ -61,7 +77,7 @@ class SslWrites:
                 raise Fault(599, 1097, "Invalid argument value", f"cipherpriority, {prio}")
             group.insert(p - 1, c)
 
-    def delete_sslcipher_sslciphersuite_binding(self, name, args):
+    def delete_sslcipher_sslciphersuite_binding(self, name: str | None, args: Args) -> None:
         c = args.get("ciphername")
         if name in BUILTIN_GROUPS:
             raise Fault(599, 1558, "Default ciphers/aliases cannot be added or removed")
@@ -76,7 +92,7 @@ class SslWrites:
         self.s.ciphergroups[name].remove(c)
 
     # lbvserver (§9)
-    def add_lbvserver(self, name, item):
+    def add_lbvserver(self, name: str | None, item: Row) -> None:
         for req in ("name", "servicetype"):
             if not item.get(req):
                 raise arg_missing(req)
@@ -104,7 +120,7 @@ class SslWrites:
             if self.s.sslparameter["defaultprofile"] == "ENABLED":
                 self.s.sslvservers[n]["sslprofile"] = "ns_default_ssl_profile_frontend"
 
-    def update_lbvserver(self, name, item):
+    def update_lbvserver(self, name: str | None, item: Row) -> None:
         n = item.get("name") or name
         if n not in self.s.lbvservers:
             raise not_found("name", str(n))
@@ -112,7 +128,7 @@ class SslWrites:
             if k in item:
                 self.s.lbvservers[n][k] = item[k]
 
-    def delete_lbvserver(self, name, args):
+    def delete_lbvserver(self, name: str | None, args: Args) -> None:
         if name not in self.s.lbvservers:
             raise not_found("name", str(name))
         del self.s.lbvservers[name]
@@ -122,7 +138,7 @@ class SslWrites:
         self.s.lb_group_bindings = [b for b in self.s.lb_group_bindings if b["name"] != name]
         self.s.cert_bindings = [b for b in self.s.cert_bindings if b["vservername"] != name]
 
-    def add_lbvserver_service_binding(self, name, item):
+    def add_lbvserver_service_binding(self, name: str | None, item: Row) -> None:
         vs, svc = item.get("name") or name, item.get("servicename")
         if not vs:
             raise arg_missing("name")
@@ -136,7 +152,7 @@ class SslWrites:
             raise already_exists("servicename", svc)
         self.s.lb_bindings.append({"name": vs, "servicename": svc, "weight": int(item.get("weight", 1))})
 
-    def delete_lbvserver_service_binding(self, name, args):
+    def delete_lbvserver_service_binding(self, name: str | None, args: Args) -> None:
         svc = args.get("servicename")
         if not svc:
             raise arg_missing("servicename")
@@ -155,7 +171,7 @@ class SslWrites:
             raise not_found("vservername", vs)
         return vs
 
-    def add_sslvserver_sslcertkey_binding(self, name, item):
+    def add_sslvserver_sslcertkey_binding(self, name: str | None, item: Row) -> None:
         vs = self._need_ssl_vs(item.get("vservername") or name)
         ck = item.get("certkeyname")
         if not ck:
@@ -173,7 +189,7 @@ class SslWrites:
                                     if not (b["vservername"] == vs and not b["ca"] and not b["snicert"])]
         self.s.cert_bindings.append({"vservername": vs, "certkeyname": ck, "snicert": sni, "ca": ca})
 
-    def delete_sslvserver_sslcertkey_binding(self, name, args):
+    def delete_sslvserver_sslcertkey_binding(self, name: str | None, args: Args) -> None:
         vs = self._need_ssl_vs(name)
         ck = args.get("certkeyname")
         if not ck:
@@ -190,7 +206,7 @@ class SslWrites:
             raise Fault(599, 3740, "Operation not permitted. To do this Disable default ssl profile by setting "
                         "'set ssl parameter -defaultProfile D'")
 
-    def add_sslvserver_sslcipher_binding(self, name, item):
+    def add_sslvserver_sslcipher_binding(self, name: str | None, item: Row) -> None:
         vs = self._need_ssl_vs(item.get("vservername") or name)
         c = item.get("ciphername")
         if not c:
@@ -203,7 +219,7 @@ class SslWrites:
             raise already_exists("ciphername", c)
         bound.append(c)
 
-    def delete_sslvserver_sslcipher_binding(self, name, args):
+    def delete_sslvserver_sslcipher_binding(self, name: str | None, args: Args) -> None:
         vs = self._need_ssl_vs(name)
         if "ciphername" in args and not args["ciphername"]:
             raise Fault(400, 1091, "Required argument value missing")  # ansible#129
@@ -216,7 +232,7 @@ class SslWrites:
             raise not_found("ciphername", c)
         bound.remove(c)
 
-    def update_sslvserver(self, name, item):
+    def update_sslvserver(self, name: str | None, item: Row) -> None:
         vs = self._need_ssl_vs(item.get("vservername") or name)
         flags = {k: v for k, v in item.items() if k in PROTOCOL_FLAGS}
         if flags and self.s.sslparameter["defaultprofile"] == "ENABLED":
@@ -234,7 +250,7 @@ class SslWrites:
             self._bind_profile(vs, str(item["sslprofile"]))
         self.s.sslvservers[vs].update({k: str(v).upper() for k, v in flags.items()})
 
-    def update_sslparameter(self, name, item):
+    def update_sslparameter(self, name: str | None, item: Row) -> None:
         v = str(item.get("defaultprofile", "")).upper()
         if v not in FLAG_VALUES:
             raise Fault(599, 1097, "Invalid argument value", f"defaultprofile, {v}")
@@ -245,10 +261,10 @@ class SslWrites:
             self.s.enable_default_profile()
 
     # nsconfig (§11)
-    def action_nsconfig_save(self, name, item):
+    def action_nsconfig_save(self, name: str | None, item: Row) -> None:
         self.s.configchanged = False
         self.s.lastconfigsavetime = ns_now()
         self.s.saves += 1
 
-    def action_systemsession_kill(self, name, item):
+    def action_systemsession_kill(self, name: str | None, item: Row) -> None:
         self.s.sessions.clear()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import ipaddress
-from typing import Any
+from typing import Any, Callable
 
 from dicomtls.engine.rehearsal.nitro_sim.catalog import (
     ATTRS,
@@ -17,7 +17,9 @@ from dicomtls.engine.rehearsal.nitro_sim.catalog import (
     SSL_DIR,
 )
 from dicomtls.engine.rehearsal.nitro_sim.faults import (
+    Args,
     Fault,
+    Row,
     already_exists,
     arg_missing,
     body_items,
@@ -76,10 +78,12 @@ class Writes:
             return (201 if verb == "add" else 200), None
         return self._bulk(fn, name, items, onerror, 201 if verb == "add" else 200)
 
-    def _bulk(self, fn, name, items, onerror, ok_status):
+    def _bulk(self, fn: Callable[[str | None, Row], None], name: str | None, items: list[Row], onerror: str,
+              ok_status: int) -> tuple[int, dict[str, Any] | None]:
         """Array payload (§13): X-NITRO-ONERROR exit|continue|rollback; 207 with per-item results."""
         snapshot = take_snapshot(self.s) if onerror == "rollback" else None
-        results, failed = [], False
+        results: list[dict[str, Any]] = []
+        failed = False
         for item in items:
             try:
                 fn(name, item)
@@ -99,13 +103,13 @@ class Writes:
                      "response": results}
 
     # nsfeature
-    def action_nsfeature_enable(self, name, item):
+    def action_nsfeature_enable(self, name: str | None, item: Row) -> None:
         self.s.features |= self._features(item)
 
-    def action_nsfeature_disable(self, name, item):
+    def action_nsfeature_disable(self, name: str | None, item: Row) -> None:
         self.s.features -= self._features(item)
 
-    def _features(self, item) -> set[str]:
+    def _features(self, item: Row) -> set[str]:
         names = item.get("feature")
         if not names:
             raise arg_missing("feature")
@@ -120,7 +124,7 @@ class Writes:
         return out
 
     # systemfile (§4)
-    def add_systemfile(self, name, item):
+    def add_systemfile(self, name: str | None, item: Row) -> None:
         fname = item.get("filename")
         if not fname:
             raise arg_missing("filename")
@@ -142,7 +146,7 @@ class Writes:
             raise Fault(409, 1642, "Cannot create output file. File already exists")
         folder[fname] = content
 
-    def delete_systemfile(self, name, args):
+    def delete_systemfile(self, name: str | None, args: Args) -> None:
         loc = (args.get("filelocation") or "").rstrip("/")
         if not name:
             raise arg_missing("filename")
@@ -169,7 +173,7 @@ class Writes:
             raise Fault(599, 1647, "Input file(s) not present or not accessible in current partition")
         return content
 
-    def _load_pair(self, item) -> dict[str, Any]:
+    def _load_pair(self, item: Row) -> dict[str, Any]:
         from cryptography import x509
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -195,7 +199,8 @@ class Writes:
                 if passplain:
                     raise Fault(599, 1614, "Invalid password") from None
                 raise Fault(599, 1537, "Invalid private key, or PEM pass phrase required for this private key") from None
-            if key.public_key().public_numbers() != cert.public_key().public_numbers():
+            spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            if key.public_key().public_bytes(*spki) != cert.public_key().public_bytes(*spki):
                 raise Fault(599, 1538, "Certificate and private key do not match")
         pub = cert.public_key()
         out.update(
@@ -213,7 +218,7 @@ class Writes:
         )
         return out
 
-    def add_sslcertkey(self, name, item):
+    def add_sslcertkey(self, name: str | None, item: Row) -> None:
         ck = item.get("certkey")
         if not ck:
             raise arg_missing("certkey")
@@ -228,7 +233,7 @@ class Writes:
                     notificationperiod=item.get("notificationperiod", 30))
         self.s.certkeys[ck] = pair
 
-    def action_sslcertkey_update(self, name, item):
+    def action_sslcertkey_update(self, name: str | None, item: Row) -> None:
         """`update ssl certKey` (§5.4): new files for an existing pair; bindings stay."""
         ck = item.get("certkey") or name
         if not ck:
@@ -242,7 +247,7 @@ class Writes:
                         "option to force the operation")
         old.update(pair)
 
-    def update_sslcertkey(self, name, item):
+    def update_sslcertkey(self, name: str | None, item: Row) -> None:
         ck = item.get("certkey") or name
         if ck not in self.s.certkeys:
             raise not_found("certkey", str(ck))
@@ -251,7 +256,7 @@ class Writes:
                 raise invalid_arg(k)
         self.s.certkeys[ck].update({k: v for k, v in item.items() if k != "certkey"})
 
-    def delete_sslcertkey(self, name, args):
+    def delete_sslcertkey(self, name: str | None, args: Args) -> None:
         if name not in self.s.certkeys:
             raise not_found("certkey", str(name))
         if any(b["certkeyname"] == name for b in self.s.cert_bindings):
@@ -260,11 +265,11 @@ class Writes:
         del self.s.certkeys[name]
 
     # service (§6)
-    def add_service(self, name, item):
-        n = item.get("name")
+    def add_service(self, name: str | None, item: Row) -> None:
         for req in ("name", "servicetype", "port"):
             if item.get(req) in (None, ""):
                 raise arg_missing(req)
+        n = item["name"]
         if n in self.s.services or n in self.s.servicegroups:  # one namespace ([UNVERIFIED], see add_servicegroup)
             raise already_exists("name", n)
         stype = str(item["servicetype"]).upper()
@@ -304,7 +309,7 @@ class Writes:
             raise Fault(599, 1097, "Invalid argument value", f"port, {v}")
         return p
 
-    def update_service(self, name, item):
+    def update_service(self, name: str | None, item: Row) -> None:
         n = item.get("name") or name
         if not n:
             raise arg_missing("name")
@@ -324,14 +329,14 @@ class Writes:
             if k in item:
                 svc[k] = item[k]
 
-    def delete_service(self, name, args):
+    def delete_service(self, name: str | None, args: Args) -> None:
         if name not in self.s.services:
             raise not_found("name", str(name))
         del self.s.services[name]
         self.s.lb_bindings = [b for b in self.s.lb_bindings if b["servicename"] != name]
 
     # service groups (§7)
-    def add_servicegroup(self, name, item):
+    def add_servicegroup(self, name: str | None, item: Row) -> None:
         for req in ("servicegroupname", "servicetype"):
             if item.get(req) in (None, ""):
                 raise arg_missing(req)
@@ -354,7 +359,7 @@ class Writes:
             raise Fault(599, 1097, "Invalid argument value", f"monconnectionclose, {mcc}")
         return mcc
 
-    def update_servicegroup(self, name, item):
+    def update_servicegroup(self, name: str | None, item: Row) -> None:
         n = item.get("servicegroupname") or name
         if not n:
             raise arg_missing("servicegroupname")
@@ -367,7 +372,7 @@ class Writes:
             if k in item:
                 sg[k] = item[k]
 
-    def delete_servicegroup(self, name, args):
+    def delete_servicegroup(self, name: str | None, args: Args) -> None:
         if name not in self.s.servicegroups:
             raise not_found("servicegroupname", str(name))
         # [UNVERIFIED] like `rm service`, `rm serviceGroup` of a bound group succeeds and takes its vserver
@@ -392,7 +397,7 @@ class Writes:
             raise Fault(599, 351, "No such server")  # terraform-provider-citrixadc#35
         return (str(ip) if ip else None), (str(server) if server else None)
 
-    def add_servicegroup_servicegroupmember_binding(self, name, item):
+    def add_servicegroup_servicegroupmember_binding(self, name: str | None, item: Row) -> None:
         g = item.get("servicegroupname") or name
         if not g:
             raise arg_missing("servicegroupname")
@@ -413,7 +418,7 @@ class Writes:
         members.append({"ip": ip, "port": port, "servername": server,
                         "state": str(item.get("state", "ENABLED")).upper()})
 
-    def delete_servicegroup_servicegroupmember_binding(self, name, args):
+    def delete_servicegroup_servicegroupmember_binding(self, name: str | None, args: Args) -> None:
         if name not in self.s.servicegroups:
             raise not_found("servicegroupname", str(name))
         ip, server = self._member_target(args, adding=False)
@@ -426,7 +431,7 @@ class Writes:
             raise not_found("servicegroupmember", f"{ip or server}:{port}")
         self.s.sg_members[name] = keep
 
-    def add_lbvserver_servicegroup_binding(self, name, item):
+    def add_lbvserver_servicegroup_binding(self, name: str | None, item: Row) -> None:
         vs, g = item.get("name") or name, item.get("servicegroupname")
         if not vs:
             raise arg_missing("name")
@@ -442,7 +447,7 @@ class Writes:
             raise already_exists("servicegroupname", g)
         self.s.lb_group_bindings.append({"name": vs, "servicegroupname": g})
 
-    def delete_lbvserver_servicegroup_binding(self, name, args):
+    def delete_lbvserver_servicegroup_binding(self, name: str | None, args: Args) -> None:
         g = args.get("servicegroupname")
         if not g:
             raise arg_missing("servicegroupname")
