@@ -54,14 +54,15 @@ class Listener:
         return self.cfg.ip, self.cfg.port
 
 
-def bind_listener(cfg: ListenerConfig, defer_accept: float) -> socket.socket:
+def bind_listener(cfg: ListenerConfig) -> socket.socket:
+    """A listening socket for one virtual server. No TCP_DEFER_ACCEPT: the kernel would hold a silent
+    connection for handshake_timeout before accept() (man 7 tcp), and the handshake deadline, which counts
+    from accept(), would then close it only after twice that. A probe that connects and closes without a
+    byte is cheap to accept and is counted, not logged (admission.peek)."""
     family = socket.AF_INET6 if ipaddress.ip_address(cfg.ip).version == 6 else socket.AF_INET
     s = socket.socket(family, socket.SOCK_STREAM)
     try:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if hasattr(socket, "TCP_DEFER_ACCEPT"):
-            # Connections that never send a byte (RST-closing monitors) are not even handed to accept().
-            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, max(1, int(defer_accept)))
         s.bind((cfg.ip, cfg.port))
         s.listen(LISTEN_BACKLOG)
         s.setblocking(False)
@@ -106,7 +107,7 @@ class Terminator:
         bound: list[Listener] = []
         try:
             for lc in cfg.listeners:
-                bound.append(Listener(lc, bind_listener(lc, cfg.handshake_timeout)))
+                bound.append(Listener(lc, bind_listener(lc)))
         except UserError:
             for lst in bound:
                 lst.sock.close()
@@ -139,7 +140,7 @@ class Terminator:
                         reuse = next((lst for lst in self.listeners.values()
                                       if (lst.cfg.ip, lst.cfg.port) == (lc.ip, lc.port)), None)
                         if reuse is None:
-                            new_socks[name] = bind_listener(lc, config.handshake_timeout)
+                            new_socks[name] = bind_listener(lc)
             except UserError as exc:
                 for s in new_socks.values():
                     s.close()

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.peers import LOOPBACK, VERIFICATION, Peer, _stop, free_port, wait_for_port
+from tests.support.peers import LOOPBACK, VERIFICATION, Peer, free_port, wait_for_port
+from tests.support.processes import stop
 
 MWL_FIND = "1.2.840.10008.5.1.4.31"
 ORTHANC_WORKLIST_PLUGIN = Path("/usr/share/orthanc/plugins/libModalityWorklists.so")
@@ -88,7 +89,7 @@ def wlmscpfs(folder: Path, steps: list[Step], ae_title: str = "WLMSCP") -> Itera
         wait_for_port(port, proc, log=log)
         yield Peer(port=port, ae_title=ae_title, log=log)
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 @dataclass

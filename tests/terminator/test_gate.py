@@ -131,6 +131,21 @@ def test_a_stalled_handshake_times_out(rig):
     assert "TLS handshake" in rec["detail"]
 
 
+def test_a_silent_client_is_closed_one_handshake_timeout_after_it_arrived(rig):
+    """A client that connects and never sends a byte: closed handshake_timeout (1 s) after it connected, not
+    twice that (TCP_DEFER_ACCEPT used to hold it in the kernel for 1 s before the program's own 1 s began),
+    and the log's `seconds` is the time it was really open."""
+    handle, records, pacs, port = rig
+    t = time.monotonic()
+    with socket.create_connection((LOOPBACK, port), timeout=10) as s:
+        client = f"{LOOPBACK}:{s.getsockname()[1]}"
+        assert recv_all(s) == b""
+        open_for = time.monotonic() - t
+    assert 0.8 < open_for < 1.6, f"closed after {open_for:.2f} s with handshake_timeout = 1 s"
+    rec = wait_record(records, end="handshake_timeout", client=client)
+    assert abs(rec["seconds"] - open_for) < 0.3, (rec["seconds"], open_for)
+
+
 def test_a_tls_probe_is_logged_as_such(rig):
     handle, records, pacs, port = rig
     before = pacs.accepts
