@@ -52,6 +52,10 @@ class WizardApp(App[int], inherit_bindings=False):
         Binding("ctrl+n", "next", "Next", id="next"),
         Binding("ctrl+q", "quit_wizard", "Quit", id="quit", priority=True),
         Binding("ctrl+c", "help_quit", show=False, system=True),
+        # Focus moves in the App's own queue, before the next key is handed to a field: a non-priority
+        # Tab would move it only after bubbling up, and the keys typed after it would land in the old field.
+        Binding("tab", "app.focus_next", show=False, priority=True),
+        Binding("shift+tab", "app.focus_previous", show=False, priority=True),
     ]
 
     def __init__(self, state: WizardState, services: Services | None = None, *, theme: str | None = None) -> None:

@@ -54,7 +54,7 @@ class WizardState:
     role: str = "store"
     certificate: Certificate = field(default_factory=Certificate)
     cipher_policy: CipherPolicy = field(default_factory=CipherPolicy)
-    services: list[Service] = field(default_factory=list)
+    pacs_services: list[Service] = field(default_factory=list)
     virtual_servers: list[VirtualServer] = field(default_factory=list)
     netscaler: NetScaler | None = None
     builtin: Builtin = field(default_factory=Builtin)
@@ -126,7 +126,7 @@ class WizardState:
         self.certificate = plan.certificate.model_copy(update={"cert": str(plan.cert_path),
                                                                "key": str(plan.key_path)})
         self.cipher_policy = plan.cipher_policy.model_copy()
-        self.services = [s.model_copy() for s in plan.service]
+        self.pacs_services = [s.model_copy() for s in plan.service]
         self.virtual_servers = [v.model_copy() for v in plan.virtual_server]
         self.netscaler = plan.netscaler.model_copy() if plan.netscaler else None
         self.builtin = plan.builtin.model_copy()
@@ -134,8 +134,8 @@ class WizardState:
         if vs is not None:
             self.role = vs.role
             self.service_name = vs.service
-        elif self.services:
-            self.service_name = self.services[0].name
+        elif self.pacs_services:
+            self.service_name = self.pacs_services[0].name
 
     # --- the parts the current pass edits ------------------------------------------------------
     def vserver_for(self, role: str) -> VirtualServer | None:
@@ -147,18 +147,18 @@ class WizardState:
 
     @property
     def service(self) -> Service | None:
-        return next((s for s in self.services if s.name == self.service_name), None)
+        return next((s for s in self.pacs_services if s.name == self.service_name), None)
 
     def set_service(self, svc: Service, previous_name: str | None) -> None:
         """Replace the service this pass edits (renaming follows into the virtual servers)."""
-        idx = next((i for i, s in enumerate(self.services) if s.name == (previous_name or svc.name)), None)
+        idx = next((i for i, s in enumerate(self.pacs_services) if s.name == (previous_name or svc.name)), None)
         if idx is None:
-            idx = next((i for i, s in enumerate(self.services) if s.name == svc.name), None)
+            idx = next((i for i, s in enumerate(self.pacs_services) if s.name == svc.name), None)
         if idx is None:
-            self.services.append(svc)
+            self.pacs_services.append(svc)
         else:
-            old = self.services[idx].name
-            self.services[idx] = svc
+            old = self.pacs_services[idx].name
+            self.pacs_services[idx] = svc
             if old != svc.name:
                 self.virtual_servers = [v.model_copy(update={"service": svc.name}) if v.service == old else v
                                         for v in self.virtual_servers]
@@ -191,7 +191,7 @@ class WizardState:
             "backend": self.backend,
             "certificate": self.certificate.model_dump(exclude_none=True),
             "cipher_policy": self.cipher_policy.model_dump(),
-            "service": [s.model_dump() for s in self.services],
+            "service": [s.model_dump() for s in self.pacs_services],
             "virtual_server": [v.model_dump() for v in self.virtual_servers],
             "builtin": self.builtin.model_dump(exclude_none=True),
         }

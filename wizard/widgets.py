@@ -7,7 +7,9 @@ import os
 import re
 from typing import Any
 
+from textual import events
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.suggester import Suggester
@@ -66,6 +68,30 @@ class StepBar(Static):
 STEPS_SHOWN = STEP_NAMES
 
 
+# The Input's own editing keys (backspace, arrows, home/end, ctrl+u...), by key: action.
+_EDIT_KEYS = {key.strip(): b.action for b in Input.BINDINGS if isinstance(b, Binding) for key in b.key.split(",")
+              if b.action not in ("submit", "copy", "cut", "paste")}
+
+
+class FieldInput(Input):
+    """An Input that acts on its own editing keys where they arrive, in order with the characters typed.
+
+    Textual inserts a typed character in the Input's own handler, but runs the Input's bindings
+    (backspace, end, ...) only once the key has bubbled up to the App (App._on_key, after the focused
+    widget and its parents). While the screen is busy with the previous keystrokes (each one updates the
+    plan: StepScreen.sync), a burst of keys, a paste or a fast typist over SSH, had a backspace or an End
+    take effect after the characters that followed it: "12761" typed after six backspaces became "1276"."""
+
+    async def _on_key(self, event: events.Key) -> None:
+        action = None if event.is_printable else _EDIT_KEYS.get(event.key)
+        if action is not None:
+            event.stop()
+            event.prevent_default()
+            await self.run_action(action)
+            return
+        await super()._on_key(event)
+
+
 class FormField(Vertical):
     """Label, input, and an error line that appears only when there is something to fix."""
 
@@ -87,8 +113,8 @@ class FormField(Vertical):
                  max_length: int = 0, field_id: str | None = None) -> None:
         super().__init__(id=field_id or f"field-{input_id}")
         self.label = label
-        self.input = Input(value, placeholder=placeholder, password=password, suggester=suggester,
-                           id=input_id, compact=True, max_length=max_length, select_on_focus=False)
+        self.input = FieldInput(value, placeholder=placeholder, password=password, suggester=suggester,
+                                id=input_id, compact=True, max_length=max_length, select_on_focus=False)
         self.hint = hint
 
     def compose(self) -> ComposeResult:

@@ -31,8 +31,7 @@ from dicomtls.engine.terminator.config import (
     MemberConfig,
     RuntimeConfig,
 )
-from dicomtls.engine.terminator.health import open_tcp
-from dicomtls.engine.terminator.health import why as reason
+from dicomtls.engine.terminator.health import open_tcp, why
 from dicomtls.engine.terminator.pump import Pump, abort_socket
 
 if TYPE_CHECKING:
@@ -284,7 +283,7 @@ class Admission:
         order = sorted(healthy, key=lambda m: term.busy[(m.host, m.port)])  # stable: ties keep plan order
         order += [m for m in svc.members if down(m)]
         failed: list[str] = []
-        why = ""
+        reason = ""
         for m in order:
             server: Server = (m.host, m.port)
             timeout = BACKEND_DOWN_CONNECT_TIMEOUT if down(m) else cfg.connect_timeout
@@ -294,10 +293,10 @@ class Admission:
                 s = await open_tcp(m.host, m.port, timeout)
             except (OSError, asyncio.TimeoutError) as exc:
                 term.busy[server] -= 1
-                why = f"no answer within {timeout:g} s" if isinstance(exc, asyncio.TimeoutError) else reason(exc)
+                reason = f"no answer within {timeout:g} s" if isinstance(exc, asyncio.TimeoutError) else why(exc)
                 term.counters["backend_failures"] += 1
-                term.health_result((service_name, m.host, m.port), False, f"dial failed: {why}")
-                failed.append(f"{m.address} ({why})")
+                term.health_result((service_name, m.host, m.port), False, f"dial failed: {reason}")
+                failed.append(f"{m.address} ({reason})")
                 continue
             except BaseException:
                 term.busy[server] -= 1
@@ -310,7 +309,7 @@ class Admission:
             term.health_result((service_name, m.host, m.port), True, "dial ok")
             return s, server
         if len(svc.members) == 1:
-            detail = f"PACS {svc.members[0].address} ({service_name}) is down: {why}"
+            detail = f"PACS {svc.members[0].address} ({service_name}) is down: {reason}"
         else:
             detail = f"every server of PACS {service_name} is down: {'; '.join(failed)}"
         raise Reject("backend_unavailable", detail, pdu.associate_rj(*pdu.RJ_TEMPORARY_CONGESTION))

@@ -12,6 +12,7 @@ associations to that server keep succeeding (passive results count as probes).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import socket
 import struct
@@ -22,13 +23,48 @@ from typing import Any
 _LINGER0 = struct.pack("ii", 1, 0)
 
 
+Addr = tuple[int, int, int, Any]  # (family, type, proto, sockaddr), as getaddrinfo gives them
+
+# A PACS named by host name is resolved once, then again only after a dial to it fails or the plan is
+# reloaded (forget_addresses): not on every association (the resolver runs in an executor thread).
+_resolved: dict[tuple[str, int], list[Addr]] = {}
+
+
+def forget_addresses() -> None:
+    _resolved.clear()
+
+
+async def addresses(host: str, port: int, timeout: float) -> list[Addr]:
+    """Where (host, port) is: an IP address as it is, a name from the cache or the resolver."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+        return [(family, socket.SOCK_STREAM, 0, (host, port))]
+    cached = _resolved.get((host, port))
+    if cached is None:
+        loop = asyncio.get_running_loop()
+        infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout)
+        cached = _resolved[(host, port)] = [(f, t, p, addr) for f, t, p, _, addr in infos]
+    return cached
+
+
 async def open_tcp(host: str, port: int, timeout: float) -> socket.socket:
     """Connect a non-blocking TCP socket (first address that answers); raises OSError/TimeoutError."""
     loop = asyncio.get_running_loop()
-    infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout)
-    deadline = loop.time() + timeout
+    try:
+        return await _connect_first(await addresses(host, port, timeout), host, loop.time() + timeout)
+    except (OSError, asyncio.TimeoutError):
+        _resolved.pop((host, port), None)  # the name may have moved: resolve it again next time
+        raise
+
+
+async def _connect_first(infos: list[Addr], host: str, deadline: float) -> socket.socket:
+    loop = asyncio.get_running_loop()
     last: BaseException = OSError(f"no address for {host}")
-    for family, type_, proto, _, addr in infos:
+    for family, type_, proto, addr in infos:
         s = socket.socket(family, type_, proto)
         s.setblocking(False)
         try:

@@ -24,7 +24,7 @@ from dicomtls.engine.terminator.admission import Admission, Live, Server
 from dicomtls.engine.terminator.config import MAX_PENDING, PROBE_TIMEOUT, ListenerConfig, RuntimeConfig, StateFiles
 from dicomtls.engine.terminator.control import start_control
 from dicomtls.engine.terminator.events import EventLog
-from dicomtls.engine.terminator.health import Health, probe
+from dicomtls.engine.terminator.health import Health, forget_addresses, probe
 from dicomtls.engine.terminator.metrics import Metrics
 from dicomtls.engine.terminator.pump import abort_socket
 
@@ -130,6 +130,7 @@ class Terminator:
         async with self._reload_lock:
             if self.draining:
                 return False
+            forget_addresses()  # a reload resolves the PACS's host names again
             old = self.gen.config
             wanted = {lc.name: lc for lc in config.listeners}
             new_socks: dict[str, socket.socket] = {}

@@ -80,7 +80,7 @@ def story(home: Path, backend: str = "builtin") -> WizardState:
     st.backend = backend
     st.certificate = Certificate(cert=str(home / "Downloads" / "Butterfly_SCP_Cert.pem"),
                                  key=str(home / "Downloads" / "Butterfly_SCP_key.pem"))
-    st.services = [Service(name="Qlink-DICOM", host="10.0.0.5", port=104, ae_title="QLINK")]
+    st.pacs_services = [Service(name="Qlink-DICOM", host="10.0.0.5", port=104, ae_title="QLINK")]
     st.service_name = "Qlink-DICOM"
     ip = "0.0.0.0" if backend == "builtin" else "192.0.2.20"
     st.virtual_servers = [VirtualServer(name="Butterfly-DICOM-TLS", ip=ip, port=2761, role="store",

@@ -94,7 +94,7 @@ async def test_quit_without_changes_does_not_ask(home) -> None:
 @pilot_test
 async def test_quit_can_save_the_plan(home) -> None:
     state = fresh_state(home)
-    state.services = [Service(name="PACS", host="10.0.0.5", port=104, ae_title="QLINK")]
+    state.pacs_services = [Service(name="PACS", host="10.0.0.5", port=104, ae_title="QLINK")]
     state.service_name = "PACS"
     app = WizardApp(state)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -194,7 +194,7 @@ async def test_cancel_a_hanging_pacs_test(home) -> None:
         silent.listen()
         port = silent.getsockname()[1]
         state = fresh_state(home)
-        state.services = [Service(name="PACS", host="127.0.0.1", port=port, ae_title="QLINK")]
+        state.pacs_services = [Service(name="PACS", host="127.0.0.1", port=port, ae_title="QLINK")]
         state.service_name = "PACS"
         app = WizardApp(state)
         async with app.run_test(size=(80, 24)) as pilot:

@@ -70,7 +70,7 @@ def test_3_pacs_out_of_date(snap, home) -> None:
 def test_3_pacs_failed_asks(snap, home) -> None:
     """Next after a failed C-ECHO: the decision is asked, not a footnote."""
     st = story(home)
-    st.services = [st.services[0].model_copy(update={"ae_title": "WRONG"})]
+    st.pacs_services = [st.pacs_services[0].model_copy(update={"ae_title": "WRONG"})]
 
     class Failing(SnapshotServices):
         def echo(self, host, port, *, on_step=None, **kw):

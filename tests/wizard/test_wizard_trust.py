@@ -350,3 +350,38 @@ async def test_the_runbook_records_a_skipped_check(demo_builtin) -> None:
     assert "## Checks skipped or not passed" in text
     assert "The PACS did not answer the plain C-ECHO; you continued anyway" in text
     assert "The C-ECHO through TLS was not run for this setup" in text
+
+
+def _burst(widget, keys: list[str]) -> None:
+    """Keys as a terminal delivers a burst (a paste, a fast typist over SSH): all queued at once, none
+    waiting for the one before to be handled."""
+    from textual import events
+
+    for key in keys:
+        char = key if len(key) == 1 else ("\x7f" if key == "backspace" else None)
+        widget.post_message(events.Key(key, char))
+
+
+@pilot_test
+async def test_a_burst_of_edits_and_characters_lands_in_order(demo_builtin) -> None:
+    """Six backspaces then "12761" in one burst: the field holds 12761, the plan's port too. (Textual runs
+    an Input's own bindings only after the key bubbled to the App, so the backspaces used to land after
+    some of the characters: 12761 became 1276 or less.) End, then characters, in one burst as well."""
+    app = WizardApp(demo_state(demo_builtin))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_step(pilot, app, 4)
+        port = app.screen.query_one("#vs-port", Input)
+        port.focus()
+        await pilot.pause()
+        _burst(port, ["backspace"] * 6 + list("12761"))
+        await until(pilot, lambda: port.value == "12761" or len(port.value) >= 5, 5, "the burst")
+        await pilot.pause()
+        assert port.value == "12761"
+        assert app.state.vserver.port == 12761
+        name = app.screen.query_one("#vs-name", Input)
+        name.focus()
+        await pilot.pause()
+        _burst(name, ["home", *"X-", "end", *"-Y"])
+        await until(pilot, lambda: name.value.endswith("-Y"), 5, "the second burst")
+        await pilot.pause()
+        assert name.value == "X-Butterfly-DICOM-TLS-Y"

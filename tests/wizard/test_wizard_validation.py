@@ -168,7 +168,7 @@ async def test_pacs_fields_port_0_long_ae_bad_ip(home) -> None:
 @pilot_test
 async def test_pacs_test_catches_a_wrong_ae_then_lets_you_go_on(home, demo_builtin) -> None:
     state = fresh_state(home)
-    state.services = [Service(name="PACS", host="127.0.0.1", port=demo_builtin.pacs.port, ae_title="WRONG-AE")]
+    state.pacs_services = [Service(name="PACS", host="127.0.0.1", port=demo_builtin.pacs.port, ae_title="WRONG-AE")]
     state.service_name = "PACS"
     app = WizardApp(state)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -222,7 +222,7 @@ def vs_state(home: Path) -> WizardState:
     state = fresh_state(home)
     pair = home / "Downloads"
     state.certificate = Certificate(cert=str(pair / "Butterfly_SCP_Cert.pem"), key=str(pair / "Butterfly_SCP_key.pem"))
-    state.services = [Service(name="PACS", host="127.0.0.1", port=104, ae_title="QLINK")]
+    state.pacs_services = [Service(name="PACS", host="127.0.0.1", port=104, ae_title="QLINK")]
     state.service_name = "PACS"
     return state
 

@@ -259,8 +259,8 @@ class StartScreen(StepScreen):
         vs = st.vserver_for(role)
         if vs is not None:
             st.service_name = vs.service
-        elif st.service_name is None and st.services:
-            st.service_name = st.services[0].name
+        elif st.service_name is None and st.pacs_services:
+            st.service_name = st.pacs_services[0].name
 
     def action_add_worklist(self) -> None:
         self._add_worklist()

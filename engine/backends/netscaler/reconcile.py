@@ -20,7 +20,7 @@ silent change: a pair of that name holding another certificate (unless replace_c
 name with other content, ip:port taken by another vserver, a service of that name pointing elsewhere,
 a service where the plan wants a group (or the reverse), a group member the plan does not list.
 
-Each Change carries its NetScaler CLI lines; each Step the NITRO requests that make its changes.
+Each Change carries its NetScaler CLI lines; each ApplyStep the NITRO requests that make its changes.
 `offline_steps` builds the full create sequence from the plan alone, for `dicomtls export`.
 """
 
@@ -38,8 +38,8 @@ from dicomtls.engine.backends.netscaler.reconcile_vservers import plan_vservers
 from dicomtls.engine.backends.netscaler.steps import (
     BUILTIN_CIPHER_NAMES,
     FEATURES,
+    ApplyStep,
     Reconciliation,
-    Step,
     batch,
     cli_quote,
 )
@@ -51,7 +51,7 @@ def reconcile(plan: Plan, cur: Current, local: LocalCert, *, replace_cert: bool 
     if cur.blocked:
         return Reconciliation([blocked_change(cur)], [])
     changes: list[Change] = []
-    steps: list[Step] = []
+    steps: list[ApplyStep] = []
     # 1. features
     missing = [f for f in FEATURES if f not in cur.features]
     changes.append(c := Change(
@@ -60,7 +60,7 @@ def reconcile(plan: Plan, cur: Current, local: LocalCert, *, replace_cert: bool 
         fields={"enabled": (sorted(cur.features & set(FEATURES)), list(FEATURES))} if missing else {},
         cli=[f"enable ns feature {' '.join(missing)}"] if missing else []))
     if missing:
-        steps.append(Step([c], [NitroRequest(method="POST", resource="nsfeature", action="enable",
+        steps.append(ApplyStep([c], [NitroRequest(method="POST", resource="nsfeature", action="enable",
                                              body={"nsfeature": {"feature": missing}})]))
     # 2. certificate files and the cert-key pair
     plan_certificate(plan, cur, local, replace_cert, passphrase, plan.certificate.name, changes, steps)
@@ -77,7 +77,7 @@ def reconcile(plan: Plan, cur: Current, local: LocalCert, *, replace_cert: bool 
             summary="save the running configuration" if any(c.writes for c in changes)
             else "a previous run stopped before saving: save the running configuration",
             cli=["save ns config"]))
-        steps.append(Step([c], [NitroRequest(method="POST", resource="nsconfig", action="save",
+        steps.append(ApplyStep([c], [NitroRequest(method="POST", resource="nsconfig", action="save",
                                              body={"nsconfig": {}})]))
     return Reconciliation(changes, steps)
 
@@ -99,7 +99,7 @@ def blocked_change(cur: Current) -> Change:
         advice=advice("ns.not_primary", primary=cur.ha.primary or "its NSIP"))
 
 
-def _cipher_group(plan: Plan, cur: Current, changes: list[Change], steps: list[Step]) -> None:
+def _cipher_group(plan: Plan, cur: Current, changes: list[Change], steps: list[ApplyStep]) -> None:
     policy, group = plan.policy, plan.cipher_policy.name
     ciphers = policy.netscaler_ciphers
     if group.upper() in BUILTIN_CIPHER_NAMES:
@@ -112,7 +112,7 @@ def _cipher_group(plan: Plan, cur: Current, changes: list[Change], steps: list[S
             summary=f"cipher group with {len(ciphers)} suites ({policy.name})", fields={"ciphers": ([], ciphers)},
             cli=[f"add ssl cipher {cli_quote(group)}"] + [f"bind ssl cipher {cli_quote(group)} -cipherName {n} "
                                                           f"-cipherPriority {i}" for i, n in enumerate(ciphers, 1)]))
-        steps.append(Step([c], [NitroRequest(method="POST", resource="sslcipher",
+        steps.append(ApplyStep([c], [NitroRequest(method="POST", resource="sslcipher",
                                              body={"sslcipher": {"ciphergroupname": group}}),
                                 _cipher_binds(group, ciphers, 0)]))
     elif cur.group != ciphers:
@@ -130,7 +130,7 @@ def _cipher_group(plan: Plan, cur: Current, changes: list[Change], steps: list[S
                              args={"ciphername": n}) for n in drop]
         if ciphers[keep:]:
             reqs.append(_cipher_binds(group, ciphers[keep:], keep))
-        steps.append(Step([c], reqs))
+        steps.append(ApplyStep([c], reqs))
     else:
         changes.append(Change(kind="sslcipher", name=group, action=Action.UNCHANGED,
                               summary=f"{len(ciphers)} suites in order ({policy.name})"))

@@ -12,12 +12,12 @@ from dicomtls.engine.backends.netscaler.current import Current
 from dicomtls.engine.backends.netscaler.local import LocalCert, normalise_pem
 from dicomtls.engine.backends.netscaler.models import CertKey, NitroRequest
 from dicomtls.engine.backends.netscaler.renewal import old_file_removals
-from dicomtls.engine.backends.netscaler.steps import MAX_FILENAME, Step, batch, cli_quote
+from dicomtls.engine.backends.netscaler.steps import MAX_FILENAME, ApplyStep, batch, cli_quote
 from dicomtls.engine.plan import Plan
 
 
 def plan_certificate(plan: Plan, cur: Current, local: LocalCert, replace_cert: bool, passphrase: str | None,
-                     ck_name: str, changes: list[Change], steps: list[Step]) -> None:
+                     ck_name: str, changes: list[Change], steps: list[ApplyStep]) -> None:
     have = cur.certkeys.get(ck_name)
 
     def pair_body(cert_file: str, key_file: str, update: bool) -> dict[str, Any]:
@@ -52,14 +52,14 @@ def plan_certificate(plan: Plan, cur: Current, local: LocalCert, replace_cert: b
                    cli=[f"update ssl certKey {cli_quote(ck_name)} -cert {cert_file} -key {key_file}"
                         + (" -password" if passphrase else "") + " -noDomainCheck"])
         changes.append(c)
-        steps.append(Step([c], [NitroRequest(method="POST", resource="sslcertkey", action="update",
+        steps.append(ApplyStep([c], [NitroRequest(method="POST", resource="sslcertkey", action="update",
                                              body={"sslcertkey": pair_body(cert_file, key_file, True)})]))
         # The replaced files go in the next step, so only once the update has succeeded.
         removals = old_file_removals(have, [ck for ck in cur.certkeys.values() if ck.certkey != ck_name],
                                      {cert_file, key_file}, cur.ssl_files())
         changes += [rc for rc, _ in removals]
         if removals:
-            steps.append(Step([rc for rc, _ in removals], [r for _, r in removals]))
+            steps.append(ApplyStep([rc for rc, _ in removals], [r for _, r in removals]))
         return
     c = Change(kind="sslcertkey", name=ck_name, action=Action.CREATE,
                summary="cert-key pair" + (f" (serial {format(local.serial, 'X')}, expires {local.not_after})"
@@ -67,7 +67,7 @@ def plan_certificate(plan: Plan, cur: Current, local: LocalCert, replace_cert: b
                cli=[f"add ssl certKey {cli_quote(ck_name)} -cert {cert_file} -key {key_file}"
                     + (" -password" if passphrase else "")])
     changes.append(c)
-    steps.append(Step([c], [NitroRequest(method="POST", resource="sslcertkey",
+    steps.append(ApplyStep([c], [NitroRequest(method="POST", resource="sslcertkey",
                                          body={"sslcertkey": pair_body(cert_file, key_file, False)})]))
 
 
@@ -104,7 +104,7 @@ def _settled(cur: Current, local: LocalCert, have: CertKey | None, replace_cert:
 
 
 def _uploads(cur: Current, local: LocalCert, cert_file: str, key_file: str, renewal: bool, changes: list[Change],
-             steps: list[Step]) -> bool:
+             steps: list[ApplyStep]) -> bool:
     """Upload the files not there yet (one array write); True when a file blocks the pair: a name longer
     than the ADC accepts, or a file of that name with other content (never overwritten: the ADC would
     refuse with 1642 anyway, and replacing it could break what uses it)."""
@@ -142,5 +142,5 @@ def _uploads(cur: Current, local: LocalCert, cert_file: str, key_file: str, rene
         uploads.append((c, {"filename": fname, "filelocation": cur.ssl_dir, "filecontent": encoded,
                             "fileencoding": "BASE64"}))
     if uploads:
-        steps.append(Step([c for c, _ in uploads], [batch("systemfile", [i for _, i in uploads])]))
+        steps.append(ApplyStep([c for c, _ in uploads], [batch("systemfile", [i for _, i in uploads])]))
     return blocked

@@ -16,7 +16,7 @@ from dicomtls.engine.backends.base import Action, Change
 from dicomtls.engine.backends.netscaler.adc import for_release
 from dicomtls.engine.backends.netscaler.current import Current
 from dicomtls.engine.backends.netscaler.models import NitroRequest
-from dicomtls.engine.backends.netscaler.steps import DEFAULT_FRONTEND_PROFILE, Step, batch, cli_quote
+from dicomtls.engine.backends.netscaler.steps import DEFAULT_FRONTEND_PROFILE, ApplyStep, batch, cli_quote
 from dicomtls.engine.plan import Plan
 
 PROFILE_TYPE = "FrontEnd"
@@ -24,7 +24,7 @@ NEW_PROFILE_CIPHERS = ["DEFAULT"]
 
 
 def plan_profile(plan: Plan, cur: Current, usable: list[str], group: str, changes: list[Change],
-                 steps: list[Step]) -> None:
+                 steps: list[ApplyStep]) -> None:
     assert plan.netscaler is not None
     name = plan.netscaler.ssl_profile
     if not _profile_object(plan, cur, name, changes, steps):
@@ -37,7 +37,7 @@ def _flags_cli(flags: dict[str, str]) -> str:
     return " ".join(f"-{k} {v}" for k, v in flags.items())
 
 
-def _profile_object(plan: Plan, cur: Current, name: str, changes: list[Change], steps: list[Step]) -> bool:
+def _profile_object(plan: Plan, cur: Current, name: str, changes: list[Change], steps: list[ApplyStep]) -> bool:
     """Create or update the profile; False when it exists in a form we must not change."""
     want = for_release(plan.policy.netscaler_protocol_flags(), cur.release)
     on = ", ".join(k for k, v in want.items() if v == "ENABLED")
@@ -47,7 +47,7 @@ def _profile_object(plan: Plan, cur: Current, name: str, changes: list[Change], 
                    summary=f"front-end SSL profile with only {on} (the ADC runs the Default SSL Profile)",
                    cli=[f"add ssl profile {cli_quote(name)} -sslProfileType {PROFILE_TYPE} {_flags_cli(want)}"])
         changes.append(c)
-        steps.append(Step([c], [NitroRequest(method="POST", resource="sslprofile", body={"sslprofile": {
+        steps.append(ApplyStep([c], [NitroRequest(method="POST", resource="sslprofile", body={"sslprofile": {
             "name": name, "sslprofiletype": PROFILE_TYPE, **want}})]))
         cur.profile_ciphers = list(NEW_PROFILE_CIPHERS)
         return True
@@ -66,12 +66,12 @@ def _profile_object(plan: Plan, cur: Current, name: str, changes: list[Change], 
     c = Change(kind="sslprofile", name=name, action=Action.UPDATE, summary=f"protocols: only {on}", fields=diff,
                cli=[f"set ssl profile {cli_quote(name)} {_flags_cli(want)}"])
     changes.append(c)
-    steps.append(Step([c], [NitroRequest(method="PUT", resource="sslprofile", name=name,
+    steps.append(ApplyStep([c], [NitroRequest(method="PUT", resource="sslprofile", name=name,
                                          body={"sslprofile": {"name": name, **want}})]))
     return True
 
 
-def _profile_ciphers(cur: Current, name: str, group: str, changes: list[Change], steps: list[Step]) -> None:
+def _profile_ciphers(cur: Current, name: str, group: str, changes: list[Change], steps: list[ApplyStep]) -> None:
     """Bind the group first, then unbind DEFAULT and anything else (never a moment without ciphers)."""
     bound = cur.profile_ciphers
     extra = [g for g in bound if g != group]
@@ -93,10 +93,10 @@ def _profile_ciphers(cur: Current, name: str, group: str, changes: list[Change],
             "sslprofile_sslcipher_binding": {"name": name, "ciphername": group, "cipherpriority": 1}}))
     reqs += [NitroRequest(method="DELETE", resource="sslprofile_sslcipher_binding", name=name,
                           args={"ciphername": g}) for g in extra]
-    steps.append(Step([c], reqs))
+    steps.append(ApplyStep([c], reqs))
 
 
-def _profile_bindings(cur: Current, usable: list[str], name: str, changes: list[Change], steps: list[Step]) -> None:
+def _profile_bindings(cur: Current, usable: list[str], name: str, changes: list[Change], steps: list[ApplyStep]) -> None:
     """Each vserver uses our profile. One bound to another profile of the ADC's owner is a conflict: that
     choice is not ours to undo; the ADC's default front-end profile is replaced."""
     updates: list[tuple[Change, dict[str, Any]]] = []
@@ -121,4 +121,4 @@ def _profile_bindings(cur: Current, usable: list[str], name: str, changes: list[
         changes.append(c)
         updates.append((c, {"vservername": vs, "sslprofile": name}))
     if updates:
-        steps.append(Step([c for c, _ in updates], [batch("sslvserver", [i for _, i in updates], method="PUT")]))
+        steps.append(ApplyStep([c for c, _ in updates], [batch("sslvserver", [i for _, i in updates], method="PUT")]))

@@ -9,12 +9,12 @@ from dicomtls.engine.advice import advice
 from dicomtls.engine.backends.base import Action, Change
 from dicomtls.engine.backends.netscaler.current import Current, ip_key
 from dicomtls.engine.backends.netscaler.models import NitroRequest
-from dicomtls.engine.backends.netscaler.steps import MONITOR_CLOSE, SERVICE_TYPE, Step, batch, cli_quote
+from dicomtls.engine.backends.netscaler.steps import MONITOR_CLOSE, SERVICE_TYPE, ApplyStep, batch, cli_quote
 from dicomtls.engine.errors import UserError
 from dicomtls.engine.plan import Plan, Service, host_port
 
 
-def plan_services(plan: Plan, cur: Current, changes: list[Change], steps: list[Step]) -> None:
+def plan_services(plan: Plan, cur: Current, changes: list[Change], steps: list[ApplyStep]) -> None:
     creates: list[tuple[Change, dict[str, Any]]] = []
     group_creates: list[tuple[Change, dict[str, Any]]] = []
     member_binds: list[tuple[Change, dict[str, Any]]] = []
@@ -59,27 +59,27 @@ def plan_services(plan: Plan, cur: Current, changes: list[Change], steps: list[S
             changes.append(Change(kind="service", name=svc.name, action=Action.UNCHANGED,
                                   summary=f"TCP {svc.host}:{svc.port}, RESET"))
     if creates:
-        steps.append(Step([c for c, _ in creates], [batch("service", [item for _, item in creates])]))
+        steps.append(ApplyStep([c for c, _ in creates], [batch("service", [item for _, item in creates])]))
     if group_creates:
-        steps.append(Step([c for c, _ in group_creates], [batch("servicegroup", [i for _, i in group_creates])]))
+        steps.append(ApplyStep([c for c, _ in group_creates], [batch("servicegroup", [i for _, i in group_creates])]))
     if member_binds:  # one array for the members of every group (§13)
-        steps.append(Step([c for c, _ in member_binds],
+        steps.append(ApplyStep([c for c, _ in member_binds],
                           [batch("servicegroup_servicegroupmember_binding", [i for _, i in member_binds])]))
 
 
-def _monitor_reset(resource: str, key: str, name: str, have: str, steps: list[Step]) -> Change:
+def _monitor_reset(resource: str, key: str, name: str, have: str, steps: list[ApplyStep]) -> Change:
     """An update of a service or service group to the half-open monitor (monconnectionclose RESET)."""
     cli_kind = {"service": "service", "servicegroup": "serviceGroup"}[resource]
     c = Change(kind=resource, name=name, action=Action.UPDATE,
                summary="monitor connections closed with RESET (half-open monitor)",
                fields={"monconnectionclose": (have, MONITOR_CLOSE)},
                cli=[f"set {cli_kind} {cli_quote(name)} -monConnectionClose {MONITOR_CLOSE}"])
-    steps.append(Step([c], [NitroRequest(method="PUT", resource=resource, name=name,
+    steps.append(ApplyStep([c], [NitroRequest(method="PUT", resource=resource, name=name,
                                          body={resource: {key: name, "monconnectionclose": MONITOR_CLOSE}})]))
     return c
 
 
-def _group(svc: Service, cur: Current, changes: list[Change], steps: list[Step],
+def _group(svc: Service, cur: Current, changes: list[Change], steps: list[ApplyStep],
            group_creates: list[tuple[Change, dict[str, Any]]],
            member_binds: list[tuple[Change, dict[str, Any]]]) -> None:
     """A service group (§7) for a PACS on several servers: the group, then one member binding each."""

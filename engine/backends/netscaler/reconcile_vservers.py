@@ -19,7 +19,7 @@ from dicomtls.engine.backends.netscaler.steps import (
     NEW_VSERVER_CIPHERS,
     NEW_VSERVER_FLAGS,
     VSERVER_TYPE,
-    Step,
+    ApplyStep,
     batch,
     cli_quote,
 )
@@ -29,7 +29,7 @@ Pending = list[tuple[Change, dict[str, Any]]]
 
 
 def plan_vservers(plan: Plan, cur: Current, ck_name: str, group: str, changes: list[Change],
-                  steps: list[Step]) -> None:
+                  steps: list[ApplyStep]) -> None:
     if tls13_refused(plan, cur, changes):
         return
     usable = _lbvservers(plan, cur, changes, steps)
@@ -70,7 +70,7 @@ def tls13_refused(plan: Plan, cur: Current, changes: list[Change]) -> bool:
     return False
 
 
-def _lbvservers(plan: Plan, cur: Current, changes: list[Change], steps: list[Step]) -> list[str]:
+def _lbvservers(plan: Plan, cur: Current, changes: list[Change], steps: list[ApplyStep]) -> list[str]:
     """The lbvservers; returns the names that exist or will be created (no conflict)."""
     usable: list[str] = []
     creates: Pending = []
@@ -105,7 +105,7 @@ def _lbvservers(plan: Plan, cur: Current, changes: list[Change], steps: list[Ste
         usable.append(vs.name)
         _new_vserver_defaults(cur, vs.name)
     if creates:
-        steps.append(Step([c for c, _ in creates], [batch("lbvserver", [i for _, i in creates])]))
+        steps.append(ApplyStep([c for c, _ in creates], [batch("lbvserver", [i for _, i in creates])]))
     return usable
 
 
@@ -119,7 +119,7 @@ def _new_vserver_defaults(cur: Current, name: str) -> None:
 
 
 def _service_bindings(plan: Plan, cur: Current, usable: list[str], changes: list[Change],
-                      steps: list[Step]) -> None:
+                      steps: list[ApplyStep]) -> None:
     by_name = {vs.name: vs for vs in plan.virtual_server}
     binds: Pending = []
     group_binds: Pending = []
@@ -150,13 +150,13 @@ def _service_bindings(plan: Plan, cur: Current, usable: list[str], changes: list
         else:
             binds.append((c, {"name": name, "servicename": vs.service}))
     if binds:
-        steps.append(Step([c for c, _ in binds], [batch("lbvserver_service_binding", [i for _, i in binds])]))
+        steps.append(ApplyStep([c for c, _ in binds], [batch("lbvserver_service_binding", [i for _, i in binds])]))
     if group_binds:
-        steps.append(Step([c for c, _ in group_binds],
+        steps.append(ApplyStep([c for c, _ in group_binds],
                           [batch("lbvserver_servicegroup_binding", [i for _, i in group_binds])]))
 
 
-def _cert_bindings(cur: Current, usable: list[str], ck_name: str, changes: list[Change], steps: list[Step]) -> None:
+def _cert_bindings(cur: Current, usable: list[str], ck_name: str, changes: list[Change], steps: list[ApplyStep]) -> None:
     binds: Pending = []
     for name in usable:
         bound = cur.certs_bound.get(name, [])
@@ -176,10 +176,10 @@ def _cert_bindings(cur: Current, usable: list[str], ck_name: str, changes: list[
         changes.append(c)
         binds.append((c, {"vservername": name, "certkeyname": ck_name}))
     if binds:
-        steps.append(Step([c for c, _ in binds], [batch("sslvserver_sslcertkey_binding", [i for _, i in binds])]))
+        steps.append(ApplyStep([c for c, _ in binds], [batch("sslvserver_sslcertkey_binding", [i for _, i in binds])]))
 
 
-def _cipher_bindings(cur: Current, usable: list[str], group: str, changes: list[Change], steps: list[Step]) -> None:
+def _cipher_bindings(cur: Current, usable: list[str], group: str, changes: list[Change], steps: list[ApplyStep]) -> None:
     """Legacy mode: bind the group first, then unbind DEFAULT and anything else (never without ciphers)."""
     binds: Pending = []
     unbinds: list[tuple[Change, list[NitroRequest]]] = []
@@ -205,14 +205,14 @@ def _cipher_bindings(cur: Current, usable: list[str], group: str, changes: list[
                                              args={"ciphername": g}) for g in extra]))
     unbinding = {id(c) for c, _ in unbinds}
     if binds:
-        steps.append(Step([c for c, _ in binds if id(c) not in unbinding],
+        steps.append(ApplyStep([c for c, _ in binds if id(c) not in unbinding],
                           [batch("sslvserver_sslcipher_binding", [i for _, i in binds])],
                           title="; ".join(f"sslvserver_sslcipher_binding {c.name}: bind" for c, _ in binds)))
     for c, reqs in unbinds:  # a change is done when its unbinds are
-        steps.append(Step([c], reqs))
+        steps.append(ApplyStep([c], reqs))
 
 
-def _protocol_flags(plan: Plan, cur: Current, usable: list[str], changes: list[Change], steps: list[Step]) -> None:
+def _protocol_flags(plan: Plan, cur: Current, usable: list[str], changes: list[Change], steps: list[ApplyStep]) -> None:
     """Legacy mode: only the policy's protocols on each vserver; no tls13 attribute before 12.1."""
     want = for_release(plan.policy.netscaler_protocol_flags(), cur.release)
     updates: Pending = []
@@ -228,4 +228,4 @@ def _protocol_flags(plan: Plan, cur: Current, usable: list[str], changes: list[C
         changes.append(c)
         updates.append((c, {"vservername": name, **want}))
     if updates:
-        steps.append(Step([c for c, _ in updates], [batch("sslvserver", [i for _, i in updates], method="PUT")]))
+        steps.append(ApplyStep([c for c, _ in updates], [batch("sslvserver", [i for _, i in updates], method="PUT")]))

@@ -1,4 +1,4 @@
-"""The shapes of a reconciliation: what the end state is made of, a Step (requests that make some
+"""The shapes of a reconciliation: what the end state is made of, an ApplyStep (requests that make some
 changes), and the Reconciliation (changes + steps)."""
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def ssl_dir(partition: str | None) -> str:
 
 
 @dataclass
-class Step:
+class ApplyStep:
     """Requests that make some changes; the unit of progress and of done/not done."""
 
     changes: list[Change]  # done when this step's requests succeeded
@@ -62,7 +62,7 @@ def batch(resource: str, items: list[dict[str, Any]], method: Literal["GET", "PO
 @dataclass
 class Reconciliation:
     changes: list[Change]
-    steps: list[Step]
+    steps: list[ApplyStep]
 
     @property
     def conflicts(self) -> list[Change]:

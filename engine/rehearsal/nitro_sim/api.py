@@ -14,5 +14,5 @@ class Api(Reads, AdcReads, Writes, SslWrites, ProfileWrites):
     """Request dispatch over a NitroState: method + resource -> handler; raises Fault."""
 
     def __init__(self, state: NitroState, partition: str | None = None) -> None:
-        self.s = state
+        self.state = state
         self.partition = partition

@@ -24,7 +24,7 @@ from dicomtls.engine.rehearsal.nitro_sim.state import NitroState
 class Reads:
     """GET handlers: get_<resource>(name, args, q) -> rows or a singleton object; raise Fault."""
 
-    s: NitroState
+    state: NitroState
 
     # ---- GET ------------------------------------------------------------------------------------
     def get(self, resource: str, name: str | None, q: dict[str, str]) -> dict[str, Any]:
@@ -41,8 +41,8 @@ class Reads:
         return {resource: rows} if rows else {}  # empty collections omit the key (§1)
 
     def get_nsfeature(self, name: str | None, args: Args, q: Args) -> Row:
-        out: dict[str, Any] = {"feature": sorted(self.s.features)}
-        out.update({f.lower(): f in self.s.features for f in FEATURES})
+        out: dict[str, Any] = {"feature": sorted(self.state.features)}
+        out.update({f.lower(): f in self.state.features for f in FEATURES})
         return out
 
     def get_systemfile(self, name: str | None, args: Args, q: Args) -> list[Row]:
@@ -50,7 +50,7 @@ class Reads:
         if not loc:
             raise arg_missing("filelocation")
         loc = loc.rstrip("/") or "/"
-        folder = self.s.files.get(loc)
+        folder = self.state.files.get(loc)
         if folder is None:
             raise Fault(599, 1155, "No such file", loc)
         if name is None:
@@ -64,10 +64,10 @@ class Reads:
 
     def get_sslcertkey(self, name: str | None, args: Args, q: Args) -> list[Row]:
         if name is not None:
-            if name not in self.s.certkeys:
+            if name not in self.state.certkeys:
                 raise not_found("certkey", name)
-            return [self._certkey_row(self.s.certkeys[name])]
-        return [self._certkey_row(ck) for ck in self.s.certkeys.values()]
+            return [self._certkey_row(self.state.certkeys[name])]
+        return [self._certkey_row(ck) for ck in self.state.certkeys.values()]
 
     def _certkey_row(self, ck: dict[str, Any]) -> dict[str, Any]:
         days = (ck["notafter"] - dt.datetime.now(dt.timezone.utc)).days
@@ -81,7 +81,7 @@ class Reads:
                 "notificationperiod": str(ck.get("notificationperiod", 30))}
 
     def get_server(self, name: str | None, args: Args, q: Args) -> list[Row]:
-        rows = [{"name": n, "ipaddress": ip, "state": "ENABLED"} for n, ip in self.s.servers.items()]
+        rows = [{"name": n, "ipaddress": ip, "state": "ENABLED"} for n, ip in self.state.servers.items()]
         if name is not None:
             rows = [r for r in rows if r["name"] == name]
             if not rows:
@@ -89,22 +89,22 @@ class Reads:
         return rows
 
     def get_service(self, name: str | None, args: Args, q: Args) -> list[Row]:
-        names = [name] if name is not None else list(self.s.services)
-        if name is not None and name not in self.s.services:
+        names = [name] if name is not None else list(self.state.services)
+        if name is not None and name not in self.state.services:
             raise not_found("name", name)
         rows = []
         for n in names:
-            svc = self.s.services[n]
+            svc = self.state.services[n]
             rows.append({"name": n, "servername": svc["servername"], "ipaddress": svc["ipaddress"],
                          "port": svc["port"], "servicetype": svc["servicetype"],
-                         "monconnectionclose": svc["monconnectionclose"], "svrstate": self.s.svrstate(svc),
+                         "monconnectionclose": svc["monconnectionclose"], "svrstate": self.state.svrstate(svc),
                          "state": svc.get("state", "ENABLED"), "healthmonitor": svc.get("healthmonitor", "YES"),
                          "maxclient": "0", "numofconnections": 0, "statechangetimesec": ns_now()})
         return rows
 
     def get_sslcipher(self, name: str | None, args: Args, q: Args) -> list[Row]:
         rows = [{"ciphergroupname": g, "description": "Predefined Cipher Alias"} for g in BUILTIN_GROUPS]
-        rows += [{"ciphergroupname": g, "description": "User Created Cipher Group"} for g in self.s.ciphergroups]
+        rows += [{"ciphergroupname": g, "description": "User Created Cipher Group"} for g in self.state.ciphergroups]
         if name is not None:
             rows = [r for r in rows if r["ciphergroupname"] == name]
             if not rows:
@@ -115,12 +115,12 @@ class Reads:
         if name is None:
             if q.get("bulkbindings") != "yes":
                 raise arg_missing("ciphergroupname")
-            groups = list(self.s.ciphergroups)
+            groups = list(self.state.ciphergroups)
         else:
             groups = [name]
         rows = []
         for g in groups:
-            ciphers = self.s.ciphergroups.get(g, BUILTIN_GROUPS.get(g))
+            ciphers = self.state.ciphergroups.get(g, BUILTIN_GROUPS.get(g))
             if ciphers is None:
                 raise not_found("ciphergroupname", g)
             rows += [{"ciphergroupname": g, "ciphername": c, "cipherpriority": str(i + 1), "description": c}
@@ -128,13 +128,13 @@ class Reads:
         return rows
 
     def get_lbvserver(self, name: str | None, args: Args, q: Args) -> list[Row]:
-        if name is not None and name not in self.s.lbvservers:
+        if name is not None and name not in self.state.lbvservers:
             raise not_found("name", name)
         rows = []
-        for n in ([name] if name else list(self.s.lbvservers)):
-            vs = self.s.lbvservers[n]
-            cur, value = self.s.vserver_state(n)
-            bound = self.s.bound_states(n)
+        for n in ([name] if name else list(self.state.lbvservers)):
+            vs = self.state.lbvservers[n]
+            cur, value = self.state.vserver_state(n)
+            bound = self.state.bound_states(n)
             active = sum(1 for st in bound if st == "UP")
             row = {"name": n, "ipv46": vs["ipv46"], "port": vs["port"], "servicetype": vs["servicetype"],
                    "curstate": cur, "effectivestate": cur, "state": vs.get("state", "ENABLED"),
@@ -150,21 +150,21 @@ class Reads:
     def get_lbvserver_service_binding(self, name: str | None, args: Args, q: Args) -> list[Row]:
         if name is None and q.get("bulkbindings") != "yes":
             raise arg_missing("name")
-        if name is not None and name not in self.s.lbvservers:
+        if name is not None and name not in self.state.lbvservers:
             raise not_found("name", name)
         rows = []
-        for b in self.s.lb_bindings:
+        for b in self.state.lb_bindings:
             if name is not None and b["name"] != name:
                 continue
-            svc = self.s.services[b["servicename"]]
+            svc = self.state.services[b["servicename"]]
             rows.append({"name": b["name"], "servicename": b["servicename"], "ipv46": svc["ipaddress"],
-                         "port": svc["port"], "servicetype": svc["servicetype"], "curstate": self.s.svrstate(svc),
+                         "port": svc["port"], "servicetype": svc["servicetype"], "curstate": self.state.svrstate(svc),
                          "weight": str(b["weight"]), "dynamicweight": "0", "vsvrbindsvcip": svc["ipaddress"],
                          "vsvrbindsvcport": svc["port"]})
         return rows
 
     def get_lbvserver_binding(self, name: str | None, args: Args, q: Args) -> list[Row]:
-        names = self._binding_names(name, q, self.s.lbvservers, "name")
+        names = self._binding_names(name, q, self.state.lbvservers, "name")
         out = []
         for n in names:
             row: dict[str, Any] = {"name": n}
@@ -178,12 +178,12 @@ class Reads:
         return out
 
     def get_servicegroup(self, name: str | None, args: Args, q: Args) -> list[Row]:
-        if name is not None and name not in self.s.servicegroups:
+        if name is not None and name not in self.state.servicegroups:
             raise not_found("servicegroupname", name)
         rows = []
-        for n in ([name] if name is not None else list(self.s.servicegroups)):
-            sg = self.s.servicegroups[n]
-            states = [self.s.member_state(n, m) for m in self.s.sg_members.get(n, [])]
+        for n in ([name] if name is not None else list(self.state.servicegroups)):
+            sg = self.state.servicegroups[n]
+            states = [self.state.member_state(n, m) for m in self.state.sg_members.get(n, [])]
             up = sum(1 for st in states if st == "UP")
             if sg.get("state") == "DISABLED" or (states and all(st == "OUT OF SERVICE" for st in states)):
                 effective = "OUT OF SERVICE"
@@ -199,44 +199,44 @@ class Reads:
 
     def _member_rows(self, g: str) -> list[dict[str, Any]]:
         return [{"servicegroupname": g, "ip": m["ip"], "port": m["port"], "servername": m["servername"],
-                 "state": m.get("state", "ENABLED"), "svrstate": self.s.member_state(g, m), "weight": "1",
+                 "state": m.get("state", "ENABLED"), "svrstate": self.state.member_state(g, m), "weight": "1",
                  "customserverid": "None", "serverid": 0, "hashid": "0", "graceful": "NO",
                  "statechangetimesec": ns_now(), "tickssincelaststatechange": "0"}
-                for m in self.s.sg_members.get(g, [])]
+                for m in self.state.sg_members.get(g, [])]
 
     def get_servicegroup_servicegroupmember_binding(self, name: str | None, args: Args, q: Args) -> list[Row]:
         # DOC12 documents only GET by group name; bulkbindings=yes is accepted as for the other bindings.
-        return [r for g in self._binding_names(name, q, self.s.servicegroups, "servicegroupname")
+        return [r for g in self._binding_names(name, q, self.state.servicegroups, "servicegroupname")
                 for r in self._member_rows(g)]
 
     def get_lbvserver_servicegroup_binding(self, name: str | None, args: Args, q: Args) -> list[Row]:
-        names = self._binding_names(name, q, self.s.lbvservers, "name")
+        names = self._binding_names(name, q, self.state.lbvservers, "name")
         return [{"name": b["name"], "servicegroupname": b["servicegroupname"], "servicename": b["servicegroupname"],
                  "stateflag": "536936464"}  # both keys, as the DOC12 bulk example shows
-                for b in self.s.lb_group_bindings if b["name"] in names]
+                for b in self.state.lb_group_bindings if b["name"] in names]
 
     def get_lbvserver_servicegroupmember_binding(self, name: str | None, args: Args, q: Args) -> list[Row]:
-        names = self._binding_names(name, q, self.s.lbvservers, "name")
+        names = self._binding_names(name, q, self.state.lbvservers, "name")
         rows = []
-        for b in self.s.lb_group_bindings:
+        for b in self.state.lb_group_bindings:
             if b["name"] not in names:
                 continue
             g = b["servicegroupname"]
-            for m in self.s.sg_members.get(g, []):
+            for m in self.state.sg_members.get(g, []):
                 rows.append({"name": b["name"], "servicegroupname": g, "ipv46": m["ip"], "port": m["port"],
-                             "servicetype": self.s.servicegroups[g]["servicetype"],
-                             "curstate": self.s.member_state(g, m), "weight": "1", "dynamicweight": "0"})
+                             "servicetype": self.state.servicegroups[g]["servicetype"],
+                             "curstate": self.state.member_state(g, m), "weight": "1", "dynamicweight": "0"})
         return rows
 
     def get_sslvserver(self, name: str | None, args: Args, q: Args) -> list[Row]:
-        if name is not None and name not in self.s.sslvservers:
+        if name is not None and name not in self.state.sslvservers:
             raise not_found("vservername", name)
         rows = []
-        for n in ([name] if name else list(self.s.sslvservers)):
-            flags = self.s.sslvservers[n]
+        for n in ([name] if name else list(self.state.sslvservers)):
+            flags = self.state.sslvservers[n]
             row = {"vservername": n, "dh": "DISABLED", "ersa": "DISABLED", "sessreuse": "ENABLED",
                    "sesstimeout": "120", "snienable": "DISABLED", "ssl2": "DISABLED"}
-            row.update({f: flags[f] for f in self.s.flags_known()})
+            row.update({f: flags[f] for f in self.state.flags_known()})
             if flags.get("sslprofile"):
                 row["sslprofile"] = flags["sslprofile"]
             rows.append(row)
@@ -245,21 +245,21 @@ class Reads:
     def _cert_rows(self, vs: str) -> list[dict[str, Any]]:
         return [{"vservername": b["vservername"], "certkeyname": b["certkeyname"], "ca": b["ca"],
                  "snicert": b["snicert"], "crlcheck": "", "ocspcheck": ""}
-                for b in self.s.cert_bindings if b["vservername"] == vs]
+                for b in self.state.cert_bindings if b["vservername"] == vs]
 
     def _cipher_rows(self, vs: str) -> list[dict[str, Any]]:
-        if self.s.groups_as_suites:
+        if self.state.groups_as_suites:
             return []
         return [{"vservername": vs, "ciphername": c, "cipheraliasname": c, "description": c}
-                for c in self.s.cipher_bindings.get(vs, [])]
+                for c in self.state.cipher_bindings.get(vs, [])]
 
     def _suite_rows(self, vs: str) -> list[dict[str, Any]]:
         out, seen = [], set()
-        if self.s.groups_as_suites:  # the groups themselves, keyed by ciphername, before their suites
+        if self.state.groups_as_suites:  # the groups themselves, keyed by ciphername, before their suites
             out = [{"vservername": vs, "ciphername": c, "description": "cipher group"}
-                   for c in self.s.cipher_bindings.get(vs, [])]
-        for c in self.s.cipher_bindings.get(vs, []):
-            for suite in self.s.ciphergroups.get(c, BUILTIN_GROUPS.get(c, [c])):
+                   for c in self.state.cipher_bindings.get(vs, [])]
+        for c in self.state.cipher_bindings.get(vs, []):
+            for suite in self.state.ciphergroups.get(c, BUILTIN_GROUPS.get(c, [c])):
                 if suite not in seen:
                     seen.add(suite)
                     out.append({"vservername": vs, "ciphername": suite, "description": suite})
@@ -269,9 +269,9 @@ class Reads:
         if name is None:
             if q.get("bulkbindings") != "yes":
                 raise arg_missing("vservername")
-            return list(self.s.sslvservers)
-        if name not in self.s.sslvservers:
-            if name in self.s.lbvservers:
+            return list(self.state.sslvservers)
+        if name not in self.state.sslvservers:
+            if name in self.state.lbvservers:
                 raise Fault(599, 1544, "Objects protocol type is not SSL", name)
             raise not_found("vservername", name)
         return [name]
@@ -309,18 +309,18 @@ class Reads:
         return [name]
 
     def get_sslparameter(self, name: str | None, args: Args, q: Args) -> Row:
-        return dict(self.s.sslparameter, defaultprofile=self.s.sslparameter["defaultprofile"])
+        return dict(self.state.sslparameter, defaultprofile=self.state.sslparameter["defaultprofile"])
 
     def get_nsconfig(self, name: str | None, args: Args, q: Args) -> Row:
-        return {"configchanged": self.s.configchanged, "lastconfigchangedtime": self.s.lastconfigchangedtime,
-                "lastconfigsavetime": self.s.lastconfigsavetime}
+        return {"configchanged": self.state.configchanged, "lastconfigchangedtime": self.state.lastconfigchangedtime,
+                "lastconfigsavetime": self.state.lastconfigsavetime}
 
     # ---- stat -----------------------------------------------------------------------------------
     def stat(self, resource: str, name: str | None) -> dict[str, Any]:
         if resource == "lbvserver":
             rows = []
             for row in self.get_lbvserver(name, {}, {}):
-                c = self.s.counters.get(row["name"], {})
+                c = self.state.counters.get(row["name"], {})
                 rows.append({"name": row["name"], "state": row["curstate"], "type": row["servicetype"],
                              "primaryipaddress": row["ipv46"], "primaryport": row["port"],
                              "curclntconnections": str(c.get("curclntconnections", 0)), "cursrvrconnections": "0",

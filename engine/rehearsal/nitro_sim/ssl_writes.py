@@ -27,7 +27,7 @@ from dicomtls.engine.rehearsal.nitro_sim.state import NitroState
 
 
 class SslWrites:
-    s: NitroState
+    state: NitroState
 
     if TYPE_CHECKING:  # the other handlers' helpers, found on Api: Writes' and ProfileWrites'
         def _port(self, v: Any) -> int: ...
@@ -39,18 +39,18 @@ class SslWrites:
         g = item.get("ciphergroupname")
         if not g:
             raise arg_missing("ciphergroupname")
-        if g in self.s.ciphergroups or g in BUILTIN_GROUPS or g in KNOWN_CIPHERS:
+        if g in self.state.ciphergroups or g in BUILTIN_GROUPS or g in KNOWN_CIPHERS:
             raise already_exists("ciphergroupname", g)
-        self.s.ciphergroups[g] = []
+        self.state.ciphergroups[g] = []
 
     def delete_sslcipher(self, name: str | None, args: Args) -> None:
         if name in BUILTIN_GROUPS:
             raise Fault(599, 1558, "Default ciphers/aliases cannot be added or removed")
-        if name not in self.s.ciphergroups:
+        if name not in self.state.ciphergroups:
             raise not_found("ciphergroupname", str(name))
-        if any(name in groups for groups in self.s.cipher_bindings.values()):
+        if any(name in groups for groups in self.state.cipher_bindings.values()):
             raise Fault(599, 3593, "Cipher group has bound entities or is referenced by an SSL vserver or SSL service")
-        del self.s.ciphergroups[name]
+        del self.state.ciphergroups[name]
 
     def add_sslcipher_sslciphersuite_binding(self, name: str | None, item: Row) -> None:
         g = item.get("ciphergroupname") or name
@@ -61,11 +61,11 @@ class SslWrites:
             raise arg_missing("ciphername")
         if g in BUILTIN_GROUPS:
             raise Fault(599, 1558, "Default ciphers/aliases cannot be added or removed")
-        if g not in self.s.ciphergroups:
+        if g not in self.state.ciphergroups:
             raise not_found("ciphergroupname", g)
         if c not in KNOWN_CIPHERS:
             raise Fault(599, 3621, "No such cipher/cipherAlias/cipherGroup", c)
-        group = self.s.ciphergroups[g]
+        group = self.state.ciphergroups[g]
         if c in group:
             raise Fault(599, 3741, "Specified cipher is already bound with higher priority")
         prio = item.get("cipherpriority")
@@ -81,15 +81,15 @@ class SslWrites:
         c = args.get("ciphername")
         if name in BUILTIN_GROUPS:
             raise Fault(599, 1558, "Default ciphers/aliases cannot be added or removed")
-        if name not in self.s.ciphergroups:
+        if name not in self.state.ciphergroups:
             raise not_found("ciphergroupname", str(name))
         if "ciphername" in args and not c:
             raise Fault(400, 1091, "Required argument value missing")
         if not c:
             raise arg_missing("ciphername")
-        if c not in self.s.ciphergroups[name]:
+        if c not in self.state.ciphergroups[name]:
             raise not_found("ciphername", c)
-        self.s.ciphergroups[name].remove(c)
+        self.state.ciphergroups[name].remove(c)
 
     # lbvserver (§9)
     def add_lbvserver(self, name: str | None, item: Row) -> None:
@@ -97,7 +97,7 @@ class SslWrites:
             if not item.get(req):
                 raise arg_missing(req)
         n = item["name"]
-        if n in self.s.lbvservers:
+        if n in self.state.lbvservers:
             raise already_exists("name", n)
         stype = str(item["servicetype"]).upper()
         if stype not in SERVICE_TYPES:
@@ -106,37 +106,37 @@ class SslWrites:
         port = self._port(item.get("port", 0))
         if ip != "0.0.0.0" and port == 0:
             raise arg_missing("port")
-        for other, vs in self.s.lbvservers.items():
+        for other, vs in self.state.lbvservers.items():
             if vs["ipv46"] == ip and vs["port"] == port and port != 0:
                 # [UNVERIFIED] code/wording for an ip:port already used by another vserver.
                 raise already_exists("ipv46:port", f"{ip}:{port} is used by lbvserver {other}")
-        self.s.lbvservers[n] = {"name": n, "servicetype": stype, "ipv46": ip, "port": port,
+        self.state.lbvservers[n] = {"name": n, "servicetype": stype, "ipv46": ip, "port": port,
                                 "lbmethod": item.get("lbmethod", "LEASTCONNECTION"),
                                 "clttimeout": item.get("clttimeout", 9000), "state": "ENABLED"}
         if stype in SSL_TYPES:  # the sslvserver comes with it, DEFAULT bound (§9)
-            self.s.sslvservers[n] = {"ssl3": "ENABLED", "tls1": "ENABLED", "tls11": "ENABLED",
+            self.state.sslvservers[n] = {"ssl3": "ENABLED", "tls1": "ENABLED", "tls11": "ENABLED",
                                      "tls12": "ENABLED", "tls13": "DISABLED"}
-            self.s.cipher_bindings[n] = ["DEFAULT"]
-            if self.s.sslparameter["defaultprofile"] == "ENABLED":
-                self.s.sslvservers[n]["sslprofile"] = "ns_default_ssl_profile_frontend"
+            self.state.cipher_bindings[n] = ["DEFAULT"]
+            if self.state.sslparameter["defaultprofile"] == "ENABLED":
+                self.state.sslvservers[n]["sslprofile"] = "ns_default_ssl_profile_frontend"
 
     def update_lbvserver(self, name: str | None, item: Row) -> None:
         n = item.get("name") or name
-        if n not in self.s.lbvservers:
+        if n not in self.state.lbvservers:
             raise not_found("name", str(n))
         for k in ("lbmethod", "comment", "clttimeout"):
             if k in item:
-                self.s.lbvservers[n][k] = item[k]
+                self.state.lbvservers[n][k] = item[k]
 
     def delete_lbvserver(self, name: str | None, args: Args) -> None:
-        if name not in self.s.lbvservers:
+        if name not in self.state.lbvservers:
             raise not_found("name", str(name))
-        del self.s.lbvservers[name]
-        self.s.sslvservers.pop(name, None)
-        self.s.cipher_bindings.pop(name, None)
-        self.s.lb_bindings = [b for b in self.s.lb_bindings if b["name"] != name]
-        self.s.lb_group_bindings = [b for b in self.s.lb_group_bindings if b["name"] != name]
-        self.s.cert_bindings = [b for b in self.s.cert_bindings if b["vservername"] != name]
+        del self.state.lbvservers[name]
+        self.state.sslvservers.pop(name, None)
+        self.state.cipher_bindings.pop(name, None)
+        self.state.lb_bindings = [b for b in self.state.lb_bindings if b["name"] != name]
+        self.state.lb_group_bindings = [b for b in self.state.lb_group_bindings if b["name"] != name]
+        self.state.cert_bindings = [b for b in self.state.cert_bindings if b["vservername"] != name]
 
     def add_lbvserver_service_binding(self, name: str | None, item: Row) -> None:
         vs, svc = item.get("name") or name, item.get("servicename")
@@ -144,29 +144,29 @@ class SslWrites:
             raise arg_missing("name")
         if not svc:
             raise arg_missing("servicename")
-        if vs not in self.s.lbvservers:
+        if vs not in self.state.lbvservers:
             raise not_found("name", vs)
-        if svc not in self.s.services:
+        if svc not in self.state.services:
             raise not_found("servicename", svc)
-        if any(b["name"] == vs and b["servicename"] == svc for b in self.s.lb_bindings):
+        if any(b["name"] == vs and b["servicename"] == svc for b in self.state.lb_bindings):
             raise already_exists("servicename", svc)
-        self.s.lb_bindings.append({"name": vs, "servicename": svc, "weight": int(item.get("weight", 1))})
+        self.state.lb_bindings.append({"name": vs, "servicename": svc, "weight": int(item.get("weight", 1))})
 
     def delete_lbvserver_service_binding(self, name: str | None, args: Args) -> None:
         svc = args.get("servicename")
         if not svc:
             raise arg_missing("servicename")
-        before = len(self.s.lb_bindings)
-        self.s.lb_bindings = [b for b in self.s.lb_bindings if not (b["name"] == name and b["servicename"] == svc)]
-        if len(self.s.lb_bindings) == before:
+        before = len(self.state.lb_bindings)
+        self.state.lb_bindings = [b for b in self.state.lb_bindings if not (b["name"] == name and b["servicename"] == svc)]
+        if len(self.state.lb_bindings) == before:
             raise not_found("servicename", svc)
 
     # sslvserver and its bindings (§10)
     def _need_ssl_vs(self, vs: str | None) -> str:
         if not vs:
             raise arg_missing("vservername")
-        if vs not in self.s.sslvservers:
-            if vs in self.s.lbvservers:
+        if vs not in self.state.sslvservers:
+            if vs in self.state.lbvservers:
                 raise Fault(599, 1544, "Objects protocol type is not SSL")
             raise not_found("vservername", vs)
         return vs
@@ -176,18 +176,18 @@ class SslWrites:
         ck = item.get("certkeyname")
         if not ck:
             raise arg_missing("certkeyname")
-        if ck not in self.s.certkeys:
+        if ck not in self.state.certkeys:
             raise not_found("certkeyName", ck)
         sni, ca = truthy(item.get("snicert")), truthy(item.get("ca"))
-        for b in self.s.cert_bindings:
+        for b in self.state.cert_bindings:
             if b["vservername"] == vs and b["certkeyname"] == ck and b["ca"] == ca and b["snicert"] == sni:
                 raise already_exists("certkeyName", ck)
         if not sni and not ca:
             # One non-SNI server certificate per vserver: "Current certificate replaces the previous
             # binding" (1546; whether warning or error is [UNVERIFIED]); modelled as a replace.
-            self.s.cert_bindings = [b for b in self.s.cert_bindings
+            self.state.cert_bindings = [b for b in self.state.cert_bindings
                                     if not (b["vservername"] == vs and not b["ca"] and not b["snicert"])]
-        self.s.cert_bindings.append({"vservername": vs, "certkeyname": ck, "snicert": sni, "ca": ca})
+        self.state.cert_bindings.append({"vservername": vs, "certkeyname": ck, "snicert": sni, "ca": ca})
 
     def delete_sslvserver_sslcertkey_binding(self, name: str | None, args: Args) -> None:
         vs = self._need_ssl_vs(name)
@@ -195,14 +195,14 @@ class SslWrites:
         if not ck:
             raise arg_missing("certkeyname")
         sni, ca = truthy(args.get("snicert")), truthy(args.get("ca"))
-        keep = [b for b in self.s.cert_bindings
+        keep = [b for b in self.state.cert_bindings
                 if not (b["vservername"] == vs and b["certkeyname"] == ck and b["snicert"] == sni and b["ca"] == ca)]
-        if len(keep) == len(self.s.cert_bindings):
+        if len(keep) == len(self.state.cert_bindings):
             raise Fault(599, 1542, "Certificate binding does not exist")
-        self.s.cert_bindings = keep
+        self.state.cert_bindings = keep
 
     def _profile_guard(self) -> None:
-        if self.s.sslparameter["defaultprofile"] == "ENABLED":
+        if self.state.sslparameter["defaultprofile"] == "ENABLED":
             raise Fault(599, 3740, "Operation not permitted. To do this Disable default ssl profile by setting "
                         "'set ssl parameter -defaultProfile D'")
 
@@ -212,9 +212,9 @@ class SslWrites:
         if not c:
             raise arg_missing("ciphername")
         self._profile_guard()
-        if c not in self.s.ciphergroups and c not in BUILTIN_GROUPS and c not in KNOWN_CIPHERS:
+        if c not in self.state.ciphergroups and c not in BUILTIN_GROUPS and c not in KNOWN_CIPHERS:
             raise Fault(599, 3621, "No such cipher/cipherAlias/cipherGroup", c)
-        bound = self.s.cipher_bindings.setdefault(vs, [])
+        bound = self.state.cipher_bindings.setdefault(vs, [])
         if c in bound:
             raise already_exists("ciphername", c)
         bound.append(c)
@@ -227,7 +227,7 @@ class SslWrites:
         if not c:
             raise arg_missing("ciphername")
         self._profile_guard()
-        bound = self.s.cipher_bindings.get(vs, [])
+        bound = self.state.cipher_bindings.get(vs, [])
         if c not in bound:
             raise not_found("ciphername", c)
         bound.remove(c)
@@ -235,7 +235,7 @@ class SslWrites:
     def update_sslvserver(self, name: str | None, item: Row) -> None:
         vs = self._need_ssl_vs(item.get("vservername") or name)
         flags = {k: v for k, v in item.items() if k in PROTOCOL_FLAGS}
-        if flags and self.s.sslparameter["defaultprofile"] == "ENABLED":
+        if flags and self.state.sslparameter["defaultprofile"] == "ENABLED":
             raise Fault(599, 3679, "Operation not permitted. Use set ssl profile for setting these parameters.")
         for k, v in flags.items():
             if str(v).upper() not in FLAG_VALUES:
@@ -248,23 +248,23 @@ class SslWrites:
             self._read_file(str(item["dhfile"]))  # 1647 when absent (ryancbutler/Citrix#7)
         if "sslprofile" in item:
             self._bind_profile(vs, str(item["sslprofile"]))
-        self.s.sslvservers[vs].update({k: str(v).upper() for k, v in flags.items()})
+        self.state.sslvservers[vs].update({k: str(v).upper() for k, v in flags.items()})
 
     def update_sslparameter(self, name: str | None, item: Row) -> None:
         v = str(item.get("defaultprofile", "")).upper()
         if v not in FLAG_VALUES:
             raise Fault(599, 1097, "Invalid argument value", f"defaultprofile, {v}")
-        if v == "DISABLED" and self.s.sslparameter["defaultprofile"] == "ENABLED":
+        if v == "DISABLED" and self.state.sslparameter["defaultprofile"] == "ENABLED":
             # Once enabled it stays (field reports; wording [UNVERIFIED]).
             raise Fault(599, 3738, "Operation not permitted. Default profile cannot be disabled once enabled")
         if v == "ENABLED":
-            self.s.enable_default_profile()
+            self.state.enable_default_profile()
 
     # nsconfig (§11)
     def action_nsconfig_save(self, name: str | None, item: Row) -> None:
-        self.s.configchanged = False
-        self.s.lastconfigsavetime = ns_now()
-        self.s.saves += 1
+        self.state.configchanged = False
+        self.state.lastconfigsavetime = ns_now()
+        self.state.saves += 1
 
     def action_systemsession_kill(self, name: str | None, item: Row) -> None:
-        self.s.sessions.clear()
+        self.state.sessions.clear()

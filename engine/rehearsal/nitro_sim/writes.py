@@ -32,7 +32,7 @@ from dicomtls.engine.rehearsal.nitro_sim.state import NitroState, restore_snapsh
 
 
 class Writes:
-    s: NitroState
+    state: NitroState
     partition: str | None = None  # the session's admin partition, set per request
 
     # ---- writes ---------------------------------------------------------------------------------
@@ -41,7 +41,7 @@ class Writes:
         action = q.get("action")
         if resource not in ATTRS or resource in ("login", "logout"):
             raise Fault(400, 1232, "Invalid object name", resource)
-        if self.s.ha == "secondary":
+        if self.state.ha == "secondary":
             # Configuration belongs on the primary; the HTTP status is [UNVERIFIED] (599 as for other
             # NITRO-specific refusals).
             raise Fault(599, 368, "Operation permitted only on primary node")
@@ -50,10 +50,10 @@ class Writes:
             if fn is None:
                 raise Fault(405, 1240, "Invalid nitro action or operation", f"delete {resource}")
             fn(name, parse_args(q.get("args", "")))
-            self.s.changed()
+            self.state.changed()
             return 200, {"errorcode": 0, "message": "Done", "severity": "NONE"}
         items = body_items(body, resource)
-        allowed = self.s.attrs_for(resource)
+        allowed = self.state.attrs_for(resource)
         for item in items:
             for k in item:
                 if k.lower() not in allowed:
@@ -74,14 +74,14 @@ class Writes:
         if len(items) == 1:
             fn(name, items[0])
             if action != "save":
-                self.s.changed()
+                self.state.changed()
             return (201 if verb == "add" else 200), None
         return self._bulk(fn, name, items, onerror, 201 if verb == "add" else 200)
 
     def _bulk(self, fn: Callable[[str | None, Row], None], name: str | None, items: list[Row], onerror: str,
               ok_status: int) -> tuple[int, dict[str, Any] | None]:
         """Array payload (§13): X-NITRO-ONERROR exit|continue|rollback; 207 with per-item results."""
-        snapshot = take_snapshot(self.s) if onerror == "rollback" else None
+        snapshot = take_snapshot(self.state) if onerror == "rollback" else None
         results: list[dict[str, Any]] = []
         failed = False
         for item in items:
@@ -94,9 +94,9 @@ class Writes:
                 if onerror in ("exit", "rollback"):
                     break
         if failed and snapshot is not None:
-            restore_snapshot(self.s, snapshot)
+            restore_snapshot(self.state, snapshot)
         elif any(r["errorcode"] == 0 for r in results):
-            self.s.changed()
+            self.state.changed()
         if not failed:
             return ok_status, None
         return 207, {"errorcode": 1243, "message": "Bulk operation failed", "severity": "ERROR",
@@ -104,10 +104,10 @@ class Writes:
 
     # nsfeature
     def action_nsfeature_enable(self, name: str | None, item: Row) -> None:
-        self.s.features |= self._features(item)
+        self.state.features |= self._features(item)
 
     def action_nsfeature_disable(self, name: str | None, item: Row) -> None:
-        self.s.features -= self._features(item)
+        self.state.features -= self._features(item)
 
     def _features(self, item: Row) -> set[str]:
         names = item.get("feature")
@@ -141,7 +141,7 @@ class Writes:
             raise invalid_arg("filecontent") from None
         if len(content) > 2 * 1024 * 1024:
             raise Fault(599, 278, "Invalid argument", "filecontent: file size must be <= 2 MB")
-        folder = self.s.files.setdefault(loc, {})
+        folder = self.state.files.setdefault(loc, {})
         if fname in folder:
             raise Fault(409, 1642, "Cannot create output file. File already exists")
         folder[fname] = content
@@ -152,7 +152,7 @@ class Writes:
             raise arg_missing("filename")
         if not loc:
             raise arg_missing("filelocation")
-        folder = self.s.files.get(loc, {})
+        folder = self.state.files.get(loc, {})
         if name not in folder:
             raise Fault(599, 1155, "No such file", f"{loc}/{name}")
         del folder[name]
@@ -166,7 +166,7 @@ class Writes:
     def _read_file(self, path: str) -> bytes:
         full = path if path.startswith("/") else f"{self.ssl_dir}/{path}"
         loc, _, fname = full.rpartition("/")
-        content = self.s.files.get(loc or "/", {}).get(fname)
+        content = self.state.files.get(loc or "/", {}).get(fname)
         if self.partition and not loc.startswith(f"{PARTITIONS_DIR}/{self.partition}"):
             content = None  # another partition's (or the default partition's) files are not visible
         if content is None:
@@ -222,25 +222,25 @@ class Writes:
         ck = item.get("certkey")
         if not ck:
             raise arg_missing("certkey")
-        if ck in self.s.certkeys:
+        if ck in self.state.certkeys:
             raise already_exists("certkey", ck)
         pair = self._load_pair(item)
-        for other in self.s.certkeys.values():
+        for other in self.state.certkeys.values():
             # ansible#402: the same certificate under another name is refused (interpretation [UNVERIFIED]).
             if other["serial"] == pair["serial"] and other["issuer"] == pair["issuer"]:
                 raise already_exists("certkeyName Contents", other["certkey"])
         pair.update(certkey=ck, expirymonitor=item.get("expirymonitor", "ENABLED"),
                     notificationperiod=item.get("notificationperiod", 30))
-        self.s.certkeys[ck] = pair
+        self.state.certkeys[ck] = pair
 
     def action_sslcertkey_update(self, name: str | None, item: Row) -> None:
         """`update ssl certKey` (§5.4): new files for an existing pair; bindings stay."""
         ck = item.get("certkey") or name
         if not ck:
             raise arg_missing("certkey")
-        if ck not in self.s.certkeys:
+        if ck not in self.state.certkeys:
             raise not_found("certkey", ck)
-        old = self.s.certkeys[ck]
+        old = self.state.certkeys[ck]
         pair = self._load_pair(item)
         if pair["cn"] != old["cn"] and not truthy(item.get("nodomaincheck")):
             raise Fault(599, 3585, "Certificate is registered to a different domain; use the no domain check"
@@ -249,20 +249,20 @@ class Writes:
 
     def update_sslcertkey(self, name: str | None, item: Row) -> None:
         ck = item.get("certkey") or name
-        if ck not in self.s.certkeys:
+        if ck not in self.state.certkeys:
             raise not_found("certkey", str(ck))
         for k in item:
             if k not in ("certkey", "expirymonitor", "notificationperiod"):
                 raise invalid_arg(k)
-        self.s.certkeys[ck].update({k: v for k, v in item.items() if k != "certkey"})
+        self.state.certkeys[ck].update({k: v for k, v in item.items() if k != "certkey"})
 
     def delete_sslcertkey(self, name: str | None, args: Args) -> None:
-        if name not in self.s.certkeys:
+        if name not in self.state.certkeys:
             raise not_found("certkey", str(name))
-        if any(b["certkeyname"] == name for b in self.s.cert_bindings):
+        if any(b["certkeyname"] == name for b in self.state.cert_bindings):
             raise Fault(599, 1541, "Certificate is referenced by a CRL, OCSP responder, vserver, service, "
                         "monitor, SSL profile, or another certificate")
-        del self.s.certkeys[name]
+        del self.state.certkeys[name]
 
     # service (§6)
     def add_service(self, name: str | None, item: Row) -> None:
@@ -270,7 +270,7 @@ class Writes:
             if item.get(req) in (None, ""):
                 raise arg_missing(req)
         n = item["name"]
-        if n in self.s.services or n in self.s.servicegroups:  # one namespace ([UNVERIFIED], see add_servicegroup)
+        if n in self.state.services or n in self.state.servicegroups:  # one namespace ([UNVERIFIED], see add_servicegroup)
             raise already_exists("name", n)
         stype = str(item["servicetype"]).upper()
         if stype not in SERVICE_TYPES:
@@ -284,19 +284,19 @@ class Writes:
                 ipaddress.ip_address(ip)
             except ValueError:
                 raise Fault(599, 1097, "Invalid argument value", f"ip, {ip}") from None
-            server = next((s for s, a in self.s.servers.items() if a == ip), ip)
-            self.s.servers.setdefault(server, ip)  # IP-based services auto-create a server (§6)
+            server = next((s for s, a in self.state.servers.items() if a == ip), ip)
+            self.state.servers.setdefault(server, ip)  # IP-based services auto-create a server (§6)
         elif item.get("servername"):
             server = str(item["servername"])
-            if server not in self.s.servers:
+            if server not in self.state.servers:
                 raise Fault(599, 351, "No such server")
-            ip = self.s.servers[server]
+            ip = self.state.servers[server]
         else:
             raise arg_missing("ip")
         mcc = str(item.get("monconnectionclose", "NONE")).upper()
         if mcc not in ("NONE", "RESET", "FIN"):
             raise Fault(599, 1097, "Invalid argument value", f"monconnectionclose, {mcc}")
-        self.s.services[n] = {"name": n, "servername": server, "ipaddress": ip, "port": port,
+        self.state.services[n] = {"name": n, "servername": server, "ipaddress": ip, "port": port,
                               "servicetype": stype, "monconnectionclose": mcc,
                               "healthmonitor": item.get("healthmonitor", "YES"), "state": item.get("state", "ENABLED")}
 
@@ -313,9 +313,9 @@ class Writes:
         n = item.get("name") or name
         if not n:
             raise arg_missing("name")
-        if n not in self.s.services:
+        if n not in self.state.services:
             raise not_found("name", n)
-        svc = self.s.services[n]
+        svc = self.state.services[n]
         # port, servicetype, servername are immutable: "the update appears to succeed, but these
         # properties retain their original values" (DOC12, §6).
         if "ipaddress" in item:
@@ -330,10 +330,10 @@ class Writes:
                 svc[k] = item[k]
 
     def delete_service(self, name: str | None, args: Args) -> None:
-        if name not in self.s.services:
+        if name not in self.state.services:
             raise not_found("name", str(name))
-        del self.s.services[name]
-        self.s.lb_bindings = [b for b in self.s.lb_bindings if b["servicename"] != name]
+        del self.state.services[name]
+        self.state.lb_bindings = [b for b in self.state.lb_bindings if b["servicename"] != name]
 
     # service groups (§7)
     def add_servicegroup(self, name: str | None, item: Row) -> None:
@@ -342,18 +342,18 @@ class Writes:
                 raise arg_missing(req)
         n = str(item["servicegroupname"])
         # [UNVERIFIED] services and groups share one namespace (`bind lb vserver VS NAME` takes either).
-        if n in self.s.servicegroups or n in self.s.services:
+        if n in self.state.servicegroups or n in self.state.services:
             raise already_exists("servicegroupname", n)
         stype = str(item["servicetype"]).upper()
         if stype not in SERVICE_TYPES:
             raise Fault(599, 1097, "Invalid argument value", f"servicetype, {item['servicetype']}")
-        mcc = self._mcc(item.get("monconnectionclose", "NONE"))
-        self.s.servicegroups[n] = {"servicegroupname": n, "servicetype": stype, "monconnectionclose": mcc,
+        mcc = self._monitor_close(item.get("monconnectionclose", "NONE"))
+        self.state.servicegroups[n] = {"servicegroupname": n, "servicetype": stype, "monconnectionclose": mcc,
                                    "healthmonitor": item.get("healthmonitor", "YES"),
                                    "state": str(item.get("state", "ENABLED")).upper()}
-        self.s.sg_members[n] = []
+        self.state.sg_members[n] = []
 
-    def _mcc(self, v: Any) -> str:
+    def _monitor_close(self, v: Any) -> str:
         mcc = str(v).upper()
         if mcc not in ("NONE", "RESET", "FIN"):
             raise Fault(599, 1097, "Invalid argument value", f"monconnectionclose, {mcc}")
@@ -363,23 +363,23 @@ class Writes:
         n = item.get("servicegroupname") or name
         if not n:
             raise arg_missing("servicegroupname")
-        if n not in self.s.servicegroups:
+        if n not in self.state.servicegroups:
             raise not_found("servicegroupname", str(n))
-        sg = self.s.servicegroups[n]
+        sg = self.state.servicegroups[n]
         if "monconnectionclose" in item:
-            sg["monconnectionclose"] = self._mcc(item["monconnectionclose"])
+            sg["monconnectionclose"] = self._monitor_close(item["monconnectionclose"])
         for k in ("healthmonitor", "comment"):  # servicetype is immutable: ignored, as for a service (§6)
             if k in item:
                 sg[k] = item[k]
 
     def delete_servicegroup(self, name: str | None, args: Args) -> None:
-        if name not in self.s.servicegroups:
+        if name not in self.state.servicegroups:
             raise not_found("servicegroupname", str(name))
         # [UNVERIFIED] like `rm service`, `rm serviceGroup` of a bound group succeeds and takes its vserver
         # bindings and members with it; the auto-created server objects stay (netscaler-k8s-ingress-controller#375).
-        del self.s.servicegroups[name]
-        self.s.sg_members.pop(name, None)
-        self.s.lb_group_bindings = [b for b in self.s.lb_group_bindings if b["servicegroupname"] != name]
+        del self.state.servicegroups[name]
+        self.state.sg_members.pop(name, None)
+        self.state.lb_group_bindings = [b for b in self.state.lb_group_bindings if b["servicegroupname"] != name]
 
     def _member_target(self, item: dict[str, Any], *, adding: bool) -> tuple[str | None, str | None]:
         """(ip, servername) of a member add/delete; both given is 1092 (ansible-collection-netscaleradc#328)."""
@@ -393,7 +393,7 @@ class Writes:
                 ipaddress.ip_address(str(ip))
             except ValueError:
                 raise Fault(599, 1097, "Invalid argument value", f"ip, {ip}") from None
-        elif adding and str(server) not in self.s.servers:
+        elif adding and str(server) not in self.state.servers:
             raise Fault(599, 351, "No such server")  # terraform-provider-citrixadc#35
         return (str(ip) if ip else None), (str(server) if server else None)
 
@@ -401,35 +401,35 @@ class Writes:
         g = item.get("servicegroupname") or name
         if not g:
             raise arg_missing("servicegroupname")
-        if g not in self.s.servicegroups:
+        if g not in self.state.servicegroups:
             raise not_found("servicegroupname", g)
         ip, server = self._member_target(item, adding=True)
         if item.get("port") in (None, ""):
             raise arg_missing("port")
         port = self._port(item["port"])
         if ip is not None:  # by IP: a server object named after the IP is created (§6)
-            server = next((s for s, a in self.s.servers.items() if a == ip), ip)
-            self.s.servers.setdefault(server, ip)
+            server = next((s for s, a in self.state.servers.items() if a == ip), ip)
+            self.state.servers.setdefault(server, ip)
         else:
-            ip = self.s.servers[str(server)]
-        members = self.s.sg_members.setdefault(g, [])
+            ip = self.state.servers[str(server)]
+        members = self.state.sg_members.setdefault(g, [])
         if any(m["servername"] == server and m["port"] == port for m in members):
             raise already_exists("servicegroupmember", f"{server}:{port}")  # 409/273 (ansible-collection-netscaleradc#376)
         members.append({"ip": ip, "port": port, "servername": server,
                         "state": str(item.get("state", "ENABLED")).upper()})
 
     def delete_servicegroup_servicegroupmember_binding(self, name: str | None, args: Args) -> None:
-        if name not in self.s.servicegroups:
+        if name not in self.state.servicegroups:
             raise not_found("servicegroupname", str(name))
         ip, server = self._member_target(args, adding=False)
         if not args.get("port"):
             raise arg_missing("port")
         port = self._port(args["port"])
-        members = self.s.sg_members.get(name, [])
+        members = self.state.sg_members.get(name, [])
         keep = [m for m in members if not (m["port"] == port and (m["ip"] == ip if ip else m["servername"] == server))]
         if len(keep) == len(members):
             raise not_found("servicegroupmember", f"{ip or server}:{port}")
-        self.s.sg_members[name] = keep
+        self.state.sg_members[name] = keep
 
     def add_lbvserver_servicegroup_binding(self, name: str | None, item: Row) -> None:
         vs, g = item.get("name") or name, item.get("servicegroupname")
@@ -439,20 +439,20 @@ class Writes:
             raise arg_missing("servicegroupname")
         if "weight" in item:  # weight belongs to a service binding (ansible-collection-netscaleradc#191)
             raise Fault(400, 1093, "Argument pre-requisite missing", "weight, serviceName")
-        if vs not in self.s.lbvservers:
+        if vs not in self.state.lbvservers:
             raise not_found("name", vs)
-        if g not in self.s.servicegroups:
+        if g not in self.state.servicegroups:
             raise not_found("servicegroupname", g)
-        if any(b["name"] == vs and b["servicegroupname"] == g for b in self.s.lb_group_bindings):
+        if any(b["name"] == vs and b["servicegroupname"] == g for b in self.state.lb_group_bindings):
             raise already_exists("servicegroupname", g)
-        self.s.lb_group_bindings.append({"name": vs, "servicegroupname": g})
+        self.state.lb_group_bindings.append({"name": vs, "servicegroupname": g})
 
     def delete_lbvserver_servicegroup_binding(self, name: str | None, args: Args) -> None:
         g = args.get("servicegroupname")
         if not g:
             raise arg_missing("servicegroupname")
-        before = len(self.s.lb_group_bindings)
-        self.s.lb_group_bindings = [b for b in self.s.lb_group_bindings
+        before = len(self.state.lb_group_bindings)
+        self.state.lb_group_bindings = [b for b in self.state.lb_group_bindings
                                     if not (b["name"] == name and b["servicegroupname"] == g)]
-        if len(self.s.lb_group_bindings) == before:
+        if len(self.state.lb_group_bindings) == before:
             raise not_found("servicegroupname", g)
