@@ -26,7 +26,7 @@ class Follower:
     def __init__(self, path: Path, poll: float = 0.3) -> None:
         self.path, self.poll = path, poll
         self._stop = threading.Event()
-        self._file = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115 - closed by __iter__
+        self._file = open(path, encoding="utf-8", errors="replace")  # closed when the iteration ends
         self._file.seek(0, 2)  # here, not when iterating starts: records written after this are the new ones
 
     def stop(self) -> None:

@@ -17,7 +17,7 @@ def _counting(loop: asyncio.AbstractEventLoop) -> list[str]:
         calls.append(host)
         return await real(host, port, **kw)
 
-    loop.getaddrinfo = getaddrinfo  # type: ignore[method-assign]
+    loop.getaddrinfo = getaddrinfo
     return calls
 
 
