@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+from typing import NoReturn
 
 from dicomtls.cli import output
 from dicomtls.cli.commands import MODULES
@@ -35,7 +36,7 @@ class UsageError(Exception):
 class Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors reach main() (subcommand parsers are made of the same class)."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise UsageError(self, message)
 
 

@@ -23,7 +23,7 @@ def add_backend_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--passphrase-env", metavar="VAR", help="environment variable holding the key's passphrase")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("apply", help="show the changes a plan needs on its backend, then make them")
     p.add_argument("plan", help="path of the plan TOML file")
     p.add_argument("--dry-run", action="store_true", help="print the change list and change nothing")

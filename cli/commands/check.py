@@ -10,13 +10,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from dicomtls.cli.commands.apply import backend_options
 from dicomtls.cli.phrasing import fix_text
 from dicomtls.engine.errors import UserError
 
+if TYPE_CHECKING:  # engine.check is loaded when the command runs
+    from dicomtls.engine.check import CheckReport, Finding, Perf
 
-def register(sub: argparse._SubParsersAction) -> None:
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from dicomtls.engine.check import DEFAULT_CRIT_DAYS, DEFAULT_WARN_DAYS
 
     p = sub.add_parser("check", help="monitoring check: echo through TLS, certificate expiry, PACS health "
@@ -76,16 +80,16 @@ _WORDS = {
 _CAUSES = ("member_down", "vserver_down", "terminator_not_running", "endpoint_down", "cert_expired")
 
 
-def _ordered(findings: list) -> list:
+def _ordered(findings: list[Finding]) -> list[Finding]:
     return sorted(findings, key=lambda f: (-f.level, _CAUSES.index(f.code) if f.code in _CAUSES else len(_CAUSES)))
 
 
-def _phrase(f) -> str:
+def _phrase(f: Finding) -> str:
     words = _WORDS.get(f.code, f.code.replace("_", " "))
     return f"{words}: {f.subject}" + (f" ({f.detail})" if f.detail else "")
 
 
-def status_line(report) -> str:
+def status_line(report: CheckReport) -> str:
     from dicomtls.engine.check import Level
 
     worst = _ordered(report.findings)
@@ -104,7 +108,7 @@ def status_line(report) -> str:
     return f"DICOMTLS {Level(report.level).name} - {summary}" + (f" | {perf}" if perf else "")
 
 
-def _perf(p) -> str:
+def _perf(p: Perf) -> str:
     label = p.label.replace("'", "_").replace("=", "_")
     value = f"{p.value:g}{p.uom}"
     tail = ";".join([p.warn, p.crit, p.min, p.max]).rstrip(";")

@@ -11,7 +11,7 @@ from dicomtls.engine.ciphers import DEFAULT_POLICY, POLICIES
 from dicomtls.engine.errors import UserError
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("check-pem", help="check a PEM certificate and its private key (e.g. from Butterfly Cloud)",
                        description="Check that CERT and KEY are a usable PEM pair for the TLS listener: "
                                    "subject, SANs, validity, fingerprint, key type, and that the key matches.")

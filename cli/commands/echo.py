@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from dicomtls.cli.output import emit_json
 from dicomtls.cli.phrasing import step_action
@@ -16,8 +17,11 @@ from dicomtls.engine.ciphers import POLICIES
 from dicomtls.engine.errors import UserError
 from dicomtls.engine.plan import DEFAULT_CALLED_AE, DEFAULT_CALLING_AE, DEFAULT_WORKLIST_MODALITY
 
+if TYPE_CHECKING:  # engine.worklist is loaded only for a worklist query
+    from dicomtls.engine.worklist import WorklistQuery, WorklistResult
 
-def register(sub: argparse._SubParsersAction) -> None:
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("echo", help="run a real DICOM C-ECHO (plain or TLS) and say which step fails and why",
                        description="Resolve, connect, (TLS handshake,) associate, C-ECHO and release, each "
                                    "step timed; the first failing step names a likely cause and what to do. "
@@ -59,7 +63,7 @@ def _port(text: str) -> int:
     return value
 
 
-def _worklist_query(args: argparse.Namespace):
+def _worklist_query(args: argparse.Namespace) -> WorklistQuery | None:
     given = [f for f, v in (("--modality", args.modality), ("--date", args.date), ("--station-ae", args.station_ae),
                             ("--show-names", args.show_names)) if v]
     if not args.worklist:
@@ -79,7 +83,7 @@ def _worklist_query(args: argparse.Namespace):
         raise UserError(str(exc), fix[str(exc).split()[0]]) from None
 
 
-def _print_worklist(result) -> None:
+def _print_worklist(result: WorklistResult) -> None:
     """The items, one line each (patient names masked unless --show-names), or the query that found none."""
     print(f"Worklist query: {result.query.describe()}")
     for item in result.items:

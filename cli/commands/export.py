@@ -16,7 +16,7 @@ from dicomtls.engine.errors import UserError
 from dicomtls.engine.plan import load_plan
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("export", help="print a plan as a NetScaler CLI batch or NITRO requests (offline)")
     p.add_argument("plan", help="path of the plan TOML file")
     p.add_argument("--format", required=True, choices=FORMATS,

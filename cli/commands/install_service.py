@@ -32,7 +32,7 @@ from dicomtls.engine.terminator.config import StateFiles, state_dir_for
 DEFAULT_UNIT_DIR = "/etc/systemd/system"
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("install-service", help="write (or print) a hardened systemd unit for the built-in terminator",
                        description=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("plan", help="path of the plan TOML file")

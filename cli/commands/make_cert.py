@@ -10,7 +10,7 @@ from dicomtls.engine.plan import DEFAULT_CERT_FILE, DEFAULT_KEY_FILE
 from dicomtls.engine.rehearsal.pairs import make_self_signed
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("make-cert", help="write a self-signed certificate and key for a rehearsal",
                        description="Write a self-signed certificate (0644) and its private key (0600) for "
                                    "rehearsing on loopback. In production use the pair from Butterfly Cloud.")

@@ -19,7 +19,7 @@ from dicomtls.engine.errors import UserError
 RELEASES = ("11.1", "12.0", "12.1", "13.0", "13.1", "14.1")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("nitro-sim", help="serve a NITRO simulator on loopback (rehearse the NetScaler path)")
     p.add_argument("--port", type=int, default=0, help="TCP port (default: a free one)")
     p.add_argument("--host", default="127.0.0.1", help="loopback address to listen on (127.0.0.1 or ::1)")

@@ -8,7 +8,7 @@ from dicomtls.cli.output import emit_json, warn
 from dicomtls.engine.plan import load_plan
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("plan", help="work with plan files")
     psub = p.add_subparsers(dest="plan_command", metavar="ACTION", required=True)
     v = psub.add_parser("validate", help="validate a plan file (exit 0 when valid)")

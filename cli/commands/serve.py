@@ -13,7 +13,7 @@ import argparse
 from dicomtls.engine import paths
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("serve", help="run the built-in TLS terminator in the foreground (for systemd)",
                        description=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("plan", nargs="?", help="path of the plan TOML file (default: the saved plan in the config dir)")

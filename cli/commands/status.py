@@ -10,7 +10,7 @@ from dicomtls.engine.backends import get_backend
 from dicomtls.engine.plan import load_plan
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("status", help="show the backend's live state for a plan")
     p.add_argument("plan", help="path of the plan TOML file")
     p.add_argument("--json", action="store_true", help="print one JSON object")
