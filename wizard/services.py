@@ -11,12 +11,19 @@ import datetime as dt
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dicomtls.engine.backends import BackendOptions, get_backend
 from dicomtls.engine.backends.base import Backend
 from dicomtls.engine.plan import DEFAULT_CERT_FILE, DEFAULT_KEY_FILE, Plan
 from dicomtls.engine.terminator.follow import Follower
+
+if TYPE_CHECKING:  # the results' types; their modules are loaded when a method runs
+    from dicomtls.engine.backends.netscaler.watch import Arrival
+    from dicomtls.engine.certs import PemReport
+    from dicomtls.engine.check import InstalledCert
+    from dicomtls.engine.errors import UserError
+    from dicomtls.engine.verify import EchoReport, Step
 
 
 def source_key(address: str) -> str:
@@ -41,13 +48,14 @@ class Services:
         return dt.datetime.now(dt.UTC)
 
     # --- certificates ---------------------------------------------------------------------------
-    def installed_certificate(self, plan):
+    def installed_certificate(self, plan: Plan) -> InstalledCert | None:
         """The certificate a saved plan put in service, with its days to expiry (engine.check)."""
         from dicomtls.engine.check import installed_certificate
 
         return installed_certificate(plan, self.now())
 
-    def check_pair(self, cert: str, key: str, passphrase: str | None = None, policy: str | None = None):
+    def check_pair(self, cert: str, key: str, passphrase: str | None = None,
+                   policy: str | None = None) -> PemReport:
         from dicomtls.engine.certs import check_pair
 
         return check_pair(cert, key, passphrase=passphrase.encode() if passphrase else None, policy=policy,
@@ -71,10 +79,11 @@ class Services:
         return None
 
     # --- DICOM ------------------------------------------------------------------------------------
-    def echo(self, host: str, port: int, *, on_step: Callable[[Any], None] | None = None, **kw: Any):
+    def echo(self, host: str, port: int, *, on_step: Callable[[Step], None] | None = None,
+             **kw: Any) -> EchoReport:
         from dicomtls.engine.verify import echo
 
-        def seen(step: Any) -> None:
+        def seen(step: Step) -> None:
             if step.name == "tcp" and step.local:
                 self.own_sources.add(source_key(step.local))
             if on_step is not None:
@@ -103,8 +112,9 @@ class Services:
             backend.close()
 
     # --- the NetScaler vserver's counters ----------------------------------------------------------
-    def watch_counters(self, plan: Plan, options: BackendOptions, vserver: str, on_arrival: Callable[[Any], None],
-                       on_error: Callable[[Any], None], interval: float = 2.0) -> Callable[[], None]:
+    def watch_counters(self, plan: Plan, options: BackendOptions, vserver: str,
+                       on_arrival: Callable[[Arrival], None], on_error: Callable[[UserError], None],
+                       interval: float = 2.0) -> Callable[[], None]:
         """Poll `stat/lbvserver/VSERVER` on the plan's ADC in a daemon thread; `on_arrival(Arrival)` once a
         connection from outside arrives. Returns a stop (which also ends the NITRO session)."""
         from dicomtls.engine.backends.netscaler import NetScalerBackend
@@ -120,7 +130,7 @@ class Services:
         return stop_and_close
 
     # --- the built-in terminator's association log ----------------------------------------------
-    def watch_associations(self, state: Any, plan: Plan, callback: Callable[[dict], None],
+    def watch_associations(self, state: Any, plan: Plan, callback: Callable[[dict[str, Any]], None],
                            run: Callable[[Callable[[], None]], Any] | None = None) -> Callable[[], None] | None:
         """Call `callback(record)` for each association the terminator logs from now on; returns a stop.
 

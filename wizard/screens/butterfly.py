@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -38,7 +40,7 @@ class ButterflyScreen(StepScreen):
     def __init__(self) -> None:
         super().__init__()
         self.opened = dt.datetime.now(dt.UTC)
-        self._unwatch = None
+        self._unwatch: Callable[[], None] | None = None
 
     def compose_body(self) -> ComposeResult:
         st = self.state
@@ -124,9 +126,13 @@ class ButterflyScreen(StepScreen):
         plan = self.state.try_plan()
         if plan is None:
             return
+
+        def seen(rec: dict[str, Any]) -> None:
+            self.post_message(AssociationSeen(rec))
+
         try:
             self._unwatch = self.services.watch_associations(
-                self.state, plan, lambda rec: self.post_message(AssociationSeen(rec)),
+                self.state, plan, seen,
                 run=lambda follow: self.run_worker(follow, thread=True, group="watch", exit_on_error=False))
         except Exception as exc:  # no log to watch (the terminator is not running here)
             live = self.query_one("#live", Static)
@@ -183,9 +189,12 @@ class ButterflyScreen(StepScreen):
         """Demo only: stand in for Butterfly and call in as BUTTERFLY."""
         st = self.state
         plan = st.build_plan()
+        vs, svc = st.vserver, st.service
+        if vs is None or svc is None:  # (set on the earlier steps; the key is offered in the demo only)
+            return
         host, port = echo_target(plan, st.role)
         await self.guarded("Sending a C-ECHO as Butterfly would", self.services.echo, host, port, tls=True,
-                           insecure=True, calling_ae=st.vserver.calling_ae, called_ae=st.service.ae_title,
+                           insecure=True, calling_ae=vs.calling_ae, called_ae=svc.ae_title,
                            policy=plan.cipher_policy.profile, timeout=10.0)
 
     # --- runbook ---------------------------------------------------------------------------------------
