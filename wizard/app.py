@@ -25,6 +25,7 @@ import logging
 import os
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual.app import App
 from textual.binding import Binding
@@ -35,8 +36,12 @@ from dicomtls.engine.errors import UserError
 from dicomtls.wizard.advice import fix_text
 from dicomtls.wizard.screens import STEPS
 from dicomtls.wizard.screens.modals import ChoiceModal
+from dicomtls.wizard.screens.start import StartScreen
 from dicomtls.wizard.services import Services
 from dicomtls.wizard.state import WizardState
+
+if TYPE_CHECKING:
+    from dicomtls.wizard.screens.base import StepScreen
 
 log = logging.getLogger("dicomtls.wizard")
 
@@ -79,7 +84,7 @@ class WizardApp(App[int], inherit_bindings=False):
                 loop.add_signal_handler(sig, self.exit, code)
         self.goto(0)
 
-    def goto(self, index: int):
+    def goto(self, index: int) -> StepScreen:
         """Show step `index` (a new screen, filled from the state and its drafts); returns it."""
         index = max(0, min(index, len(STEPS) - 1))
         current = self.step_screen
@@ -107,10 +112,11 @@ class WizardApp(App[int], inherit_bindings=False):
             setattr(new, name, getattr(old, name))
         self.state = new
         start = self.goto(0)
+        assert isinstance(start, StartScreen)  # step 0
         start.call_after_refresh(start.action_add_worklist)
 
     @property
-    def step_screen(self):
+    def step_screen(self) -> StepScreen | None:
         from dicomtls.wizard.screens.base import StepScreen
 
         for s in reversed(self.screen_stack):
@@ -123,7 +129,7 @@ class WizardApp(App[int], inherit_bindings=False):
         if screen is not None and screen is self.screen:
             screen.request_next()
 
-    def action_back(self) -> None:
+    async def action_back(self) -> None:  # async like the App action it overrides (Textual awaits either)
         screen = self.step_screen
         if screen is None or screen is not self.screen or self.index == 0:
             return

@@ -4,11 +4,13 @@ in place)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual import work
 from textual.content import Content
 from textual.widgets import Static
 
-from dicomtls.engine.check import DEFAULT_WARN_DAYS
+from dicomtls.engine.check import DEFAULT_WARN_DAYS, InstalledCert
 from dicomtls.engine.plan import Plan
 
 # The screens of the short path, by index: Start, Certificates, then Review and Apply.
@@ -18,7 +20,7 @@ CERTIFICATES, REVIEW = 1, 5
 class ExpiryNote(Static):
     """"Certificate: expires 2027-01-02 (29 days left)", read in a worker thread."""
 
-    def __init__(self, plan: Plan, **kw) -> None:
+    def __init__(self, plan: Plan, **kw: Any) -> None:
         super().__init__("Certificate: reading…", **kw)
         self.plan = plan
 
@@ -27,11 +29,16 @@ class ExpiryNote(Static):
 
     @work(thread=True, exit_on_error=False)
     def _read(self) -> None:
-        cert = self.app.services.installed_certificate(self.plan)  # type: ignore[attr-defined]
+        from dicomtls.wizard.app import WizardApp  # here: app.py imports the screens, which import this
+
+        app = self.app
+        if not isinstance(app, WizardApp):
+            raise TypeError(f"the expiry note runs in the WizardApp, not in {type(app).__name__}")
+        cert = app.services.installed_certificate(self.plan)
         self.app.call_from_thread(self.update, phrase(cert))
 
 
-def phrase(cert) -> Content:
+def phrase(cert: InstalledCert | None) -> Content:
     if cert is None:
         return Content("Certificate: the installed one cannot be read.")
     when = f"{cert.not_after:%Y-%m-%d}"

@@ -42,7 +42,7 @@ class Choice(RadioButton):
     tells them apart by colour alone, which NO_COLOR, ansi themes and poor terminals lose."""
 
     @property
-    def BUTTON_INNER(self) -> str:  # type: ignore[override]
+    def BUTTON_INNER(self) -> str:  # type: ignore[override]  # Textual only reads it; mypy sees a settable attribute
         return "●" if self.value else " "
 
 

@@ -64,7 +64,12 @@ class StepScreen(Screen[None]):
     # --- shortcuts -------------------------------------------------------------------------------
     @property
     def wizard(self) -> WizardApp:
-        return self.app  # type: ignore[return-value]
+        from dicomtls.wizard.app import WizardApp  # here: app.py imports the screens
+
+        app = self.app
+        if not isinstance(app, WizardApp):
+            raise TypeError(f"a step screen runs in the WizardApp, not in {type(app).__name__}")
+        return app
 
     @property
     def state(self) -> WizardState:
