@@ -15,7 +15,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ValidationError
 
@@ -44,14 +44,15 @@ if TYPE_CHECKING:  # the results' types; their modules are loaded when a check r
     from dicomtls.engine.terminator.runner import TerminatorHandle
     from dicomtls.engine.verify import EchoReport
 
-ROLES = ("store", "worklist")
+Role = Literal["store", "worklist"]  # a pass's role, as VirtualServer.role
+ROLES: tuple[Role, ...] = ("store", "worklist")
 
 
 @dataclass
 class WizardState:
     plan_path: Path
     backend: str = "builtin"
-    role: str = "store"
+    role: Role = "store"
     certificate: Certificate = field(default_factory=Certificate)
     cipher_policy: CipherPolicy = field(default_factory=CipherPolicy)
     pacs_services: list[Service] = field(default_factory=list)

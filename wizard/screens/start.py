@@ -18,6 +18,7 @@ from dicomtls.wizard.checks import stale_text
 from dicomtls.wizard.renewal import CERTIFICATES, ExpiryNote
 from dicomtls.wizard.screens.base import StepScreen
 from dicomtls.wizard.screens.modals import ChoiceModal
+from dicomtls.wizard.state import Role
 from dicomtls.wizard.widgets import Choice, FormField, fingerprint_lines
 
 INTRO = ("Butterfly Cloud sends studies over DICOM-TLS (TLS 1.2); your PACS speaks plain DICOM. "
@@ -25,7 +26,7 @@ INTRO = ("Butterfly Cloud sends studies over DICOM-TLS (TLS 1.2); your PACS spea
          "shows every change before making it, and proves it with a C-ECHO as BUTTERFLY.")
 
 BACKENDS = ["builtin", "netscaler"]
-ROLES = ["store", "worklist"]
+ROLES: list[Role] = ["store", "worklist"]
 
 
 def describe(plan: Plan) -> list[str]:
@@ -112,12 +113,12 @@ class StartScreen(StepScreen):
         return BACKENDS[max(0, self.query_one("#backend", RadioSet).pressed_index)]
 
     @property
-    def role_choice(self) -> str:
+    def role_choice(self) -> Role:
         if self.role_override:
             return self.role_override
         return ROLES[max(0, self.query_one("#role", RadioSet).pressed_index)]
 
-    role_override: str | None = None
+    role_override: Role | None = None
 
     def store_draft(self) -> None:
         super().store_draft()
@@ -191,10 +192,11 @@ class StartScreen(StepScreen):
         self.field("ns-password").set_error(None)
         result = self.query_one("#ns-result", Static)
         if ns.url.startswith("https://") and not ns.ca_file:
-            seen = await self.guarded("Reading the management certificate", self.services.fetch_fingerprint, ns.url)
-            if seen is None:
+            fetched = await self.guarded("Reading the management certificate", self.services.fetch_fingerprint, ns.url)
+            if fetched is None:
                 return False
-            seen = NetScaler(url=ns.url, fingerprint=seen).fingerprint
+            seen = NetScaler(url=ns.url, fingerprint=fetched).fingerprint
+            assert seen is not None  # the validator turns a fingerprint into its canonical form, never None
             if ns.fingerprint != seen:
                 if not await self._pin(ns, seen):
                     result.update("Not connected: the certificate was not pinned.")
@@ -253,7 +255,7 @@ class StartScreen(StepScreen):
             result.update(self._ns_text())
             result.set_classes("")
 
-    def set_role(self, role: str) -> None:
+    def set_role(self, role: Role) -> None:
         st = self.state
         st.role = role
         vs = st.vserver_for(role)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
 
 from pydantic import ValidationError
 from textual.app import ComposeResult
@@ -10,7 +11,8 @@ from textual.content import Content
 from textual.widgets import Input, Static
 
 from dicomtls.engine.backends import BackendOptions
-from dicomtls.engine.plan import ROLE_PORTS, VirtualServer, check_ae_title, check_ip, check_name, dump_plan
+from dicomtls.engine.backends.base import Diff
+from dicomtls.engine.plan import ROLE_PORTS, Plan, VirtualServer, check_ae_title, check_ip, check_name, dump_plan
 from dicomtls.engine.plan_errors import PlanError
 from dicomtls.wizard.advice import change_fix, plan_problem
 from dicomtls.wizard.screens.base import StepScreen
@@ -72,7 +74,7 @@ class VirtualServerScreen(StepScreen):
             if inp.id:
                 d[self.draft_key(inp.id.removeprefix("vs-"))] = inp.value
 
-    def draft_value(self, widget_id: str, default):  # drafts are keyed by role
+    def draft_value(self, widget_id: str, default: Any) -> Any:  # drafts are keyed by role
         return self.state.draft(self.KEY).get(widget_id, default)
 
     def on_mount(self) -> None:
@@ -138,7 +140,7 @@ class VirtualServerScreen(StepScreen):
         self.problems(problems)
         return not problems
 
-    def _diff(self, plan):
+    def _diff(self, plan: Plan) -> Diff:
         st = self.state
         backend = self.services.backend(plan, BackendOptions(password=st.password, passphrase=st.passphrase))
         try:
