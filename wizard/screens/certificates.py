@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 from textual import on, work
@@ -20,11 +22,14 @@ from dicomtls.wizard.renewal import REVIEW
 from dicomtls.wizard.screens.base import StepScreen, error_text
 from dicomtls.wizard.widgets import FormField, PathSuggester, fingerprint_lines, wrap_indent
 
+if TYPE_CHECKING:
+    from dicomtls.engine.certs import PemReport
+
 PASSPHRASE_ENV = "DICOMTLS_KEY_PASSPHRASE"
 PASSPHRASE_CODES = {"encrypted_no_passphrase", "bad_passphrase"}
 
 
-def pem_summary(report, show_path) -> Content:
+def pem_summary(report: PemReport, show_path: Callable[[Path], str]) -> Content:
     """The check's result in plain words."""
     lines = [Content.styled("✓ The certificate and key match and can serve TLS.", "bold")]
     expiry = report.not_after.strftime("%Y-%m-%d")
@@ -62,7 +67,7 @@ class CertificatesScreen(StepScreen):
             with Horizontal(id="found-row"):
                 yield Static(f"Found {st.show_path(found[0].parent)}/{found[0].name} and its key. ", id="found")
                 yield Button("Use them", id="use-found", compact=True)
-            self.found = found
+            self.found: tuple[Path, Path] | None = found
         else:
             self.found = None
         yield FormField("Certificate", "cert", self.draft_value("cert", st.show_path(cert)), suggester=PathSuggester(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from typing import Any
 
 from pydantic import ValidationError
 from textual import on
@@ -37,7 +38,7 @@ class CipherPolicyScreen(StepScreen):
     def compose_body(self) -> ComposeResult:
         st = self.state
         idx = self.draft_value("policy", NAMES.index(st.cipher_policy.profile))
-        self.chosen = NAMES[idx]
+        self.chosen: str = NAMES[idx]
         # The highlighted policy is the chosen one: arrows move both, so there is no hidden second state.
         yield OptionList(*[Option(policy_label(n, n == self.chosen), id=n) for n in NAMES], id="policy",
                          compact=True)
@@ -63,7 +64,7 @@ class CipherPolicyScreen(StepScreen):
     def choice(self) -> str:
         return self.chosen
 
-    def _values(self) -> dict:
+    def _values(self) -> dict[str, Any]:
         return {**super()._values(), "policy": self.chosen}
 
     def store_draft(self) -> None:

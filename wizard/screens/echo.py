@@ -4,6 +4,7 @@ each rung of the ladder ticked or explained."""
 from __future__ import annotations
 
 import ipaddress
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import ComposeResult
@@ -18,6 +19,9 @@ from dicomtls.wizard.screens.base import JUMP_BINDINGS, StepScreen
 from dicomtls.wizard.screens.modals import ChoiceModal
 from dicomtls.wizard.screens.pacs import echo_verdict
 from dicomtls.wizard.widgets import STEP_NAMES, TLS_RUNGS, Ladder
+
+if TYPE_CHECKING:
+    from dicomtls.engine.verify import EchoReport, Step
 
 # Which step holds what a failed rung points at (0-based): the place to go and fix it.
 FIX_STEP = {"resolve": 4, "tcp": 4, "tls": 1, "associate": 2, "echo": 2, "release": 2}
@@ -71,13 +75,15 @@ class EchoScreen(StepScreen):
         st = self.state
         plan = st.build_plan()
         vs, svc = st.vserver, st.service
+        if vs is None or svc is None:  # (the screen has a Ladder to run only when both are there)
+            return
         host, port = echo_target(plan, st.role)
         ladder = self.query_one(Ladder)
         ladder.reset()
         self.query_one("#echo-result", Static).update("")
         inputs = st.echo_inputs()
 
-        def on_step(step) -> None:
+        def on_step(step: Step) -> None:
             self.post_message(EchoStep("echo", step))
 
         # Butterfly's certificates are self-signed and used for encryption, not identity, so the
@@ -97,7 +103,7 @@ class EchoScreen(StepScreen):
         if message.ladder == "echo" and self.query(Ladder):
             self.query_one(Ladder).show(message.step)
 
-    def _verdict(self, report) -> None:
+    def _verdict(self, report: EchoReport) -> None:
         text, cls = echo_verdict(report, "Through TLS, the PACS")
         text = worklist_view.verdict(report, "through TLS", text)
         if report.ok:

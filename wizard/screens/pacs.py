@@ -7,6 +7,8 @@ are kept as they are, listed, and tested one by one.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, NoReturn
+
 from pydantic import ValidationError
 from textual import on, work
 from textual.app import ComposeResult
@@ -34,6 +36,9 @@ from dicomtls.wizard.screens.base import StepScreen, error_text
 from dicomtls.wizard.screens.modals import ChoiceModal
 from dicomtls.wizard.widgets import PLAIN_RUNGS, RUNG_LABELS, FormField, Ladder
 
+if TYPE_CHECKING:
+    from dicomtls.engine.verify import EchoReport, Step
+
 
 def parse_port(text: str) -> int:
     try:
@@ -43,7 +48,7 @@ def parse_port(text: str) -> int:
     return check_port(value)
 
 
-def echo_verdict(report, what: str, where: str = "") -> tuple[Content, str]:
+def echo_verdict(report: EchoReport, what: str, where: str = "") -> tuple[Content, str]:
     """One line: the ladder's outcome, and the CSS class that colours it. `where` names the server
     in a failure (a PACS on several servers)."""
     if report.ok:
@@ -57,7 +62,7 @@ def echo_verdict(report, what: str, where: str = "") -> tuple[Content, str]:
                       f"{bad.cause or bad.detail}", step_action(bad)), "error"
 
 
-def members_verdict(results: list[tuple[str, object]]) -> tuple[Content, str]:
+def members_verdict(results: list[tuple[str, EchoReport]]) -> tuple[Content, str]:
     """One line per server of the PACS; green only when every one answered."""
     lines = [echo_verdict(rep, where, where)[0] for where, rep in results]
     return Content("\n").join(lines), "ok" if all(rep.ok for _, rep in results) else "error"
@@ -82,7 +87,7 @@ class PacsScreen(StepScreen):
         yield FormField("Port", "svc-port", self.draft_value("svc-port", str(first.port if first else DEFAULT_PACS_PORT)))
         yield FormField("AE title", "svc-ae", self.draft_value("svc-ae", svc.ae_title if svc else ""),
                         placeholder="the PACS's own AE title, e.g. QLINK")
-        if self.other_members:
+        if self.other_members and first is not None:  # (members after the first: there is a first)
             line = self._members_line(self.draft_value("svc-host", first.host),
                                       self.draft_value("svc-port", str(first.port)))
             yield Static(line, id="members", classes="note")
@@ -203,7 +208,7 @@ class PacsScreen(StepScreen):
         ladder.display = True
         self.query_one("#pacs-result", Static).update("")
         targets = svc.targets
-        results: list[tuple[str, object]] = []
+        results: list[tuple[str, EchoReport]] = []
         for i, m in enumerate(targets):
             ladder.reset()
             if len(targets) > 1:
@@ -211,7 +216,7 @@ class PacsScreen(StepScreen):
             ladder_name = f"pacs:{i}"
             self._ladder_name = ladder_name  # step messages of an earlier server's test are ignored
 
-            def on_step(step, ladder_name=ladder_name) -> None:
+            def on_step(step: Step, ladder_name: str = ladder_name) -> None:
                 self.post_message(EchoStep(ladder_name, step))
 
             report = await self.guarded(f"C-ECHO to {svc.ae_title} at {m.address}", self.services.echo,
@@ -233,7 +238,7 @@ class PacsScreen(StepScreen):
         self.show_results()
         return worst.ok
 
-    def _show_members(self, results: list[tuple[str, object]]) -> None:
+    def _show_members(self, results: list[tuple[str, EchoReport]]) -> None:
         """Each server's verdict; the ladder above is that of the first failing one (or the last)."""
         at = next((i for i, (_, r) in enumerate(results) if not r.ok), len(results) - 1)
         ladder = self.query_one(Ladder)
@@ -246,7 +251,7 @@ class PacsScreen(StepScreen):
         w.update(text)
         w.set_classes(cls)
 
-    def _verdict(self, report) -> None:
+    def _verdict(self, report: EchoReport) -> None:
         text, cls = echo_verdict(report, "The PACS")
         text = worklist_view.verdict(report, "in the PACS's worklist", text)
         w = self.query_one("#pacs-result", Static)
@@ -280,5 +285,5 @@ class PacsScreen(StepScreen):
         return True
 
 
-def _missing(what: str):
+def _missing(what: str) -> NoReturn:
     raise ValueError(f"is empty; give {what}")

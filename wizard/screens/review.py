@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -67,7 +70,7 @@ def plan_notes(plan: Plan, demo_ports: dict[str, int] | None) -> list[str]:
     return out
 
 
-def plan_summary(plan: Plan, show_path) -> list[str]:
+def plan_summary(plan: Plan, show_path: Callable[[Path], str]) -> list[str]:
     """Everything the plan will hold, one line per part (the change list shows only what differs)."""
     c = plan.certificate
     lines = [f"Pair      {c.name}: {show_path(plan.cert_path)}" + (" (encrypted key)" if c.passphrase_env else ""),
@@ -129,7 +132,7 @@ class ReviewScreen(StepScreen):
         plan = st.build_plan()
         self.query_one("#diff", Static).update("Reading the current state…")
 
-        def diff_now():
+        def diff_now() -> Diff:
             backend = self.services.backend(plan, BackendOptions(password=st.password, passphrase=st.passphrase,
                                                                     replace_cert=st.renewal))
             try:
