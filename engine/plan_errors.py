@@ -96,8 +96,8 @@ def explain(err: ValidationError) -> list[str]:
 class PlanError(UserError):
     """The plan is not valid: `items` are the problems as facts, `problems` the same as plan-file lines."""
 
-    def __init__(self, source: str, items: list[PlanProblem] | list[str]) -> None:
-        self.items = [p if isinstance(p, PlanProblem) else PlanProblem(key="", text=p) for p in items]
+    def __init__(self, source: str, items: list[PlanProblem]) -> None:
+        self.items = items
         self.problems = [p.line() for p in self.items]
         super().__init__(f"{source}: the plan is not valid:\n" + "\n".join(f"  - {p}" for p in self.problems),
                          advice=advice("plan.invalid"))

@@ -21,6 +21,7 @@ from textual.worker import WorkerCancelled, WorkerFailed
 
 from dicomtls.engine.errors import UserError
 from dicomtls.wizard.advice import fix_text
+from dicomtls.wizard.screens.modals import ChoiceModal
 from dicomtls.wizard.widgets import FormField, StepBar
 
 if TYPE_CHECKING:
@@ -142,6 +143,15 @@ class StepScreen(Screen[None]):
             return fn()
         finally:
             self._quiet = False
+
+    async def continue_anyway(self, check: str, question: str, title: str, recorded: str) -> bool:
+        """Ask once whether to go on past a failed check (Review and the runbook then say `recorded`)."""
+        key = await self.app.push_screen_wait(ChoiceModal(
+            f"{question} Continue anyway?", [("y", "Continue anyway"), ("n", "Stay and fix")], title=title))
+        if key != "y":
+            return False
+        self.state.accept(check, recorded)
+        return True
 
     def first_problem(self) -> str | None:
         return next(iter(self._problems.values()), None)

@@ -16,7 +16,6 @@ from dicomtls.engine.plan import Plan
 from dicomtls.wizard import worklist_view
 from dicomtls.wizard.messages import EchoStep
 from dicomtls.wizard.screens.base import JUMP_BINDINGS, StepScreen
-from dicomtls.wizard.screens.modals import ChoiceModal
 from dicomtls.wizard.screens.pacs import echo_verdict
 from dicomtls.wizard.widgets import STEP_NAMES, TLS_RUNGS, Ladder
 
@@ -124,11 +123,7 @@ class EchoScreen(StepScreen):
             return False
         if rep.ok or st.is_accepted("echo"):
             return True
-        key = await self.app.push_screen_wait(ChoiceModal(
-            "The C-ECHO through TLS failed, so Butterfly's studies would not arrive.\n\nFix the rung shown (a step's "
-            "number goes to it), or continue anyway to Butterfly's values. Continue anyway?",
-            [("y", "Continue anyway"), ("n", "Stay and fix")], title="Echo test failed"))
-        if key != "y":
-            return False
-        st.accept("echo", "the C-ECHO through TLS failed")
-        return True
+        return await self.continue_anyway(
+            "echo", "The C-ECHO through TLS failed, so Butterfly's studies would not arrive.\n\nFix the rung shown "
+            "(a step's number goes to it), or continue anyway to Butterfly's values.", "Echo test failed",
+            "the C-ECHO through TLS failed")

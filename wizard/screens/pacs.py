@@ -33,7 +33,6 @@ from dicomtls.wizard.advice import step_action
 from dicomtls.wizard.checks import stale_text
 from dicomtls.wizard.messages import EchoStep
 from dicomtls.wizard.screens.base import StepScreen, error_text
-from dicomtls.wizard.screens.modals import ChoiceModal
 from dicomtls.wizard.widgets import PLAIN_RUNGS, RUNG_LABELS, FormField, Ladder
 
 if TYPE_CHECKING:
@@ -275,14 +274,10 @@ class PacsScreen(StepScreen):
             return True
         bad = st.pacs_report.failed_step
         why = f"\n{RUNG_LABELS.get(bad.name, bad.name)} failed: {bad.cause or bad.detail}" if bad else ""
-        key = await self.app.push_screen_wait(ChoiceModal(
-            f"The PACS did not answer the C-ECHO.{why}\n\nCorrect the values, or continue anyway (for example when "
-            "the PACS is reachable from the NetScaler only). Continue anyway?",
-            [("y", "Continue anyway"), ("n", "Stay and fix")], title="PACS test failed"))
-        if key != "y":
-            return False
-        st.accept("pacs", "the PACS did not answer the plain C-ECHO")
-        return True
+        return await self.continue_anyway(
+            "pacs", f"The PACS did not answer the C-ECHO.{why}\n\nCorrect the values, or continue anyway (for "
+            "example when the PACS is reachable from the NetScaler only).", "PACS test failed",
+            "the PACS did not answer the plain C-ECHO")
 
 
 def _missing(what: str) -> NoReturn:
