@@ -17,7 +17,6 @@ import asyncio
 import ipaddress
 import socket
 import ssl
-import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -33,6 +32,7 @@ from dicomtls.engine.terminator.config import (
 )
 from dicomtls.engine.terminator.health import open_tcp, why
 from dicomtls.engine.terminator.pump import Pump, abort_socket
+from dicomtls.engine.terminator.pumploop import shared_pool
 
 if TYPE_CHECKING:
     from dicomtls.engine.terminator.server import Generation, Listener, Terminator
@@ -195,7 +195,7 @@ class Admission:
 
     async def _pump(self, tls: ssl.SSLSocket, backend: socket.socket, server: Server, lst: Listener,
                     cfg: RuntimeConfig, rec: dict[str, Any], rq_len: int, t0: float) -> None:
-        """The association is admitted: both sockets go to a pump thread until it ends."""
+        """The association is admitted: both sockets go to a pump loop (pumploop.py) until it ends."""
         term, lc = self.term, lst.cfg
         lst.counters["associations"] += 1
         term.counters["associations"] += 1
@@ -208,15 +208,14 @@ class Admission:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[str] = loop.create_future()
 
-        def run() -> None:
-            end = pump.run()
+        def finish(end: str) -> None:
+            if not done.done():
+                done.set_result(end)
 
-            def finish() -> None:
-                if not done.done():
-                    done.set_result(end)
-            loop.call_soon_threadsafe(finish)
-
-        threading.Thread(target=run, name=f"pump-{live.id}", daemon=True).start()
+        def ended(end: str) -> None:  # on the pump loop's thread
+            loop.call_soon_threadsafe(finish, end)
+        pump.on_done = ended
+        shared_pool().add(pump)
         try:
             end = await asyncio.shield(done)
         except asyncio.CancelledError:

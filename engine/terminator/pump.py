@@ -1,14 +1,17 @@
-"""The byte pump: one thread per association moves bytes both ways between the client's TLS socket
-and the plain backend socket.
+"""The byte pump: one association's bytes, both ways, between the client's TLS socket and the plain
+backend socket, as a state machine that a pump loop thread steps (pumploop.py: a few loop threads,
+each owning many associations).
 
-Why a thread with non-blocking sockets and poll(), not asyncio or two blocking threads:
+Why non-blocking sockets stepped from epoll threads, not asyncio or two blocking threads each:
 - Throughput: asyncio's SSL transport copies each record 2-3 times in Python-managed buffers
   (docs/research/terminators.md §2.3/§3.1: ~0.6-0.7x stunnel). Here OpenSSL decrypts straight
-  into our buffer and the GIL is released during every SSL_read/SSL_write/send/recv, so several
-  associations use both cores. benchmarks/throughput_quick.py measures it against stunnel.
+  into our buffer and the GIL is released during every SSL_read/SSL_write/send/recv, so the loops
+  use both cores. benchmarks/throughput_quick.py measures it against stunnel.
 - Correctness: OpenSSL forbids using one SSL object from two threads at once (a reader thread and a
   writer thread on one SSLSocket would race on TLS 1.3 key updates, alerts and shutdown), so one
-  thread owns both directions of a connection.
+  thread, the owning loop's, moves both directions of a connection.
+- Scale: a thread per association cost ~80 KiB and a scheduler slot each (1,000 idle associations:
+  1,007 threads, 108 MB, a 7 ms p99 echo; benchmarks/RESULTS.md); a loop per core does not grow.
 
 Guarantees: bytes are forwarded in order and completely; each direction has one fixed buffer
 (memory does not grow with transfer size or a slow peer: a full buffer stops reading that side);
@@ -32,15 +35,22 @@ import ssl
 import struct
 import threading
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from dicomtls.engine.terminator.config import KEEPALIVE_COUNT, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL
 from dicomtls.engine.terminator.pdu import PduTracker
 
+if TYPE_CHECKING:
+    from dicomtls.engine.terminator.pumploop import PumpLoop
+
 BUF_SIZE = 256 * 1024
 TLS_WRITE_CHUNK = 128 * 1024  # plaintext per SSL_write: several 16 KiB records per call
 
-_IN, _OUT = select.POLLIN, select.POLLOUT
-_ERR = select.POLLERR | select.POLLHUP | select.POLLNVAL
+ROUNDS = 4  # passes over both directions per step while bytes keep moving (bulk: ~1 MiB per step)
+
+_IN, _OUT = select.EPOLLIN, select.EPOLLOUT
+_ERR = select.EPOLLERR | select.EPOLLHUP
 _RESET_ERRNOS = {errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED, errno.ETIMEDOUT}
 _LINGER0 = struct.pack("ii", 1, 0)
 _TCP_CLOSE = 7  # include/net/tcp_states.h
@@ -80,6 +90,9 @@ class _Buf:
             self.start, self.end = 0, n
 
 
+_NO_BUF = _Buf(1)  # the buffers' placeholder until Pump.start() (never read or written)
+
+
 def _was_reset(sock: socket.socket) -> bool:
     """OpenSSL reports a reset like a FIN (SSLEOFError, errno lost); the TCP state tells them apart:
     CLOSE after a RST, CLOSE_WAIT after a FIN (Linux TCP_INFO, first byte tcpi_state)."""
@@ -112,7 +125,9 @@ def abort_socket(sock: socket.socket) -> None:
 
 
 class Pump:
-    """Run with .run() in its own thread; returns how the association ended.
+    """One association's two directions as a state machine. A PumpLoop thread (pumploop.py) owns it:
+    .start() once, then .on_event() for each readiness event of its sockets and .step() to move what can
+    move; whatever returns an end reason ends it, and the loop calls .finish().
 
     End reasons: "closed" (both sides closed in order), "client_reset", "backend_reset",
     "client_error: ..." (a TLS protocol error), "idle_timeout", or the reason given to abort().
@@ -134,275 +149,292 @@ class Pump:
         self._abort_reason = ""
         self._lock = threading.Lock()
         self.done = threading.Event()
+        self.on_done: Callable[[str], None] | None = None  # called on the loop thread once it ended
+        self.loop: PumpLoop | None = None
         self.up_pdus = PduTracker()  # client -> PACS (the A-ASSOCIATE-RQ went before the pump started)
         self.down_pdus = PduTracker()  # PACS -> client
+        # The state below is the loop thread's alone.
+        self.client_eof = self.backend_eof = False
+        self.be_shut = self.tls_shut = False
+        self.tls_rd_wait = self.tls_wr_wait = 0  # 0 = try now; else the poll event OpenSSL is waiting for
+        self.be_rd_wait = self.be_wr_wait = False
+        self.tls_pending = 0  # length of an SSL_write to retry with the same bytes (OpenSSL's rule)
+        self.last = time.monotonic()
+        self.hot = False  # still moving after step()'s rounds: step again before sleeping
+        self.timer_at = 0.0  # the loop's idle timer entry for this pump
+        self.tfd = self.bfd = -1
+        self.up = self.down = _NO_BUF
+        self.want: dict[int, int] = {}
+        self.registered: dict[int, int] = {}
+        self.parked: set[int] = set()
+        self._moved = False
 
     # --- control from other threads -------------------------------------------------------------
     def abort(self, reason: str) -> None:
-        """Stop now (drain timeout, shutdown): wakes the pump by shutting both sockets down."""
+        """Stop now (drain timeout, shutdown): the owning loop resets both sides at its next step."""
         with self._lock:
             if self.done.is_set() or self._abort_reason:
                 return
             self._abort_reason = reason
-        for s in (self.tls, self.backend):
-            try:
-                # socket.socket.shutdown, not SSLSocket.shutdown (which would drop the SSL object under
-                # the pump thread's feet): a plain syscall that wakes its poll().
-                socket.socket.shutdown(s, socket.SHUT_RDWR)
-            except (OSError, ValueError):
-                pass
+        loop = self.loop
+        if loop is not None:
+            loop.wake(self)
 
-    # --- the loop ---------------------------------------------------------------------------------
-    def run(self) -> str:
-        try:
-            self.end = self._loop()
-        except Exception as exc:  # never let a pump thread die silently
-            self.end = f"error: {type(exc).__name__}: {exc}"
-            abort_socket(self.backend)
-            abort_socket(self.tls)
-        finally:
-            self.done.set()
-        return self.end
-
-    def _loop(self) -> str:  # noqa: C901 - see the docstring
-        """Both directions as one state machine in one frame (233 lines, complexity over ruff's 15): it runs
-        once per wakeup on the hot path, and OpenSSL's want-read/want-write rules tie the two directions
-        together (an SSL_write may need a read first). A split per direction (a method per direction over
-        a __slots__ state object) was measured with benchmarks/throughput_quick.py, 5 alternating pairs on
-        2 cores: median 748 vs 786 MB/s, 1.15 vs 1.04 terminator CPU s per GB for the split: no gain and a
-        likely 5-10 % loss within a wide spread, so it stays one piece."""
+    # --- on the loop thread ---------------------------------------------------------------------
+    def start(self) -> None:
         tls, be = self.tls, self.backend
         tls.setblocking(False)
         be.setblocking(False)
         for sock in (tls, be):
             _keepalive(sock)
-        tfd, bfd = tls.fileno(), be.fileno()
-        up, down = _Buf(self.buf_size), _Buf(self.buf_size)
-        poller = select.poll()
-        registered: dict[int, int] = {}
-        parked: set[int] = set()
+        self.tfd, self.bfd = tls.fileno(), be.fileno()
+        self.up, self.down = _Buf(self.buf_size), _Buf(self.buf_size)
+        self.want = {self.tfd: 0, self.bfd: 0}
+        self.last = time.monotonic()
 
-        client_eof = backend_eof = False
-        be_shut = tls_shut = False
-        tls_rd_wait = tls_wr_wait = 0  # 0 = try now; else the poll event OpenSSL is waiting for
-        be_rd_wait = be_wr_wait = False
-        tls_pending = 0  # length of an SSL_write to retry with the same bytes (OpenSSL's rule)
-        last = time.monotonic()
+    def deadline(self) -> float:
+        limit = self.half_close_idle if (self.client_eof or self.backend_eof) else self.idle_timeout
+        return self.last + limit
 
-        while True:
+    def step(self) -> str | None:
+        """Move what can move now, for a few rounds at most, so that one busy association does not hold
+        up the others on its loop (.hot then asks for another step). The end reason once it is over;
+        otherwise .want says what each socket now waits for."""
+        for _ in range(ROUNDS):
             if self._abort_reason:
-                abort_socket(be)
-                abort_socket(tls)
-                return self._abort_reason
-            moved = False
+                return self._reset_both(self._abort_reason)
+            self._moved = False
+            end = self._read_client() or self._write_backend() or self._read_backend() or self._write_client()
+            if end:
+                return end
+            if self._abort_reason:
+                continue
+            if self.client_eof and self.backend_eof and self.be_shut and self.tls_shut:
+                self._close_both()
+                return "closed"
+            if not self._moved:
+                break
+            self.last = time.monotonic()
+        if self._abort_reason:
+            return self._reset_both(self._abort_reason)
+        self.hot = self._moved
+        if self.deadline() <= time.monotonic():
+            return self._reset_both("idle_timeout")
+        self._wants()
+        if not self.hot and all(fd in self.parked for fd in self.want):
+            # Nothing to wait for and nothing moved: both sides finished in a way the state machine
+            # above has already handled; close in order.
+            self._close_both()
+            return "closed"
+        return None
 
-            # client -> up buffer: read records until OpenSSL wants more bytes from the socket
-            while not client_eof and not tls_rd_wait and up.space():
-                try:
-                    n = tls.recv_into(up.mv[up.end:])
-                except ssl.SSLWantReadError:
-                    tls_rd_wait = _IN
-                except ssl.SSLWantWriteError:
-                    tls_rd_wait = _OUT
-                except (ssl.SSLEOFError, ssl.SSLZeroReturnError) as exc:
-                    if self._abort_reason:
-                        break
-                    reset = isinstance(exc, ssl.SSLEOFError) and _was_reset(tls)
-                    if reset and not tls_shut:
-                        abort_socket(be)
-                        abort_socket(tls)
-                        return "client_reset"
-                    # After our close_notify a client RST is just its way of closing: a socket closed
-                    # with our close_notify still unread sends RST instead of FIN.
-                    client_eof = True
+    def on_event(self, fd: int, ev: int) -> str | None:
+        """A readiness event for one of our sockets: clears the waits it satisfies."""
+        if not self.want.get(fd) and ev & _ERR:
+            # EPOLLERR: a reset or a keepalive timeout. A bare EPOLLHUP is an orderly close of both
+            # directions (a FIN after ours), which the reader meets as EOF in due course.
+            if ev & select.EPOLLERR:
+                if self._abort_reason:
+                    return None
+                return self._reset_both("client_reset" if fd == self.tfd else "backend_reset")
+            self.parked.add(fd)  # an orderly hang-up: seen when we next read that side
+            return None
+        if fd == self.tfd:
+            if ev & (_IN | _ERR):
+                if self.tls_rd_wait == _IN:
+                    self.tls_rd_wait = 0
+                if self.tls_wr_wait == _IN:
+                    self.tls_wr_wait = 0
+            if ev & (_OUT | _ERR):
+                if self.tls_rd_wait == _OUT:
+                    self.tls_rd_wait = 0
+                if self.tls_wr_wait == _OUT:
+                    self.tls_wr_wait = 0
+        else:
+            if ev & (_IN | _ERR):
+                self.be_rd_wait = False
+            if ev & (_OUT | _ERR):
+                self.be_wr_wait = False
+        return None
+
+    def sync(self, ep: select.epoll) -> None:
+        """Bring the epoll registrations in line with .want. A socket with nothing to wait for stays
+        registered with no events, so epoll still reports its errors: a client that resets while the PACS
+        is not reading (or the reverse) must end the association now, not at the idle timeout. Only an
+        orderly hang-up we cannot act on yet is parked (unregistered: epoll would report it forever)."""
+        for fd, ev in self.want.items():
+            if ev:
+                self.parked.discard(fd)
+            old = self.registered.get(fd)
+            if fd in self.parked:
+                if old is not None:
+                    _unregister(ep, fd)
+                    del self.registered[fd]
+            elif old is None:
+                ep.register(fd, ev)
+                self.registered[fd] = ev
+            elif old != ev:
+                ep.modify(fd, ev)
+                self.registered[fd] = ev
+
+    def finish(self, end: str, ep: select.epoll) -> None:
+        for fd in self.registered:
+            _unregister(ep, fd)
+        self.registered.clear()
+        self.end = end
+        self.done.set()
+        if self.on_done is not None:
+            self.on_done(end)
+
+    # --- the four moves ---------------------------------------------------------------------------
+    def _read_client(self) -> str | None:
+        """client -> up buffer: read records until OpenSSL wants more bytes from the socket."""
+        tls, up = self.tls, self.up
+        while not self.client_eof and not self.tls_rd_wait and up.space():
+            try:
+                n = tls.recv_into(up.mv[up.end:])
+            except ssl.SSLWantReadError:
+                self.tls_rd_wait = _IN
+            except ssl.SSLWantWriteError:
+                self.tls_rd_wait = _OUT
+            except (ssl.SSLEOFError, ssl.SSLZeroReturnError) as exc:
+                if self._abort_reason:
+                    return None
+                reset = isinstance(exc, ssl.SSLEOFError) and _was_reset(tls)
+                if reset and not self.tls_shut:
+                    return self._reset_both("client_reset")
+                # After our close_notify a client RST is just its way of closing: a socket closed
+                # with our close_notify still unread sends RST instead of FIN.
+                self.client_eof = True
+                self.closed_first = self.closed_first or "client"
+                self.client_close = "reset" if reset else "eof"
+            except ssl.SSLError as exc:
+                if self._abort_reason:
+                    return None
+                return self._reset_both(f"client_error: {exc.reason or exc}")
+            except OSError as exc:
+                if self._abort_reason:
+                    return None
+                if exc.errno in _RESET_ERRNOS:
+                    if self.tls_shut:
+                        self.client_eof, self.client_close = True, "reset"
+                        return None
+                    return self._reset_both("client_reset")
+                raise
+            else:
+                if n == 0:
+                    self.client_eof = True
                     self.closed_first = self.closed_first or "client"
-                    self.client_close = "reset" if reset else "eof"
-                except ssl.SSLError as exc:
-                    if self._abort_reason:
-                        break
-                    abort_socket(be)
-                    abort_socket(tls)
-                    return f"client_error: {exc.reason or exc}"
-                except OSError as exc:
-                    if self._abort_reason:
-                        break
-                    if exc.errno in _RESET_ERRNOS:
-                        if tls_shut:
-                            client_eof, self.client_close = True, "reset"
-                            break
-                        abort_socket(be)
-                        abort_socket(tls)
-                        return "client_reset"
-                    raise
+                    self.client_close = "eof"
                 else:
-                    if n == 0:
-                        client_eof = True
-                        self.closed_first = self.closed_first or "client"
-                        self.client_close = "eof"
-                    else:
-                        self.up_pdus.feed(up.mv[up.end:up.end + n])
-                        up.end += n
-                        self.bytes_up += n
-                        moved = True
+                    self.up_pdus.feed(up.mv[up.end:up.end + n])
+                    up.end += n
+                    self.bytes_up += n
+                    self._moved = True
+        return None
 
-            # up buffer -> backend
-            while len(up) and not be_wr_wait:
-                try:
-                    n = be.send(up.mv[up.start:up.end])
-                except BlockingIOError:
-                    be_wr_wait = True
-                except OSError as exc:
-                    if self._abort_reason:
-                        break
-                    if exc.errno in _RESET_ERRNOS:
-                        abort_socket(tls)
-                        abort_socket(be)
-                        return "backend_reset"
-                    raise
+    def _write_backend(self) -> str | None:
+        """up buffer -> backend; the client's EOF becomes a FIN once all it sent is out."""
+        be, up = self.backend, self.up
+        while len(up) and not self.be_wr_wait:
+            try:
+                n = be.send(up.mv[up.start:up.end])
+            except BlockingIOError:
+                self.be_wr_wait = True
+            except OSError as exc:
+                if self._abort_reason:
+                    return None
+                if exc.errno in _RESET_ERRNOS:
+                    return self._reset_both("backend_reset")
+                raise
+            else:
+                up.consumed(n)
+                self._moved = True
+        if up.start and up.space() < self.buf_size // 4:
+            up.compact()
+        if self.client_eof and not len(up) and not self.be_shut:
+            self.be_shut = True
+            try:
+                be.shutdown(socket.SHUT_WR)  # the PACS sees the client's close; it may still answer
+            except OSError:
+                pass
+        return None
+
+    def _read_backend(self) -> str | None:
+        """backend -> down buffer."""
+        be, down = self.backend, self.down
+        while not self.backend_eof and not self.be_rd_wait and down.space():
+            try:
+                n = be.recv_into(down.mv[down.end:])
+            except BlockingIOError:
+                self.be_rd_wait = True
+            except OSError as exc:
+                if self._abort_reason:
+                    return None
+                if exc.errno in _RESET_ERRNOS:
+                    return self._reset_both("backend_reset")
+                raise
+            else:
+                if n == 0:
+                    self.backend_eof = True
+                    self.closed_first = self.closed_first or "backend"
                 else:
-                    up.consumed(n)
-                    moved = True
-            if up.start and up.space() < self.buf_size // 4:
-                up.compact()
-            if client_eof and not len(up) and not be_shut:
-                be_shut = True
-                try:
-                    be.shutdown(socket.SHUT_WR)  # the PACS sees the client's close; it may still answer
-                except OSError:
-                    pass
+                    self.down_pdus.feed(down.mv[down.end:down.end + n])
+                    down.end += n
+                    self.bytes_down += n
+                    self._moved = True
+        return None
 
-            # backend -> down buffer
-            while not backend_eof and not be_rd_wait and down.space():
-                try:
-                    n = be.recv_into(down.mv[down.end:])
-                except BlockingIOError:
-                    be_rd_wait = True
-                except OSError as exc:
-                    if self._abort_reason:
-                        break
-                    if exc.errno in _RESET_ERRNOS:
-                        abort_socket(tls)
-                        abort_socket(be)
-                        return "backend_reset"
-                    raise
-                else:
-                    if n == 0:
-                        backend_eof = True
-                        self.closed_first = self.closed_first or "backend"
-                    else:
-                        self.down_pdus.feed(down.mv[down.end:down.end + n])
-                        down.end += n
-                        self.bytes_down += n
-                        moved = True
+    def _write_client(self) -> str | None:
+        """down buffer -> client; the PACS's EOF becomes a close_notify once all it sent is delivered."""
+        tls, down = self.tls, self.down
+        while len(down) and not self.tls_wr_wait:
+            length = self.tls_pending or min(len(down), TLS_WRITE_CHUNK)
+            try:
+                n = tls.send(down.mv[down.start:down.start + length])
+            except ssl.SSLWantWriteError:
+                self.tls_wr_wait, self.tls_pending = _OUT, length
+            except ssl.SSLWantReadError:
+                self.tls_wr_wait, self.tls_pending = _IN, length
+            except (ssl.SSLError, OSError) as exc:
+                if self._abort_reason:
+                    return None
+                # The client is gone; what the PACS still had for it cannot be delivered.
+                if isinstance(exc, ssl.SSLError) and not isinstance(exc, ssl.SSLEOFError):
+                    return self._reset_both(f"client_error: {exc.reason or exc}")
+                return self._reset_both("client_reset")
+            else:
+                self.tls_pending = 0
+                down.consumed(n)
+                self._moved = True
+        if not self.tls_pending and down.start and down.space() < self.buf_size // 4:
+            down.compact()
+        # The PACS closed and all it sent is delivered: close_notify. Only right after a read found
+        # nothing more from the client, because CPython's unwrap() calls SSL_shutdown twice and the
+        # second call reads, and discards, client records already waiting in the socket.
+        if (self.backend_eof and not len(down) and not self.tls_shut
+                and (self.client_eof or self.tls_rd_wait == _IN)):
+            self.tls_shut = True
+            self._send_close_notify()
+        return None
 
-            # down buffer -> client
-            while len(down) and not tls_wr_wait:
-                length = tls_pending or min(len(down), TLS_WRITE_CHUNK)
-                try:
-                    n = tls.send(down.mv[down.start:down.start + length])
-                except ssl.SSLWantWriteError:
-                    tls_wr_wait, tls_pending = _OUT, length
-                except ssl.SSLWantReadError:
-                    tls_wr_wait, tls_pending = _IN, length
-                except (ssl.SSLError, OSError) as exc:
-                    if self._abort_reason:
-                        break
-                    # The client is gone; what the PACS still had for it cannot be delivered.
-                    abort_socket(be)
-                    abort_socket(tls)
-                    if isinstance(exc, ssl.SSLError) and not isinstance(exc, ssl.SSLEOFError):
-                        return f"client_error: {exc.reason or exc}"
-                    return "client_reset"
-                else:
-                    tls_pending = 0
-                    down.consumed(n)
-                    moved = True
-            if not tls_pending and down.start and down.space() < self.buf_size // 4:
-                down.compact()
-            # The PACS closed and all it sent is delivered: close_notify. Only right after a read found
-            # nothing more from the client, because CPython's unwrap() calls SSL_shutdown twice and the
-            # second call reads, and discards, client records already waiting in the socket.
-            if backend_eof and not len(down) and not tls_shut and (client_eof or tls_rd_wait == _IN):
-                tls_shut = True
-                self._send_close_notify()
+    def _wants(self) -> None:
+        """What each socket waits for now."""
+        t = b = 0
+        if not self.client_eof and self.up.space() and self.tls_rd_wait:
+            t |= self.tls_rd_wait
+        if len(self.down) and self.tls_wr_wait:
+            t |= self.tls_wr_wait
+        if not self.backend_eof and self.down.space() and self.be_rd_wait:
+            b |= _IN
+        if len(self.up) and self.be_wr_wait:
+            b |= _OUT
+        self.want[self.tfd], self.want[self.bfd] = t, b
 
-            if self._abort_reason:
-                continue  # the top of the loop resets both sides
-            if client_eof and backend_eof and be_shut and tls_shut:
-                self._close_both()
-                return "closed"
-
-            now = time.monotonic()
-            if moved:
-                last = now
-            limit = self.half_close_idle if (client_eof or backend_eof) else self.idle_timeout
-            remaining = last + limit - now
-            if remaining <= 0:
-                abort_socket(be)
-                abort_socket(tls)
-                return "idle_timeout"
-
-            # What each socket waits for. A socket with nothing to wait for stays registered with no
-            # events, so poll() still reports its errors: a client that resets while the PACS is not
-            # reading (or the reverse) must end the association now, not at the idle timeout. Only an
-            # orderly hang-up we cannot act on yet is parked (poll would report it forever and spin).
-            want = {tfd: 0, bfd: 0}
-            if not client_eof and up.space() and tls_rd_wait:
-                want[tfd] |= tls_rd_wait
-            if len(down) and tls_wr_wait:
-                want[tfd] |= tls_wr_wait
-            if not backend_eof and down.space() and be_rd_wait:
-                want[bfd] |= _IN
-            if len(up) and be_wr_wait:
-                want[bfd] |= _OUT
-            for fd, ev in want.items():
-                if ev:
-                    parked.discard(fd)
-                if fd in parked:
-                    if fd in registered:
-                        poller.unregister(fd)
-                        del registered[fd]
-                elif registered.get(fd) != ev:
-                    poller.register(fd, ev)
-                    registered[fd] = ev
-            if not registered:
-                if moved:
-                    continue
-                # Nothing to wait for and nothing moved: both sides finished in a way the state
-                # machine above has already handled; close in order.
-                self._close_both()
-                return "closed"
-            # When bytes moved, only peek (timeout 0) so waits are refreshed without sleeping.
-            # abort() wakes this poll by shutting the sockets down; the cap only bounds a missed wake-up.
-            events = poller.poll(0 if moved else min(remaining, 30.0) * 1000)
-            for fd, ev in events:
-                if not want[fd] and ev & _ERR:
-                    # POLLERR: a reset or a keepalive timeout. A bare POLLHUP is an orderly close of both
-                    # directions (a FIN after ours), which the reader meets as EOF in due course.
-                    if ev & select.POLLERR:
-                        if self._abort_reason:
-                            break
-                        abort_socket(be)
-                        abort_socket(tls)
-                        return "client_reset" if fd == tfd else "backend_reset"
-                    parked.add(fd)  # an orderly hang-up: seen when we next read that side
-                    continue
-                if fd == tfd:
-                    if ev & (_IN | _ERR):
-                        if tls_rd_wait == _IN:
-                            tls_rd_wait = 0
-                        if tls_wr_wait == _IN:
-                            tls_wr_wait = 0
-                    if ev & (_OUT | _ERR):
-                        if tls_rd_wait == _OUT:
-                            tls_rd_wait = 0
-                        if tls_wr_wait == _OUT:
-                            tls_wr_wait = 0
-                else:
-                    if ev & (_IN | _ERR):
-                        be_rd_wait = False
-                    if ev & (_OUT | _ERR):
-                        be_wr_wait = False
+    def _reset_both(self, end: str) -> str:
+        abort_socket(self.backend)
+        abort_socket(self.tls)
+        return end
 
     def _send_close_notify(self) -> None:
         try:
@@ -420,3 +452,10 @@ class Pump:
                 s.close()
             except OSError:
                 pass
+
+
+def _unregister(ep: select.epoll, fd: int) -> None:
+    try:
+        ep.unregister(fd)
+    except (OSError, ValueError):
+        pass  # already closed, which removed it from the epoll set

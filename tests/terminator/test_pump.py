@@ -19,6 +19,7 @@ import pytest
 from dicomtls.engine.ciphers import POLICIES
 from dicomtls.engine.terminator.config import KEEPALIVE_IDLE
 from dicomtls.engine.terminator.pump import BUF_SIZE, Pump
+from dicomtls.engine.terminator.pumploop import shared_pool
 from dicomtls.engine.terminator.tlsserver import FFDHE2048_PEM, server_context
 from dicomtls.engine.tlsctx import client_context
 from tests.terminator.helpers import LOOPBACK, wait_for
@@ -38,11 +39,9 @@ class Rig:
     client: ssl.SSLSocket  # Butterfly's side
     pacs: socket.socket  # the PACS's side of the backend connection
     pump: Pump
-    thread: threading.Thread
 
     def wait_end(self, timeout: float = 20.0) -> str:
-        self.thread.join(timeout)
-        assert not self.thread.is_alive(), "pump did not finish"
+        assert self.pump.done.wait(timeout), "pump did not finish"
         return self.pump.end
 
 
@@ -69,9 +68,8 @@ def rig(server_ctx):
         t.join(10)
         be_pump, pacs = _pair()
         pump = Pump(server_tls, be_pump, idle, half_close_idle)
-        th = threading.Thread(target=pump.run, daemon=True)
-        th.start()
-        r = Rig(client, pacs, pump, th)
+        shared_pool().add(pump)  # the terminator's own loops, as admission.py hands them over
+        r = Rig(client, pacs, pump)
         made.append(r)
         return r
 
