@@ -30,6 +30,7 @@ from dicomtls.engine.terminator.config import (
     MemberConfig,
     RuntimeConfig,
 )
+from dicomtls.engine.terminator.handshake import run_handshake
 from dicomtls.engine.terminator.health import open_tcp, why
 from dicomtls.engine.terminator.pump import Pump, abort_socket
 from dicomtls.engine.terminator.pumploop import shared_pool
@@ -155,6 +156,10 @@ class Admission:
             await self._handshake(tls, deadline, gen.config.handshake_timeout)
         except Reject as rj:
             term.metrics.handshake_failed(lst.cfg.name, handshake_reason(rj))
+            tls.close()  # wrap_socket took conn's descriptor: closing conn would not close it
+            raise
+        except asyncio.CancelledError:
+            abort_socket(tls)
             raise
         rec["tls_version"], rec["cipher"] = tls.version(), (tls.cipher() or ("",))[0]
         return tls
@@ -238,20 +243,15 @@ class Admission:
         self.term.events.emit("association", **rec)
 
     async def _handshake(self, tls: ssl.SSLSocket, deadline: float, limit: float) -> None:
-        while True:
-            try:
-                tls.do_handshake()
-                return
-            except ssl.SSLWantReadError:
-                await wait_io(tls, False, deadline, "handshake_timeout", "the TLS handshake did not finish", limit)
-            except ssl.SSLWantWriteError:
-                await wait_io(tls, True, deadline, "handshake_timeout", "the TLS handshake did not finish", limit)
-            except ssl.SSLError as exc:
-                self.term.counters["tls_failures"] += 1
-                raise Reject("tls_handshake_failed", explain_tls(exc)) from None
-            except OSError as exc:
-                self.term.counters["tls_failures"] += 1
-                raise Reject("tls_handshake_failed", f"connection lost during the handshake: {exc}") from None
+        job = await run_handshake(tls, deadline)
+        if job.end == "ok":
+            return
+        if job.end == "timeout":
+            raise Reject("handshake_timeout", f"the TLS handshake did not finish within {limit:g} s")
+        self.term.counters["tls_failures"] += 1
+        if isinstance(job.error, ssl.SSLError):
+            raise Reject("tls_handshake_failed", explain_tls(job.error))
+        raise Reject("tls_handshake_failed", f"connection lost during the handshake: {job.error}")
 
     async def _first_pdu(self, tls: ssl.SSLSocket, deadline: float,
                          cfg: RuntimeConfig) -> tuple[bytes, pdu.AssociateRQ]:

@@ -83,6 +83,12 @@ class _Buf:
         if self.start == self.end:
             self.start = self.end = 0
 
+    def release(self) -> None:
+        """Give the pages back now, not when the last reference to the pump goes."""
+        if self is not _NO_BUF:
+            self.mv.release()
+            self.buf.close()
+
     def compact(self) -> None:
         if self.start:
             n = self.end - self.start
@@ -277,10 +283,17 @@ class Pump:
                 ep.modify(fd, ev)
                 self.registered[fd] = ev
 
+    def crashed(self, exc: Exception) -> str:
+        """A bug met in this pump: reset both sides; the loop and the other associations go on."""
+        return self._reset_both(f"error: {type(exc).__name__}: {exc}")
+
     def finish(self, end: str, ep: select.epoll) -> None:
         for fd in self.registered:
             _unregister(ep, fd)
         self.registered.clear()
+        for buf in (self.up, self.down):
+            buf.release()
+        self.up = self.down = _NO_BUF
         self.end = end
         self.done.set()
         if self.on_done is not None:

@@ -1,11 +1,14 @@
-"""The pump loops: a few threads, each with one epoll set, each stepping many associations' pumps.
+"""The pump loops: a few threads, each with one epoll set, each stepping many jobs: the pumps of live
+associations (pump.py) and TLS handshakes (handshake.py).
 
 A thread per association (the design before) cost a thread start per handshake, ~80 KiB and a
 scheduler slot per live association; here the threads are bounded by the cores (POOL_MAX at most),
-whatever the number of associations. Each loop owns its pumps from add() to finish: only its thread
-touches their sockets (OpenSSL's one-thread-per-SSL rule), and other threads reach a pump through
-wake() (abort). Readiness is level-triggered (epoll(7)), so a pump that stopped mid-way for fairness
-(Pump.hot) or left bytes in OpenSSL's buffer is never forgotten.
+whatever the number of associations. Handshakes run here too, not on the asyncio thread: OpenSSL
+releases the GIL while it signs, so the loops sign in parallel while the asyncio thread admits.
+Each loop owns a job's sockets from add() to finish(): only its thread touches them (OpenSSL's
+one-thread-per-SSL rule), and other threads reach a job through wake() (abort). Readiness is
+level-triggered (epoll(7)), so a job that stopped mid-way for fairness (Pump.hot) or left bytes in
+OpenSSL's buffer is never forgotten.
 """
 
 from __future__ import annotations
@@ -18,11 +21,30 @@ import time
 from collections import deque
 from collections.abc import Callable
 from itertools import count
-
-from dicomtls.engine.terminator.pump import Pump, abort_socket
+from typing import Protocol
 
 POOL_MAX = 8
 _seq = count()  # tie-breaker for timer entries with equal deadlines
+
+
+class Job(Protocol):
+    """What a loop steps: a Pump (pump.py) or a TLS handshake (handshake.py). Its sockets are the loop's
+    alone from add() until finish()."""
+
+    tfd: int
+    bfd: int  # -1 when the job has one socket
+    hot: bool
+    timer_at: float
+    loop: PumpLoop | None
+    done: threading.Event
+
+    def start(self) -> None: ...
+    def deadline(self) -> float: ...
+    def step(self) -> str | None: ...
+    def on_event(self, fd: int, ev: int) -> str | None: ...
+    def sync(self, ep: select.epoll) -> None: ...
+    def crashed(self, exc: Exception) -> str: ...
+    def finish(self, end: str, ep: select.epoll) -> None: ...
 
 
 class PumpLoop(threading.Thread):
@@ -31,10 +53,10 @@ class PumpLoop(threading.Thread):
         self.ep = select.epoll()
         self.efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self.ep.register(self.efd, select.EPOLLIN)
-        self.inbox: deque[Pump] = deque()  # pumps to start, or to step because another thread asked
-        self.by_fd: dict[int, Pump] = {}
-        self.hot: set[Pump] = set()
-        self.timers: list[tuple[float, int, Pump]] = []
+        self.inbox: deque[tuple[Job, bool]] = deque()  # (job, new): to start, or to step as asked
+        self.by_fd: dict[int, Job] = {}
+        self.hot: set[Job] = set()
+        self.timers: list[tuple[float, int, Job]] = []
         self.added = 0  # written by the adding thread only
         self.finished = 0  # written by this thread only
 
@@ -43,13 +65,14 @@ class PumpLoop(threading.Thread):
         return self.added - self.finished
 
     # --- from other threads ---------------------------------------------------------------------
-    def add(self, pump: Pump) -> None:
-        pump.loop = self
+    def add(self, job: Job) -> None:
+        job.loop = self
         self.added += 1
-        self.wake(pump)
+        self.inbox.append((job, True))
+        os.eventfd_write(self.efd, 1)
 
-    def wake(self, pump: Pump) -> None:
-        self.inbox.append(pump)
+    def wake(self, job: Job) -> None:
+        self.inbox.append((job, False))
         os.eventfd_write(self.efd, 1)
 
     # --- the loop ---------------------------------------------------------------------------------
@@ -57,81 +80,79 @@ class PumpLoop(threading.Thread):
         ep, by_fd, efd = self.ep, self.by_fd, self.efd
         while True:
             events = ep.poll(self._timeout())
-            ready: dict[Pump, None] = dict.fromkeys(self.hot)
+            ready: dict[Job, None] = dict.fromkeys(self.hot)
             self.hot.clear()
             for fd, ev in events:
                 if fd == efd:
                     self._take_inbox(ready)
                     continue
-                pump = by_fd.get(fd)
-                if pump is None or pump.done.is_set():
-                    continue  # a socket of a pump that ended earlier in this batch
-                if self._guard(pump, pump.on_event, fd, ev):
-                    ready.setdefault(pump)
-            for pump in ready:
-                if not pump.done.is_set() and self._guard(pump, pump.step):
-                    self._after_step(pump)
+                job = by_fd.get(fd)
+                if job is None or job.done.is_set():
+                    continue  # a socket of a job that ended earlier in this batch
+                if self._guard(job, job.on_event, fd, ev):
+                    ready.setdefault(job)
+            for job in ready:
+                if not job.done.is_set() and self._guard(job, job.step):
+                    self._after_step(job)
             self._expire()
 
-    def _take_inbox(self, ready: dict[Pump, None]) -> None:
+    def _take_inbox(self, ready: dict[Job, None]) -> None:
         try:
             os.eventfd_read(self.efd)
         except BlockingIOError:
             pass
         while self.inbox:
-            pump = self.inbox.popleft()
-            if pump.tfd < 0 and not pump.done.is_set():
-                if not self._guard(pump, pump.start):
+            job, new = self.inbox.popleft()
+            if new:
+                if not self._guard(job, job.start):
                     continue
-                self.by_fd[pump.tfd] = self.by_fd[pump.bfd] = pump
-                self._arm(pump, pump.deadline())
-            ready.setdefault(pump)
+                self.by_fd[job.tfd] = job
+                if job.bfd >= 0:
+                    self.by_fd[job.bfd] = job
+                self._arm(job, job.deadline())
+            ready.setdefault(job)
 
-    def _guard(self, pump: Pump, call: Callable[..., str | None], *args: int) -> bool:
-        """Run one of the pump's steps; False once it has ended (by its own word or by an exception,
+    def _guard(self, job: Job, call: Callable[..., str | None], *args: int) -> bool:
+        """Run one of the job's steps; False once it has ended (by its own word or by an exception,
         which never kills the loop: that association is reset and the others go on)."""
         try:
             end = call(*args)
         except Exception as exc:
-            abort_socket(pump.backend)
-            abort_socket(pump.tls)
-            end = f"error: {type(exc).__name__}: {exc}"
+            end = job.crashed(exc)
         if end:
-            self._finish(pump, end)
+            self._finish(job, end)
             return False
         return True
 
-    def _after_step(self, pump: Pump) -> None:
+    def _after_step(self, job: Job) -> None:
         try:
-            pump.sync(self.ep)
+            job.sync(self.ep)
         except OSError as exc:
-            abort_socket(pump.backend)
-            abort_socket(pump.tls)
-            self._finish(pump, f"error: epoll: {exc}")
+            self._finish(job, job.crashed(exc))
             return
-        if pump.hot:
-            self.hot.add(pump)
-        deadline = pump.deadline()
-        if deadline < pump.timer_at:  # after a half-close the idle limit shrinks
-            self._arm(pump, deadline)
+        if job.hot:
+            self.hot.add(job)
+        deadline = job.deadline()
+        if deadline < job.timer_at:  # after a half-close the idle limit shrinks
+            self._arm(job, deadline)
 
-    def _arm(self, pump: Pump, at: float) -> None:
-        pump.timer_at = at
-        heapq.heappush(self.timers, (at, next(_seq), pump))
+    def _arm(self, job: Job, at: float) -> None:
+        job.timer_at = at
+        heapq.heappush(self.timers, (at, next(_seq), job))
 
     def _expire(self) -> None:
-        """Idle timers, checked lazily: an entry is re-armed at the pump's current deadline if bytes
+        """Idle timers, checked lazily: an entry is re-armed at the job's current deadline if bytes
         moved since it was set."""
         now = time.monotonic()
         while self.timers and self.timers[0][0] <= now:
-            at, _, pump = heapq.heappop(self.timers)
-            if pump.done.is_set() or at != pump.timer_at:
+            at, _, job = heapq.heappop(self.timers)
+            if job.done.is_set() or at != job.timer_at:
                 continue  # ended, or superseded by an earlier entry
-            deadline = pump.deadline()
+            deadline = job.deadline()
             if deadline > now:
-                self._arm(pump, deadline)
-            elif self._guard(pump, pump.step):  # step() ends it as idle_timeout
-                self._after_step(pump)
+                self._arm(job, deadline)
+            elif self._guard(job, job.step):  # step() ends it as idle_timeout
+                self._after_step(job)
 
     def _timeout(self) -> float:
         if self.hot or self.inbox:
@@ -140,28 +161,33 @@ class PumpLoop(threading.Thread):
             return -1
         return max(0.0, self.timers[0][0] - time.monotonic())
 
-    def _finish(self, pump: Pump, end: str) -> None:
-        for fd in (pump.tfd, pump.bfd):
-            if self.by_fd.get(fd) is pump:
+    def _finish(self, job: Job, end: str) -> None:
+        for fd in (job.tfd, job.bfd):
+            if self.by_fd.get(fd) is job:
                 del self.by_fd[fd]
-        self.hot.discard(pump)
+        self.hot.discard(job)
         self.finished += 1
+        if len(self.timers) > 2 * len(self.by_fd) + 64:
+            # Ended pumps' timer entries would otherwise stay until their idle deadline (minutes): at
+            # hundreds of handshakes a second, thousands of dead pumps held.
+            self.timers = [e for e in self.timers if not e[2].done.is_set()]
+            heapq.heapify(self.timers)
         try:
-            pump.finish(end, self.ep)
+            job.finish(end, self.ep)
         except Exception:  # noqa: BLE001 - a failing done-callback must not stop the loop
             pass
 
 
 class PumpPool:
-    """The loops of this process; add() gives a new association to the least loaded one."""
+    """The loops of this process; add() gives a new job to the least loaded one."""
 
     def __init__(self, size: int) -> None:
         self.loops = [PumpLoop(f"pump-loop-{i}") for i in range(size)]
         for loop in self.loops:
             loop.start()
 
-    def add(self, pump: Pump) -> None:
-        min(self.loops, key=lambda lp: lp.load).add(pump)
+    def add(self, job: Job) -> None:
+        min(self.loops, key=lambda lp: lp.load).add(job)
 
 
 _pool: PumpPool | None = None

@@ -1,0 +1,114 @@
+"""The server side of a TLS handshake as a job on a pump loop (pumploop.py), so that the signing, the
+costliest step of a connection (an RSA-2048 signature is ~0.3 ms: `openssl speed rsa2048`), runs
+on the loops, in parallel (OpenSSL releases the GIL in SSL_do_handshake), and not on the asyncio
+thread that admits every connection. Admission awaits it (run_handshake) and owns the socket again
+once it is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import select
+import ssl
+import threading
+import time
+
+from dicomtls.engine.terminator.pumploop import PumpLoop, shared_pool
+
+_IN, _OUT = select.EPOLLIN, select.EPOLLOUT
+
+
+class Handshake:
+    """.end is "ok", "failed" (.error says why: an ssl.SSLError or an OSError), "timeout" (the deadline,
+    in time.monotonic(), passed), or the reason given to abort()."""
+
+    def __init__(self, tls: ssl.SSLSocket, deadline: float) -> None:
+        self.tls = tls
+        self.until = deadline
+        self.error: Exception | None = None
+        self.end = ""
+        self.tfd, self.bfd = tls.fileno(), -1
+        self.hot = False
+        self.timer_at = 0.0
+        self.loop: PumpLoop | None = None
+        self.done = threading.Event()
+        self.on_done: asyncio.Future[str] | None = None
+        self._want = 0
+        self._registered: int | None = None
+        self._abort_reason = ""
+
+    def abort(self, reason: str) -> None:
+        if self.done.is_set() or self._abort_reason:
+            return
+        self._abort_reason = reason
+        if self.loop is not None:
+            self.loop.wake(self)
+
+    # --- on the loop thread ---------------------------------------------------------------------
+    def start(self) -> None:
+        pass
+
+    def deadline(self) -> float:
+        return self.until
+
+    def step(self) -> str | None:
+        if self._abort_reason:
+            return self._abort_reason
+        try:
+            self.tls.do_handshake()
+            return "ok"
+        except ssl.SSLWantReadError:
+            self._want = _IN
+        except ssl.SSLWantWriteError:
+            self._want = _OUT
+        except (ssl.SSLError, OSError) as exc:
+            self.error = exc
+            return "failed"
+        return "timeout" if time.monotonic() >= self.until else None
+
+    def on_event(self, fd: int, ev: int) -> str | None:
+        return None  # step() retries the handshake, which reads what arrived (or meets the error)
+
+    def sync(self, ep: select.epoll) -> None:
+        if self._registered is None:
+            ep.register(self.tfd, self._want)
+        elif self._registered != self._want:
+            ep.modify(self.tfd, self._want)
+        self._registered = self._want
+
+    def crashed(self, exc: Exception) -> str:
+        self.error = exc
+        return "failed"
+
+    def finish(self, end: str, ep: select.epoll) -> None:
+        if self._registered is not None:
+            try:
+                ep.unregister(self.tfd)
+            except (OSError, ValueError):
+                pass
+            self._registered = None
+        self.end = end
+        self.done.set()
+        fut = self.on_done
+        if fut is not None:
+            fut.get_loop().call_soon_threadsafe(_resolve, fut, end)
+
+
+def _resolve(fut: asyncio.Future[str], end: str) -> None:
+    if not fut.done():
+        fut.set_result(end)
+
+
+async def run_handshake(tls: ssl.SSLSocket, deadline: float) -> Handshake:
+    """The handshake on a pump loop; returns the finished job (.end, .error). If the awaiting task is
+    cancelled, the loop is told to let the socket go first, so that no two threads ever touch it."""
+    job = Handshake(tls, deadline)
+    job.on_done = asyncio.get_running_loop().create_future()
+    shared_pool().add(job)
+    try:
+        await asyncio.shield(job.on_done)
+    except asyncio.CancelledError:
+        job.abort("cancelled")
+        await job.on_done
+        raise
+    return job
