@@ -130,10 +130,11 @@ def _spawn(cmd: list[str], log: Path, env: dict | None = None, cwd: Path | None 
 
 
 def start_ours(folder: Path, tls: Tls, backend_port: int, *, max_associations: int | None = None,
-               prelude: str = "", idle_timeout: float = 900.0) -> Proc:
-    """`dicomtls serve PLAN`. For what-if runs only: `max_associations` overrides the terminator's
-    built-in cap (engine.terminator.admission.MAX_ASSOCIATIONS) and `prelude` is Python run before
-    serving (e.g. to try another pump buffer); the product itself is never edited."""
+               prelude: str = "", idle_timeout: float = 900.0, cpus: str | None = None) -> Proc:
+    """`dicomtls serve PLAN`. `cpus` pins it with taskset (its pump loops follow: one per CPU it may use).
+    For what-if runs only: `max_associations` overrides the terminator's built-in cap
+    (engine.terminator.admission.MAX_ASSOCIATIONS) and `prelude` is Python run before serving (e.g. to
+    try another pump buffer); the product itself is never edited."""
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
     plan = folder / "plan.toml"
@@ -152,6 +153,8 @@ def start_ours(folder: Path, tls: Tls, backend_port: int, *, max_associations: i
                "sys.exit(main(['serve', sys.argv[1]]))", str(plan)]
     else:
         cmd = [sys.executable, "-m", "dicomtls.cli.main", "serve", str(plan)]
+    if cpus is not None:
+        cmd = ["taskset", "-c", cpus, *cmd]  # taskset execs the command: the pid stays the terminator's
     log = folder / "serve.log"
     p = _spawn(cmd, log, env=env, cwd=REPO)
     wait_port(port, p, log)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -117,6 +118,8 @@ def start_terminators(names: list[str], folder: Path, tls: Tls, backend_port: in
         for name in names:
             if name == "ours-uncapped":
                 procs[name] = proxies.start_ours(folder / name, tls, backend_port, max_associations=ours_cap)
+            elif name == "ours-1core":
+                procs[name] = proxies.start_ours(folder / name, tls, backend_port, cpus="0")
             else:
                 procs[name] = proxies.STARTERS[name](folder / name, tls, backend_port)
     except BaseException:
@@ -238,6 +241,8 @@ def bench_dicom(cfg: argparse.Namespace, tmp: Path, tls: Tls, names: list[str]) 
 
 def bench_handshakes(cfg: argparse.Namespace, tmp: Path, tls: Tls, names: list[str]) -> dict[str, list[dict]]:
     sink = Sink(tmp / "hs-sink")
+    if "ours" in names and len(os.sched_getaffinity(0)) > 1:
+        names = [*names, "ours-1core"]  # the same, pinned to one CPU: does it use the cores it has?
     procs = start_terminators(names, tmp / "handshakes", tls, sink.port)
     results: dict[str, list[dict]] = {n: [] for n in names}
     try:
@@ -370,6 +375,10 @@ def report(cfg: argparse.Namespace, all_results: dict[str, dict[str, list[dict]]
                          [("per_s", "per second"), ("per_cpu_s", "per terminator CPU second"),
                           ("errors", "client errors"), ("peak_rss_mb", "peak RSS MB")],
                          [("per_s", "handshakes/s"), ("per_cpu_s", "handshakes per CPU second")]))
+        if "ours-1core" in all_results["handshakes"]:
+            ratio = _ratio(all_results["handshakes"], "per_s", a="ours", b="ours-1core")
+            out.append(f"- ours on every CPU / ours pinned to one (`taskset -c 0`), handshakes/s (target ≥ 1.7): "
+                       f"**{ratio}**\n")
     if "associations" in all_results:
         out.append(table(f"4. {cfg.conns} concurrent associations, C-ECHO each every second for "
                          f"{cfg.assoc_seconds:g} s, {cfg.assoc_rounds} round(s)", all_results["associations"],

@@ -83,9 +83,25 @@ class _Buf:
         if self.start == self.end:
             self.start = self.end = 0
 
+    @classmethod
+    def take(cls, size: int) -> _Buf:
+        """A buffer from the free list, or a new one: an mmap and an munmap per association cost more than
+        the rest of its set-up (munmap flushes the TLB of every core running this process)."""
+        if size == BUF_SIZE and _FREE:
+            try:
+                return _FREE.pop()
+            except IndexError:  # another loop took the last one
+                pass
+        return cls(size)
+
     def release(self) -> None:
-        """Give the pages back now, not when the last reference to the pump goes."""
-        if self is not _NO_BUF:
+        """Back to the free list (its touched pages stay resident: FREE_MAX bounds that), or unmapped."""
+        if self is _NO_BUF:
+            return
+        self.start = self.end = 0
+        if len(self.buf) == BUF_SIZE and len(_FREE) < FREE_MAX:
+            _FREE.append(self)
+        else:
             self.mv.release()
             self.buf.close()
 
@@ -97,6 +113,8 @@ class _Buf:
 
 
 _NO_BUF = _Buf(1)  # the buffers' placeholder until Pump.start() (never read or written)
+FREE_MAX = 64  # buffers kept for reuse: 32 associations' worth, at most 16 MiB resident after a bulk burst
+_FREE: list[_Buf] = []  # shared by the loops (list.append/pop are atomic under the GIL)
 
 
 def _was_reset(sock: socket.socket) -> bool:
@@ -194,7 +212,7 @@ class Pump:
         for sock in (tls, be):
             _keepalive(sock)
         self.tfd, self.bfd = tls.fileno(), be.fileno()
-        self.up, self.down = _Buf(self.buf_size), _Buf(self.buf_size)
+        self.up, self.down = _Buf.take(self.buf_size), _Buf.take(self.buf_size)
         self.want = {self.tfd: 0, self.bfd: 0}
         self.last = time.monotonic()
 
