@@ -1,6 +1,6 @@
 """One connection, from accept() to a live association: allowlist, TLS handshake with a deadline, the
 first-PDU gate (a complete, well-formed A-ASSOCIATE-RQ), the calling-AE allowlist, the association
-cap, the dial to a PACS server, then the pump thread until the association ends.
+cap, the dial to a PACS server, then a pump on a pump loop until the association ends.
 
 The PACS is dialled only once the A-ASSOCIATE-RQ has arrived over TLS, so port scanners,
 load-balancer probes and idle TLS clients never reach it. A PACS on several servers (a service's

@@ -18,7 +18,7 @@ from dicomtls.engine import paths
 from dicomtls.engine.plan import Plan, host_port
 
 # Limits that are not plan settings: they protect the process, not the site's policy.
-# Live associations (one pump thread each, up to 512 KiB of buffers while bulk data flows); more get
+# Live associations (~26 KiB each on a pump loop, up to 512 KiB of buffers while bulk data flows); more get
 # a transient reject (2/3/2, local limit exceeded). A Butterfly site has a handful.
 MAX_ASSOCIATIONS = 1024
 MAX_PENDING = 1024  # TCP connections still in handshake / first-PDU stage; more are closed at once
