@@ -54,7 +54,7 @@ def test_500_items_all_arrive_through_the_worklist_listener(tmp_path, tls_files)
         assert [rec["items_to_client"] for rec in recs] == [ITEMS, ITEMS]  # counted from the forwarded PDUs
 
 
-ITEMS = 50_000
+CANCEL_ITEMS = 50_000
 
 
 def test_c_cancel_mid_stream_through_the_worklist_listener(tmp_path, tls_files):
@@ -63,7 +63,7 @@ def test_c_cancel_mid_stream_through_the_worklist_listener(tmp_path, tls_files):
     # More items than the buffers on the way can hold (the SCP's and the client's socket buffers, the
     # pump's 256 KiB each way: a few MB): 5,000 (~1.5 MB) all fitted in them once on a loaded machine, so
     # the SCP had sent its last item before the client read its 20th and the cancel came too late.
-    with streaming_worklist_scp(ITEMS) as scp:
+    with streaming_worklist_scp(CANCEL_ITEMS) as scp:
         plan, port = _plan(tmp_path, tls_files, scp.port)
         with serve_process(plan, tmp_path / "home") as sp:
             cx = ssl.create_default_context(cafile=str(tls_files.ca_cert))
@@ -82,7 +82,7 @@ def test_c_cancel_mid_stream_through_the_worklist_listener(tmp_path, tls_files):
                     cx_id = next(c.context_id for c in assoc.accepted_contexts if c.abstract_syntax == MWL_FIND)
                     assoc.send_c_cancel(7, cx_id)
             assert statuses[-1] == 0xFE00, statuses[-5:]
-            assert 20 <= statuses.count(0xFF00) < ITEMS
+            assert 20 <= statuses.count(0xFF00) < CANCEL_ITEMS
             echo_rsp = assoc.send_c_echo()  # the association survived the cancel
             assert int(echo_rsp.Status) == 0x0000
             assoc.release()
@@ -90,4 +90,4 @@ def test_c_cancel_mid_stream_through_the_worklist_listener(tmp_path, tls_files):
             rec = sp.event("association", role="worklist")
             assert rec["outcome"] == "released", rec
             assert rec["items_to_client"] == statuses.count(0xFF00)
-        assert scp.cancelled == [True] and scp.sent[0] < ITEMS
+        assert scp.cancelled == [True] and scp.sent[0] < CANCEL_ITEMS
