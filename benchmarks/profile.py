@@ -3,7 +3,7 @@
 most samples, by own time (leaf) and by inclusive time.
 
     .venv/bin/pip install py-spy      # a profiling tool, not a project dependency
-    .venv/bin/python benchmarks/profile.py handshakes [--seconds 8]
+    .venv/bin/python benchmarks/profile.py handshakes [--seconds 8] [--gil]
     .venv/bin/python benchmarks/profile.py bulk [--bytes N]
     .venv/bin/python benchmarks/profile.py associations [--conns 1000 --seconds 20] [--ours-cap 1100]
 """
@@ -58,6 +58,9 @@ def main() -> int:
     ap.add_argument("--conns", type=int, default=1000)
     ap.add_argument("--ours-cap", type=int, default=None, help="raise MAX_ASSOCIATIONS (what-if)")
     ap.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
+    ap.add_argument("--gil", action="store_true",
+                    help="only samples of the thread holding the GIL: where the Python time goes, without the "
+                         "waits for the GIL that the default view counts")
     args = ap.parse_args()
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(spy).exists():
@@ -68,7 +71,8 @@ def main() -> int:
     ours = proxies.start_ours(tmp / "ours", tls, sink.port, max_associations=args.ours_cap)
     raw = tmp / "profile.txt"
     recorder = subprocess.Popen([spy, "record", "--pid", str(ours.pid), "--rate", str(args.rate), "--threads",
-                                 "--format", "raw", "--output", str(raw), "--nonblocking"],
+                                 "--format", "raw", "--output", str(raw), "--nonblocking",
+                                 *(["--gil"] if args.gil else [])],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         time.sleep(1.0)  # let py-spy attach before the load starts (a profile, not a readiness check)

@@ -190,7 +190,8 @@ def start_stunnel(folder: Path, tls: Tls, backend_port: int) -> Proc:
     return Proc("stunnel", port, p, log)
 
 
-def start_haproxy(folder: Path, tls: Tls, backend_port: int) -> Proc:
+def start_haproxy(folder: Path, tls: Tls, backend_port: int, cpus: str | None = None) -> Proc:
+    """HAProxy 2.6 with its defaults (a thread per CPU it may use); `cpus` pins it with taskset."""
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
     conf = folder / "haproxy.cfg"
@@ -210,7 +211,8 @@ def start_haproxy(folder: Path, tls: Tls, backend_port: int) -> Proc:
         "backend pacs\n"
         f"  server sink {LOOPBACK}:{backend_port}\n")
     log = folder / "haproxy.log"
-    p = _spawn(["haproxy", "-db", "-f", str(conf)], log)
+    cmd = ["haproxy", "-db", "-f", str(conf)]
+    p = _spawn(["taskset", "-c", cpus, *cmd] if cpus is not None else cmd, log)
     wait_port(port, p, log)
     return Proc("haproxy", port, p, log)
 

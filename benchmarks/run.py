@@ -120,6 +120,8 @@ def start_terminators(names: list[str], folder: Path, tls: Tls, backend_port: in
                 procs[name] = proxies.start_ours(folder / name, tls, backend_port, max_associations=ours_cap)
             elif name == "ours-1core":
                 procs[name] = proxies.start_ours(folder / name, tls, backend_port, cpus="0")
+            elif name == "haproxy-1core":
+                procs[name] = proxies.start_haproxy(folder / name, tls, backend_port, cpus="0")
             else:
                 procs[name] = proxies.STARTERS[name](folder / name, tls, backend_port)
     except BaseException:
@@ -241,8 +243,8 @@ def bench_dicom(cfg: argparse.Namespace, tmp: Path, tls: Tls, names: list[str]) 
 
 def bench_handshakes(cfg: argparse.Namespace, tmp: Path, tls: Tls, names: list[str]) -> dict[str, list[dict]]:
     sink = Sink(tmp / "hs-sink")
-    if "ours" in names and len(os.sched_getaffinity(0)) > 1:
-        names = [*names, "ours-1core"]  # the same, pinned to one CPU: does it use the cores it has?
+    if len(os.sched_getaffinity(0)) > 1:  # the same, pinned to one CPU: does it use the cores it has?
+        names = [*names, *(f"{n}-1core" for n in ("ours", "haproxy") if n in names)]
     procs = start_terminators(names, tmp / "handshakes", tls, sink.port)
     results: dict[str, list[dict]] = {n: [] for n in names}
     try:
@@ -375,10 +377,12 @@ def report(cfg: argparse.Namespace, all_results: dict[str, dict[str, list[dict]]
                          [("per_s", "per second"), ("per_cpu_s", "per terminator CPU second"),
                           ("errors", "client errors"), ("peak_rss_mb", "peak RSS MB")],
                          [("per_s", "handshakes/s"), ("per_cpu_s", "handshakes per CPU second")]))
-        if "ours-1core" in all_results["handshakes"]:
-            ratio = _ratio(all_results["handshakes"], "per_s", a="ours", b="ours-1core")
-            out.append(f"- ours on every CPU / ours pinned to one (`taskset -c 0`), handshakes/s (target ≥ 1.7): "
-                       f"**{ratio}**\n")
+        for name in ("ours", "haproxy"):
+            if f"{name}-1core" in all_results["handshakes"]:
+                ratio = _ratio(all_results["handshakes"], "per_s", a=name, b=f"{name}-1core")
+                out.append(f"- {name} on every CPU / {name} pinned to one (`taskset -c 0`), handshakes/s"
+                           + (" (target ≥ 1.7)" if name == "ours" else "") + f": **{ratio}**")
+        out.append("")
     if "associations" in all_results:
         out.append(table(f"4. {cfg.conns} concurrent associations, C-ECHO each every second for "
                          f"{cfg.assoc_seconds:g} s, {cfg.assoc_rounds} round(s)", all_results["associations"],
