@@ -33,7 +33,6 @@ from dicomtls.engine.terminator.config import (
 from dicomtls.engine.terminator.handshake import run_handshake
 from dicomtls.engine.terminator.health import open_tcp, why
 from dicomtls.engine.terminator.pump import Pump, abort_socket
-from dicomtls.engine.terminator.pumploop import shared_pool
 
 if TYPE_CHECKING:
     from dicomtls.engine.terminator.server import Generation, Listener, Terminator
@@ -217,10 +216,8 @@ class Admission:
             if not done.done():
                 done.set_result(end)
 
-        def ended(end: str) -> None:  # on the pump loop's thread
-            loop.call_soon_threadsafe(finish, end)
-        pump.on_done = ended
-        shared_pool().add(pump)
+        pump.on_done = finish  # the pump loop runs on this thread
+        term.pumps.add(pump)
         try:
             end = await asyncio.shield(done)
         except asyncio.CancelledError:
@@ -243,7 +240,7 @@ class Admission:
         self.term.events.emit("association", **rec)
 
     async def _handshake(self, tls: ssl.SSLSocket, deadline: float, limit: float) -> None:
-        job = await run_handshake(tls, deadline)
+        job = await run_handshake(tls, deadline, self.term.pumps)
         if job.end == "ok":
             return
         if job.end == "timeout":

@@ -1,8 +1,7 @@
-"""The server side of a TLS handshake as a job on a pump loop (pumploop.py), so that the signing, the
-costliest step of a connection (an RSA-2048 signature is ~0.3 ms: `openssl speed rsa2048`), runs
-on the loops, in parallel (OpenSSL releases the GIL in SSL_do_handshake), and not on the asyncio
-thread that admits every connection. Admission awaits it (run_handshake) and owns the socket again
-once it is done.
+"""The server side of a TLS handshake as a job on the pump loop (pumploop.py): each step runs when
+epoll reports the socket ready, and the deadline is the loop's timer, instead of an add_reader, a
+remove_reader and a wait_for timer per step on asyncio (a handshake takes two or three steps).
+Admission awaits it (run_handshake) and owns the socket again once it is done.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import ssl
 import threading
 import time
 
-from dicomtls.engine.terminator.pumploop import PumpLoop, shared_pool
+from dicomtls.engine.terminator.pumploop import PumpLoop
 
 _IN, _OUT = select.EPOLLIN, select.EPOLLOUT
 
@@ -91,7 +90,7 @@ class Handshake:
         self.done.set()
         fut = self.on_done
         if fut is not None:
-            fut.get_loop().call_soon_threadsafe(_resolve, fut, end)
+            _resolve(fut, end)  # the loop runs on the future's own thread (pumploop.PumpLoop.attach)
 
 
 def _resolve(fut: asyncio.Future[str], end: str) -> None:
@@ -99,12 +98,12 @@ def _resolve(fut: asyncio.Future[str], end: str) -> None:
         fut.set_result(end)
 
 
-async def run_handshake(tls: ssl.SSLSocket, deadline: float) -> Handshake:
-    """The handshake on a pump loop; returns the finished job (.end, .error). If the awaiting task is
-    cancelled, the loop is told to let the socket go first, so that no two threads ever touch it."""
+async def run_handshake(tls: ssl.SSLSocket, deadline: float, pumps: PumpLoop) -> Handshake:
+    """The handshake on the pump loop; returns the finished job (.end, .error). If the awaiting task is
+    cancelled, the loop is told to let the socket go first, so that it never steps a closed socket."""
     job = Handshake(tls, deadline)
     job.on_done = asyncio.get_running_loop().create_future()
-    shared_pool().add(job)
+    pumps.add(job)
     try:
         await asyncio.shield(job.on_done)
     except asyncio.CancelledError:

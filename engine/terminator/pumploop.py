@@ -1,18 +1,23 @@
-"""The pump loops: a few threads, each with one epoll set, each stepping many jobs: the pumps of live
-associations (pump.py) and TLS handshakes (handshake.py).
+"""The pump loop: one epoll set holding every live association's sockets, stepped from the terminator's
+asyncio thread, so that the pumps (pump.py) and the TLS handshakes (handshake.py) need no thread of
+their own.
 
-A thread per association (the design before) cost a thread start per handshake, ~80 KiB and a
-scheduler slot per live association; here the threads are bounded by the cores (POOL_MAX at most),
-whatever the number of associations. Handshakes run here too, not on the asyncio thread: OpenSSL
-releases the GIL while it signs, so the loops sign in parallel while the asyncio thread admits.
-Each loop owns a job's sockets from add() to finish(): only its thread touches them (OpenSSL's
-one-thread-per-SSL rule), and other threads reach a job through wake() (abort). Readiness is
-level-triggered (epoll(7)), so a job that stopped mid-way for fairness (Pump.hot) or left bytes in
-OpenSSL's buffer is never forgotten.
+A thread per association (the design up to 09ef017) cost a thread start per handshake, ~80 KiB and a
+scheduler slot per live association (1,000 associations: 1,007 threads, 108 MB, a 56 ms p99 echo).
+A few epoll threads (one per CPU) were measured next (benchmarks/RESULTS.md): threads bounded, but
+every connection then crossed threads four times, and the GIL handoffs between cores (129 futex calls
+per connection under strace) cost more CPU than the parallel signing saved; driven from the asyncio
+thread, the same loop used ~20 % less CPU per handshake and gave a lower p99. One process uses one
+core for Python either way; more cores take more processes (see RESULTS.md).
+
+Readiness is level-triggered (epoll(7)), so a job that stopped mid-way for fairness (Pump.hot) or
+left bytes in OpenSSL's buffer is never forgotten. The loop's epoll descriptor is itself watched by
+asyncio (add_reader), and an eventfd in the set lets other threads wake it (wake()).
 """
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import os
 import select
@@ -23,7 +28,6 @@ from collections.abc import Callable
 from itertools import count
 from typing import Protocol
 
-POOL_MAX = 8
 _seq = count()  # tie-breaker for timer entries with equal deadlines
 
 
@@ -47,9 +51,8 @@ class Job(Protocol):
     def finish(self, end: str, ep: select.epoll) -> None: ...
 
 
-class PumpLoop(threading.Thread):
-    def __init__(self, name: str) -> None:
-        super().__init__(name=name, daemon=True)
+class PumpLoop:
+    def __init__(self) -> None:
         self.ep = select.epoll()
         self.efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self.ep.register(self.efd, select.EPOLLIN)
@@ -57,50 +60,99 @@ class PumpLoop(threading.Thread):
         self.by_fd: dict[int, Job] = {}
         self.hot: set[Job] = set()
         self.timers: list[tuple[float, int, Job]] = []
-        self.added = 0  # written by the adding thread only
-        self.finished = 0  # written by this thread only
+        self._aloop: asyncio.AbstractEventLoop | None = None
+        self._thread = 0
+        self._soon: asyncio.Handle | None = None  # a _tick asked for on the loop's own thread
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
 
-    @property
-    def load(self) -> int:
-        return self.added - self.finished
+    # --- the asyncio driver -------------------------------------------------------------------------
+    def attach(self, aloop: asyncio.AbstractEventLoop) -> None:
+        """Drive this loop from aloop; call on aloop's thread."""
+        self._aloop, self._thread = aloop, threading.get_ident()
+        aloop.add_reader(self.ep.fileno(), self._tick)
 
-    # --- from other threads ---------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop watching (the terminator has drained); jobs still held are dropped with it."""
+        if self._aloop is not None:
+            self._aloop.remove_reader(self.ep.fileno())
+        for handle in (self._soon, self._timer):
+            if handle is not None:
+                handle.cancel()
+        self.ep.close()
+        os.close(self.efd)
+
+    def _tick(self) -> None:
+        if self._soon is not None:  # this round serves that request too
+            self._soon.cancel()
+            self._soon = None
+        self.run_once()
+        self._schedule()
+
+    def _schedule(self) -> None:
+        aloop = self._aloop
+        if aloop is None:
+            return
+        if self.hot or self.inbox:
+            if self._soon is None:
+                self._soon = aloop.call_soon(self._tick)
+            return
+        at = self.timers[0][0] if self.timers else 0.0
+        if at != self._timer_at:  # the earliest idle deadline moved: move the timer
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = aloop.call_later(max(0.0, at - time.monotonic()), self._on_timer) if at else None
+            self._timer_at = at
+
+    def _on_timer(self) -> None:
+        # Forget the timer first: asyncio may run it a hair early, and the deadline must be set again.
+        self._timer, self._timer_at = None, 0.0
+        self._tick()
+
+    # --- from any thread ----------------------------------------------------------------------------
     def add(self, job: Job) -> None:
         job.loop = self
-        self.added += 1
-        self.inbox.append((job, True))
-        os.eventfd_write(self.efd, 1)
+        self._post((job, True))
 
     def wake(self, job: Job) -> None:
-        self.inbox.append((job, False))
-        os.eventfd_write(self.efd, 1)
+        self._post((job, False))
 
-    # --- the loop ---------------------------------------------------------------------------------
-    def run(self) -> None:
-        ep, by_fd, efd = self.ep, self.by_fd, self.efd
-        while True:
-            events = ep.poll(self._timeout())
-            ready: dict[Job, None] = dict.fromkeys(self.hot)
-            self.hot.clear()
-            for fd, ev in events:
-                if fd == efd:
-                    self._take_inbox(ready)
-                    continue
-                job = by_fd.get(fd)
-                if job is None or job.done.is_set():
-                    continue  # a socket of a job that ended earlier in this batch
-                if self._guard(job, job.on_event, fd, ev):
-                    ready.setdefault(job)
-            for job in ready:
-                if not job.done.is_set() and self._guard(job, job.step):
-                    self._after_step(job)
-            self._expire()
+    def _post(self, item: tuple[Job, bool]) -> None:
+        self.inbox.append(item)
+        if threading.get_ident() == self._thread and self._aloop is not None:
+            if self._soon is None:
+                self._soon = self._aloop.call_soon(self._tick)
+        else:
+            os.eventfd_write(self.efd, 1)
+
+    # --- one round ----------------------------------------------------------------------------------
+    def run_once(self) -> None:
+        """Whatever is ready now: events, the inbox, hot jobs, expired idle timers. Never blocks."""
+        by_fd = self.by_fd
+        ready: dict[Job, None] = dict.fromkeys(self.hot)
+        self.hot.clear()
+        events = self.ep.poll(0)
+        if self.inbox:
+            self._take_inbox(ready)
+        for fd, ev in events:
+            if fd == self.efd:
+                try:
+                    os.eventfd_read(self.efd)
+                except BlockingIOError:
+                    pass
+                self._take_inbox(ready)
+                continue
+            job = by_fd.get(fd)
+            if job is None or job.done.is_set():
+                continue  # a socket of a job that ended earlier in this batch
+            if self._guard(job, job.on_event, fd, ev):
+                ready.setdefault(job)
+        for job in ready:
+            if not job.done.is_set() and self._guard(job, job.step):
+                self._after_step(job)
+        self._expire()
 
     def _take_inbox(self, ready: dict[Job, None]) -> None:
-        try:
-            os.eventfd_read(self.efd)
-        except BlockingIOError:
-            pass
         while self.inbox:
             job, new = self.inbox.popleft()
             if new:
@@ -154,19 +206,11 @@ class PumpLoop(threading.Thread):
             elif self._guard(job, job.step):  # step() ends it as idle_timeout
                 self._after_step(job)
 
-    def _timeout(self) -> float:
-        if self.hot or self.inbox:
-            return 0
-        if not self.timers:
-            return -1
-        return max(0.0, self.timers[0][0] - time.monotonic())
-
     def _finish(self, job: Job, end: str) -> None:
         for fd in (job.tfd, job.bfd):
             if self.by_fd.get(fd) is job:
                 del self.by_fd[fd]
         self.hot.discard(job)
-        self.finished += 1
         if len(self.timers) > 2 * len(self.by_fd) + 64:
             # Ended pumps' timer entries would otherwise stay until their idle deadline (minutes): at
             # hundreds of handshakes a second, thousands of dead pumps held.
@@ -176,33 +220,3 @@ class PumpLoop(threading.Thread):
             job.finish(end, self.ep)
         except Exception:  # noqa: BLE001 - a failing done-callback must not stop the loop
             pass
-
-
-class PumpPool:
-    """The loops of this process; add() gives a new job to the least loaded one."""
-
-    def __init__(self, size: int) -> None:
-        self.loops = [PumpLoop(f"pump-loop-{i}") for i in range(size)]
-        for loop in self.loops:
-            loop.start()
-
-    def add(self, job: Job) -> None:
-        min(self.loops, key=lambda lp: lp.load).add(job)
-
-
-_pool: PumpPool | None = None
-_pool_lock = threading.Lock()
-
-
-def pool_size() -> int:
-    """One loop per core this process may run on (taskset and cgroup cpusets honoured)."""
-    return max(1, min(POOL_MAX, len(os.sched_getaffinity(0))))
-
-
-def shared_pool() -> PumpPool:
-    """The process's pool, started on first use (every terminator in a process shares it)."""
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = PumpPool(pool_size())
-        return _pool

@@ -27,6 +27,7 @@ from dicomtls.engine.terminator.events import EventLog
 from dicomtls.engine.terminator.health import Health, forget_addresses, probe
 from dicomtls.engine.terminator.metrics import Metrics
 from dicomtls.engine.terminator.pump import abort_socket
+from dicomtls.engine.terminator.pumploop import PumpLoop
 
 LISTEN_BACKLOG = 512
 
@@ -99,10 +100,12 @@ class Terminator:
         self._reload_lock = asyncio.Lock()
         self.admission = Admission(self)
         self.metrics = Metrics(self)
+        self.pumps = PumpLoop()  # every live association's sockets, and the handshakes in progress
 
     # --- lifecycle ----------------------------------------------------------------------------------
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self.pumps.attach(self._loop)
         cfg = self.gen.config
         bound: list[Listener] = []
         try:
@@ -218,6 +221,7 @@ class Terminator:
             a.pump.abort("drain_timeout")
         if self.handlers:
             await asyncio.wait(list(self.handlers), timeout=5.0)
+        self.pumps.close()
         if self._health_task:
             self._health_task.cancel()
         if self._control:

@@ -114,7 +114,7 @@ class Backend:
                 return
             with self._lock:
                 self.accepts += 1
-            threading.Thread(target=self._conn, args=(c,), daemon=True).start()
+            threading.Thread(target=self._conn, args=(c,), name="backend-conn", daemon=True).start()
 
     def _conn(self, c: socket.socket) -> None:
         h, n, buf = hashlib.sha256(), 0, bytearray(1 << 18)

@@ -19,7 +19,7 @@ import pytest
 from dicomtls.engine.ciphers import POLICIES
 from dicomtls.engine.terminator.config import KEEPALIVE_IDLE
 from dicomtls.engine.terminator.pump import BUF_SIZE, Pump
-from dicomtls.engine.terminator.pumploop import shared_pool
+from dicomtls.engine.terminator.pumploop import PumpLoop
 from dicomtls.engine.terminator.tlsserver import FFDHE2048_PEM, server_context
 from dicomtls.engine.tlsctx import client_context
 from tests.terminator.helpers import LOOPBACK, wait_for
@@ -54,8 +54,33 @@ def _pair() -> tuple[socket.socket, socket.socket]:
     return a, b
 
 
+@pytest.fixture(scope="module")
+def pumps():
+    """A pump loop driven by an asyncio loop in a thread of its own, as the terminator drives its own."""
+    import asyncio
+
+    aloop = asyncio.new_event_loop()
+    loop = PumpLoop()
+    attached = threading.Event()
+
+    def run() -> None:
+        asyncio.set_event_loop(aloop)
+        loop.attach(aloop)
+        attached.set()
+        aloop.run_forever()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    assert attached.wait(10)
+    yield loop
+    aloop.call_soon_threadsafe(aloop.stop)
+    t.join(10)
+    loop.close()
+    aloop.close()
+
+
 @pytest.fixture
-def rig(server_ctx):
+def rig(server_ctx, pumps):
     made: list[Rig] = []
 
     def make(idle: float = 30.0, half_close_idle: float = 60.0) -> Rig:
@@ -68,7 +93,7 @@ def rig(server_ctx):
         t.join(10)
         be_pump, pacs = _pair()
         pump = Pump(server_tls, be_pump, idle, half_close_idle)
-        shared_pool().add(pump)  # the terminator's own loops, as admission.py hands them over
+        pumps.add(pump)  # from another thread: the loop's eventfd wakes it
         r = Rig(client, pacs, pump)
         made.append(r)
         return r
