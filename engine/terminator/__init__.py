@@ -2,7 +2,7 @@
 
 Modules: config (runtime config from a plan), install (check + install into the state dir),
 tlsserver (SSLContext from the cipher policy), pdu (A-ASSOCIATE-RQ gate, RJ/ABORT), pump (one
-association's byte pump), pumploop (the few epoll threads that step the pumps and the TLS handshakes),
+association's byte pump), pumploop (the epoll set that steps the pumps and the TLS handshakes),
 handshake (a handshake as a pump-loop job), health (PACS probes), server (the asyncio control plane),
 admission (one connection, accept to live association), control (status and metrics endpoint), metrics (Prometheus), sdnotify
 (systemd readiness), events (JSON log records), runner (serve / run_in_thread).

@@ -43,7 +43,7 @@ class Handshake:
         if self.loop is not None:
             self.loop.wake(self)
 
-    # --- on the loop thread ---------------------------------------------------------------------
+    # --- on the loop's thread -------------------------------------------------------------------
     def start(self) -> None:
         pass
 

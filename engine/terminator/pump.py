@@ -1,17 +1,16 @@
 """The byte pump: one association's bytes, both ways, between the client's TLS socket and the plain
-backend socket, as a state machine that a pump loop thread steps (pumploop.py: a few loop threads,
-each owning many associations).
+backend socket, as a state machine that the terminator's pump loop steps (pumploop.py: one epoll set
+for every live association, driven from the asyncio thread).
 
-Why non-blocking sockets stepped from epoll threads, not asyncio or two blocking threads each:
+Why non-blocking sockets stepped from epoll, not asyncio's streams or two blocking threads each:
 - Throughput: asyncio's SSL transport copies each record 2-3 times in Python-managed buffers
   (docs/research/terminators.md §2.3/§3.1: ~0.6-0.7x stunnel). Here OpenSSL decrypts straight
-  into our buffer and the GIL is released during every SSL_read/SSL_write/send/recv, so the loops
-  use both cores. benchmarks/throughput_quick.py measures it against stunnel.
+  into our buffer. benchmarks/throughput_quick.py measures it against stunnel.
 - Correctness: OpenSSL forbids using one SSL object from two threads at once (a reader thread and a
   writer thread on one SSLSocket would race on TLS 1.3 key updates, alerts and shutdown), so one
-  thread, the owning loop's, moves both directions of a connection.
+  thread, the loop's, moves both directions of a connection.
 - Scale: a thread per association cost ~80 KiB and a scheduler slot each (1,000 idle associations:
-  1,007 threads, 108 MB, a 7 ms p99 echo; benchmarks/RESULTS.md); a loop per core does not grow.
+  1,001 threads, 108 MB, a 56 ms p99 echo; benchmarks/RESULTS.md); the loop does not grow.
 
 Guarantees: bytes are forwarded in order and completely; each direction has one fixed buffer
 (memory does not grow with transfer size or a slow peer: a full buffer stops reading that side);
@@ -47,7 +46,11 @@ if TYPE_CHECKING:
 BUF_SIZE = 256 * 1024
 TLS_WRITE_CHUNK = 128 * 1024  # plaintext per SSL_write: several 16 KiB records per call
 
-ROUNDS = 4  # passes over both directions per step while bytes keep moving (bulk: ~1 MiB per step)
+# Passes over both directions per step while bytes keep moving. Each step costs an asyncio tick and an
+# epoll_wait; on bulk data, 16 rounds spent less CPU per GB than 4 or 8 (1 GiB runs, 4 alternating
+# rounds: median 1.09 vs 1.18 and 1.18 CPU s/GB, HAProxy 1.24), and a step still yields after at most
+# 16 socket reads a direction (a few ms at 1 GB/s), so other associations are not held up for long.
+ROUNDS = 16
 
 _IN, _OUT = select.EPOLLIN, select.EPOLLOUT
 _ERR = select.EPOLLERR | select.EPOLLHUP
@@ -114,7 +117,7 @@ class _Buf:
 
 _NO_BUF = _Buf(1)  # the buffers' placeholder until Pump.start() (never read or written)
 FREE_MAX = 64  # buffers kept for reuse: 32 associations' worth, at most 16 MiB resident after a bulk burst
-_FREE: list[_Buf] = []  # shared by the loops (list.append/pop are atomic under the GIL)
+_FREE: list[_Buf] = []  # shared by the process's pump loops (list.append/pop are atomic under the GIL)
 
 
 def _was_reset(sock: socket.socket) -> bool:
@@ -173,11 +176,11 @@ class Pump:
         self._abort_reason = ""
         self._lock = threading.Lock()
         self.done = threading.Event()
-        self.on_done: Callable[[str], None] | None = None  # called on the loop thread once it ended
+        self.on_done: Callable[[str], None] | None = None  # called on the loop's thread once it ended
         self.loop: PumpLoop | None = None
         self.up_pdus = PduTracker()  # client -> PACS (the A-ASSOCIATE-RQ went before the pump started)
         self.down_pdus = PduTracker()  # PACS -> client
-        # The state below is the loop thread's alone.
+        # The state below is the loop's alone (its thread's).
         self.client_eof = self.backend_eof = False
         self.be_shut = self.tls_shut = False
         self.tls_rd_wait = self.tls_wr_wait = 0  # 0 = try now; else the poll event OpenSSL is waiting for
@@ -204,7 +207,7 @@ class Pump:
         if loop is not None:
             loop.wake(self)
 
-    # --- on the loop thread ---------------------------------------------------------------------
+    # --- on the loop's thread ---------------------------------------------------------------------
     def start(self) -> None:
         tls, be = self.tls, self.backend
         tls.setblocking(False)

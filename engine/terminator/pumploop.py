@@ -3,7 +3,7 @@ asyncio thread, so that the pumps (pump.py) and the TLS handshakes (handshake.py
 their own.
 
 A thread per association (the design up to 09ef017) cost a thread start per handshake, ~80 KiB and a
-scheduler slot per live association (1,000 associations: 1,007 threads, 108 MB, a 56 ms p99 echo).
+scheduler slot per live association (1,000 associations: 1,001 threads, 108 MB, a 56 ms p99 echo).
 A few epoll threads (one per CPU) were measured next (benchmarks/RESULTS.md): threads bounded, but
 every connection then crossed threads four times, and the GIL handoffs between cores (129 futex calls
 per connection under strace) cost more CPU than the parallel signing saved; driven from the asyncio
