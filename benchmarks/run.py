@@ -20,8 +20,13 @@ runs them in alternating rounds (the order rotates each round). Scenarios:
                 (MAX_ASSOCIATIONS) is below the connection count, "ours-uncapped" also runs: the
                 same code with the cap raised (a what-if, not the product).
 
-Targets: ours >= 1.0x stunnel on bulk, >= 0.8x on handshakes, <= 1.5x stunnel's p99 on
-associations with peak RSS < 150 MB.
+The handshake scenario also runs ours and HAProxy pinned to one CPU (taskset -c 0), to show what the
+second core brings.
+
+Targets: issue 6 (against stunnel): >= 1.0x on bulk, >= 0.8x on handshakes, <= 1.5x stunnel's p99 on
+associations with peak RSS < 150 MB. Issue 15 (against HAProxy): >= 0.8x handshakes per s and per CPU
+second, p99 <= 2x with peak RSS <= 60 MB and bounded threads, bulk >= 1.0x with CPU per GB <= 1.0x,
+all CPUs >= 1.7x one. benchmarks/RESULTS.md has the runs.
 """
 
 from __future__ import annotations
