@@ -218,5 +218,5 @@ class PumpLoop:
             heapq.heapify(self.timers)
         try:
             job.finish(end, self.ep)
-        except Exception:  # noqa: BLE001 - a failing done-callback must not stop the loop
+        except Exception:  # a failing done-callback must not stop the loop
             pass
