@@ -199,6 +199,17 @@ def recv_all(s: socket.socket) -> bytes:
     return bytes(out)
 
 
+def recv_exact(s: socket.socket, n: int, timeout: float = 10.0) -> bytes:
+    """Exactly n bytes; fails the test if the peer closes first."""
+    s.settimeout(timeout)
+    out = b""
+    while len(out) < n:
+        b = s.recv(n - len(out))
+        assert b, f"closed after {len(out)} of {n} bytes"
+        out += b
+    return out
+
+
 def echoscu(port: int, *args: str, calling: str = "BUTTERFLY", called: str = "PACS",
             timeout: float = 30) -> subprocess.CompletedProcess:
     """DCMTK echoscu over anonymous TLS (+tla) without verifying our test certificate (-ic)."""

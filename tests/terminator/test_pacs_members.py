@@ -27,6 +27,7 @@ from tests.terminator.helpers import (
     echoscu,
     expect_transient_reject,
     free_port,
+    recv_exact,
     serve_process,
     terminator,
     tls_connect,
@@ -50,16 +51,8 @@ def addr(port: int) -> str:
 
 
 def _recv_pdu(s: ssl.SSLSocket) -> tuple[int, bytes]:
-    def exactly(n: int) -> bytes:
-        buf = b""
-        while len(buf) < n:
-            chunk = s.recv(n - len(buf))
-            assert chunk, f"closed after {len(buf)} of {n} bytes"
-            buf += chunk
-        return buf
-
-    head = exactly(6)
-    return head[0], exactly(struct.unpack(">I", head[2:6])[0])
+    head = recv_exact(s, 6)
+    return head[0], recv_exact(s, struct.unpack(">I", head[2:6])[0])
 
 
 @contextlib.contextmanager

@@ -22,7 +22,7 @@ from dicomtls.engine.terminator.pump import BUF_SIZE, Pump
 from dicomtls.engine.terminator.pumploop import PumpLoop
 from dicomtls.engine.terminator.tlsserver import FFDHE2048_PEM, server_context
 from dicomtls.engine.tlsctx import client_context
-from tests.terminator.helpers import LOOPBACK, wait_for
+from tests.terminator.helpers import LOOPBACK, recv_exact, wait_for
 
 BLOCK = os.urandom(1 << 20)
 
@@ -178,7 +178,7 @@ def test_client_closes_first_and_still_gets_the_pacs_reply(rig):
     with pytest.raises(ssl.SSLWantReadError):
         r.client.unwrap()  # sends close_notify; the read side stays open
     r.client.setblocking(True)
-    assert _recv_exact(r.pacs, 10) == b"last words"
+    assert recv_exact(r.pacs, 10) == b"last words"
     r.pacs.settimeout(10)
     assert r.pacs.recv(1) == b""  # the client's close arrived as a FIN
     reply = os.urandom(1 << 20)
@@ -198,25 +198,15 @@ def test_client_closes_first_and_still_gets_the_pacs_reply(rig):
     assert r.pump.closed_first == "client" and r.pump.client_close == "eof"
 
 
-def _recv_exact(s: socket.socket, n: int) -> bytes:
-    s.settimeout(10)
-    out = b""
-    while len(out) < n:
-        b = s.recv(n - len(out))
-        assert b, f"EOF after {len(out)} bytes"
-        out += b
-    return out
-
-
 def test_client_fin_without_close_notify_is_forwarded_and_the_reply_still_arrives(rig):
     r = rig()
     r.client.sendall(b"x" * 1000)
     socket.socket.shutdown(r.client, socket.SHUT_WR)  # TCP FIN under TLS: a "ragged" EOF
-    assert _recv_exact(r.pacs, 1000) == b"x" * 1000
+    assert recv_exact(r.pacs, 1000) == b"x" * 1000
     assert r.pacs.recv(1) == b""
     r.pacs.sendall(b"the answer")  # OpenSSL must not have killed the session with an alert
     r.pacs.close()
-    assert _recv_exact(r.client, 10) == b"the answer"
+    assert recv_exact(r.client, 10) == b"the answer"
     assert r.wait_end() == "closed"
     assert r.pump.client_close == "eof"
 
@@ -229,7 +219,7 @@ def _linger0_close(s: socket.socket) -> None:
 def test_client_reset_resets_the_pacs(rig):
     r = rig()
     r.client.sendall(b"hello")
-    assert _recv_exact(r.pacs, 5) == b"hello"
+    assert recv_exact(r.pacs, 5) == b"hello"
     _linger0_close(r.client)
     with pytest.raises(ConnectionResetError):
         while r.pacs.recv(100):
@@ -261,7 +251,7 @@ def _tcp_state(s: socket.socket) -> int:
 def test_idle_timeout_ends_a_silent_association(rig):
     r = rig(idle=0.5)
     r.client.sendall(b"ping")
-    assert _recv_exact(r.pacs, 4) == b"ping"
+    assert recv_exact(r.pacs, 4) == b"ping"
     t = time.monotonic()
     assert r.wait_end(5) == "idle_timeout"
     assert 0.4 < time.monotonic() - t < 2.5
@@ -270,7 +260,7 @@ def test_idle_timeout_ends_a_silent_association(rig):
 def test_abort_from_another_thread_stops_at_once(rig):
     r = rig()
     r.client.sendall(b"data")
-    assert _recv_exact(r.pacs, 4) == b"data"
+    assert recv_exact(r.pacs, 4) == b"data"
     t = time.monotonic()
     r.pump.abort("drain_timeout")
     assert r.wait_end(5) == "drain_timeout"
@@ -314,9 +304,9 @@ def test_many_small_round_trips_are_not_delayed(rig):
     for i in range(200):
         msg = struct.pack(">I", i)
         r.client.sendall(msg)
-        assert _recv_exact(r.pacs, 4) == msg
+        assert recv_exact(r.pacs, 4) == msg
         r.pacs.sendall(msg)
-        assert _recv_exact(r.client, 4) == msg
+        assert recv_exact(r.client, 4) == msg
     assert time.monotonic() - t < 4.0
 
 
@@ -385,7 +375,7 @@ def test_a_pacs_reset_is_seen_while_the_client_is_not_reading(rig):
 def test_both_sockets_get_tcp_keepalive(rig):
     r = rig()
     r.client.sendall(b"x")
-    assert _recv_exact(r.pacs, 1) == b"x"
+    assert recv_exact(r.pacs, 1) == b"x"
     for s in (r.pump.tls, r.pump.backend):
         assert s.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
         assert s.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == KEEPALIVE_IDLE

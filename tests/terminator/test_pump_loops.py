@@ -14,6 +14,7 @@ from tests.terminator.helpers import (
     backend,
     free_port,
     recv_all,
+    recv_exact,
     terminator,
     tls_connect,
     wait_for,
@@ -46,21 +47,12 @@ def test_sixty_live_associations_add_no_thread(tmp_path, tls_files):
             for s in socks:  # every one of them still moves bytes
                 s.sendall(b"ping")
             for s in socks:
-                assert _recv_n(s, len(assoc_rq()) + 4)[-4:] == b"ping"
+                assert recv_exact(s, len(assoc_rq()) + 4)[-4:] == b"ping"
             for s in [first, *socks]:
                 s.close()
     # The echo backend's own per-connection threads are named backend-*; the terminator's pumps were pump-<id>.
     mine = [n for n in new if not n.startswith("backend")]
     assert mine == [], f"{len(mine)} new threads for 60 more associations: {mine[:5]}"
-
-
-def _recv_n(s, n: int) -> bytes:
-    got = b""
-    while len(got) < n:
-        chunk = s.recv(n - len(got))
-        assert chunk, f"closed after {len(got)} of {n} bytes"
-        got += chunk
-    return got
 
 
 def test_a_handshake_stalled_on_a_loop_ends_when_the_terminator_stops(tmp_path, tls_files):
@@ -108,7 +100,7 @@ def test_a_bug_in_one_pump_resets_that_association_only(tmp_path, tls_files, mon
                 rest = b""
             assert not rest.endswith(b"x"), "the broken association still forwarded"
             good.sendall(b"still here")
-            assert _recv_n(good, len(assoc_rq()) + 10)[-10:] == b"still here"
+            assert recv_exact(good, len(assoc_rq()) + 10)[-10:] == b"still here"
             assert [a["client"] for a in handle.status()["associations"]] == [f"{LOOPBACK}:{good.getsockname()[1]}"]
             for s in (good, bad):
                 s.close()
