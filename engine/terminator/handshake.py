@@ -31,7 +31,7 @@ class Handshake:
         self.timer_at = 0.0
         self.loop: PumpLoop | None = None
         self.done = threading.Event()
-        self.on_done: asyncio.Future[str] | None = None
+        self.ended: asyncio.Future[str] | None = None  # resolved with .end (a Pump has an on_done callback instead)
         self._want = 0
         self._registered: int | None = None
         self._abort_reason = ""
@@ -88,26 +88,21 @@ class Handshake:
             self._registered = None
         self.end = end
         self.done.set()
-        fut = self.on_done
-        if fut is not None:
-            _resolve(fut, end)  # the loop runs on the future's own thread (pumploop.PumpLoop.attach)
-
-
-def _resolve(fut: asyncio.Future[str], end: str) -> None:
-    if not fut.done():
-        fut.set_result(end)
+        fut = self.ended
+        if fut is not None and not fut.done():
+            fut.set_result(end)  # the loop runs on the future's own thread (pumploop.PumpLoop.attach)
 
 
 async def run_handshake(tls: ssl.SSLSocket, deadline: float, pumps: PumpLoop) -> Handshake:
     """The handshake on the pump loop; returns the finished job (.end, .error). If the awaiting task is
     cancelled, the loop is told to let the socket go first, so that it never steps a closed socket."""
     job = Handshake(tls, deadline)
-    job.on_done = asyncio.get_running_loop().create_future()
+    job.ended = ended = asyncio.get_running_loop().create_future()
     pumps.add(job)
     try:
-        await asyncio.shield(job.on_done)
+        await asyncio.shield(ended)
     except asyncio.CancelledError:
         job.abort("cancelled")
-        await job.on_done
+        await ended
         raise
     return job
