@@ -149,8 +149,8 @@ def start_ours(folder: Path, tls: Tls, backend_port: int, *, max_associations: i
     if max_associations is not None:
         prelude += f"\nimport dicomtls.engine.terminator.admission as _s; _s.MAX_ASSOCIATIONS = {int(max_associations)}"
     if prelude:
-        cmd = [sys.executable, "-c", prelude + "\nimport sys\nfrom dicomtls.cli.main import main\n"
-               "sys.exit(main(['serve', sys.argv[1]]))", str(plan)]
+        cmd = [sys.executable, "-c", prelude + "\nimport sys\nfrom dicomtls.engine.terminator.__main__ import main\n"
+               "sys.exit(main([sys.argv[1]]))", str(plan)]  # in-process: `dicomtls serve` execs, losing the prelude
     else:
         cmd = [sys.executable, "-m", "dicomtls.cli.main", "serve", str(plan)]
     if cpus is not None:

@@ -18,11 +18,12 @@ from enum import IntEnum
 
 from pydantic import BaseModel, Field
 
+from dicomtls.engine.addresses import host_port
 from dicomtls.engine.backends import BackendOptions, get_backend
 from dicomtls.engine.backends.base import Status
 from dicomtls.engine.certs import CertError, fingerprint
 from dicomtls.engine.errors import UserError
-from dicomtls.engine.plan import Plan, VirtualServer, host_port
+from dicomtls.engine.plan import Plan, VirtualServer
 
 DEFAULT_WARN_DAYS = 30
 DEFAULT_CRIT_DAYS = 7

@@ -10,7 +10,10 @@ on the face (a command-line option, a wizard field), `advice` carries it as a co
 
 from __future__ import annotations
 
-from dicomtls.engine.advice import Advice
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # only a type here: the terminator's serving process raises UserErrors without loading pydantic
+    from dicomtls.engine.advice import Advice
 
 
 class UserError(Exception):

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from dicomtls.engine.addresses import host_port
 from dicomtls.engine.ciphers import DEFAULT_POLICY, POLICIES, Policy
 from dicomtls.engine.errors import UserError
 from dicomtls.engine.plan_errors import at, plan_error
@@ -81,11 +82,6 @@ def check_host(value: str) -> str:
     if not v or len(v) > 253 or not all(_HOST_LABEL.match(label) for label in labels):
         raise ValueError("is neither an IP address nor a valid host name (letters, digits, hyphens, dots)")
     return v
-
-
-def host_port(host: str, port: int | str) -> str:
-    """host:port as written in logs and messages; an IPv6 address in brackets ([fd00::5]:104)."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def check_ip(value: str) -> str:

@@ -28,11 +28,12 @@ from pynetdicom import evt
 from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.status import code_to_category
 
+from dicomtls.engine.addresses import host_port
 from dicomtls.engine.advice import Advice, advice
 from dicomtls.engine.certs import CertError, fingerprint
 from dicomtls.engine.dicomsocket import OneConnectionAE
 from dicomtls.engine.errors import UserError
-from dicomtls.engine.plan import DEFAULT_CALLED_AE, DEFAULT_CALLING_AE, check_ae_title, check_port, host_port
+from dicomtls.engine.plan import DEFAULT_CALLED_AE, DEFAULT_CALLING_AE, check_ae_title, check_port
 from dicomtls.engine.tls_advice import tls_advice
 from dicomtls.engine.tlsctx import client_context
 from dicomtls.engine.worklist import MWL_FIND_UID, WorklistQuery, WorklistResult

@@ -9,6 +9,8 @@ for up to [builtin] drain_timeout seconds.
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 from dicomtls.engine import paths
 
@@ -24,6 +26,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dicomtls.engine.terminator import serve  # the terminator loads only for this command
-
-    return serve(args.plan or paths.default_plan_path(), passphrase_env=args.passphrase_env)
+    """Hand this process over to the terminator's own entry (exec: the same pid, as systemd's Type=notify
+    expects), so that what the CLI loaded (pydantic among it) does not stay resident while serving."""
+    argv = [sys.executable, "-m", "dicomtls.engine.terminator", str(args.plan or paths.default_plan_path())]
+    if args.passphrase_env:
+        argv += ["--passphrase-env", args.passphrase_env]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, argv)

@@ -24,6 +24,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from dicomtls.engine.addresses import host_port
 from dicomtls.engine.advice import Advice, advice
 from dicomtls.engine.backends.base import (
     Action,
@@ -37,7 +38,7 @@ from dicomtls.engine.backends.base import (
 )
 from dicomtls.engine.certs import CertError, fingerprint
 from dicomtls.engine.errors import UserError
-from dicomtls.engine.plan import Plan, host_port
+from dicomtls.engine.plan import Plan
 from dicomtls.engine.terminator.config import RuntimeConfig, StateFiles, state_dir_for
 from dicomtls.engine.terminator.control import query_status
 from dicomtls.engine.terminator.install import installed_fingerprint, prepare
@@ -75,7 +76,7 @@ class BuiltinBackend:
         changes = [self._cert_change(plan, state), self._policy_change(plan, installed)]
         b = plan.builtin
         settings = {k: getattr(b, k) for k in SETTINGS}
-        changes.append(_compare("settings", "builtin", installed.model_dump(include=set(SETTINGS)) if installed
+        changes.append(_compare("settings", "builtin", {k: getattr(installed, k) for k in SETTINGS} if installed
                                 else None, settings, ", ".join(f"{k}={v:g}" for k, v in settings.items())))
         have_svcs = {s.name: s for s in installed.services} if installed else {}
         for s in plan.service:
@@ -92,7 +93,7 @@ class BuiltinBackend:
             want_v = {"ip": v.ip, "port": v.port, "role": v.role, "service": v.service,
                       "allowed_calling_aes": list(v.allowed_calling_aes), "allowed_clients": list(v.allowed_clients)}
             have_v = have_lst.get(v.name)
-            ch = _compare("listener", v.name, have_v.model_dump(include=set(want_v)) if have_v else None, want_v,
+            ch = _compare("listener", v.name, {k: getattr(have_v, k) for k in want_v} if have_v else None, want_v,
                           f"TLS {v.ip}:{v.port} ({v.role}) -> {v.service}")
             if (v.ip, v.port) not in live_addrs:
                 problem, fix = _port_problem(v.ip, v.port)

@@ -1,6 +1,6 @@
 """`python -m dicomtls.engine.terminator PLAN`: the terminator's own entry, for the built-in backend's apply.
 
-The same as `dicomtls serve PLAN`, without the CLI: the engine starts its terminator without
+What `dicomtls serve PLAN` execs, and what the built-in backend starts: the engine starts its terminator without
 depending on the CLI package at run time.
 """
 

@@ -4,18 +4,28 @@
 to runtime.json in the state dir so that `diff` can compare a plan with what is installed, and
 `status` can find the control endpoint. Timeouts and the status port come from the plan's
 [builtin] table (engine/plan.py holds their defaults).
+
+Plain dataclasses, not pydantic: the serving process loads this module and no pydantic at all (the
+plan is checked by a helper process, bundle.py), which keeps the idle terminator ~20 MB smaller.
+from_json() is as strict as the pydantic model was (extra="forbid"): every key known, every value
+of its type.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import types
+import typing
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
-
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from dicomtls.engine import paths
-from dicomtls.engine.plan import Plan, host_port
+from dicomtls.engine.addresses import host_port
+
+if TYPE_CHECKING:
+    from dicomtls.engine.plan import Plan
 
 # Limits that are not plan settings: they protect the process, not the site's policy.
 # Live associations (~26 KiB each on a pump loop, up to 512 KiB of buffers while bulk data flows); more get
@@ -31,21 +41,59 @@ PROBE_TIMEOUT = 2.0  # health probe connect timeout
 KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 15, 10, 4
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+_M = TypeVar("_M")
 
 
-class ListenerConfig(_Model):
+def _value(tp: Any, v: Any, where: str) -> Any:
+    """v checked against the annotation tp (str, int, float, X | None, list[X], a config dataclass)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        if v is None and type(None) in typing.get_args(tp):
+            return None
+        return _value(next(a for a in typing.get_args(tp) if a is not type(None)), v, where)
+    if origin is list:
+        if not isinstance(v, list):
+            raise ValueError(f"{where}: a list expected, got {v!r}")
+        return [_value(typing.get_args(tp)[0], x, f"{where}[{i}]") for i, x in enumerate(v)]
+    if isinstance(tp, type) and hasattr(tp, "__dataclass_fields__"):
+        return _build(tp, v, where)
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) if tp is float else \
+        isinstance(v, tp) and not (tp is int and isinstance(v, bool))
+    if not ok:
+        raise ValueError(f"{where}: {tp.__name__} expected, got {v!r}")
+    return float(v) if tp is float else v
+
+
+def _build(cls: type[_M], data: Any, where: str) -> _M:
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: an object expected")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]  # cls is one of the dataclasses below
+    extra = set(data) - set(known)
+    if extra:
+        raise ValueError(f"{where}: unknown key(s) {sorted(extra)}")
+    kwargs: dict[str, Any] = {}
+    for name, f in known.items():
+        if name in data:
+            kwargs[name] = _value(hints[name], data[name], f"{where}.{name}")
+        elif f.default is MISSING and f.default_factory is MISSING:
+            raise ValueError(f"{where}: {name} is missing")
+    return cls(**kwargs)
+
+
+@dataclass
+class ListenerConfig:
     name: str
     ip: str
     port: int
     role: str
     service: str
-    allowed_calling_aes: list[str] = Field(default_factory=list)
-    allowed_clients: list[str] = Field(default_factory=list)
+    allowed_calling_aes: list[str] = field(default_factory=list)
+    allowed_clients: list[str] = field(default_factory=list)
 
 
-class MemberConfig(_Model):
+@dataclass
+class MemberConfig:
     host: str
     port: int
 
@@ -54,7 +102,8 @@ class MemberConfig(_Model):
         return host_port(self.host, self.port)
 
 
-class ServiceConfig(_Model):
+@dataclass
+class ServiceConfig:
     """A PACS: every server it runs on (`members`, in the plan's order); host/port are the first,
     kept so that runtime.json files written before members existed still read (they fill members)."""
 
@@ -62,22 +111,18 @@ class ServiceConfig(_Model):
     host: str
     port: int
     ae_title: str
-    members: list[MemberConfig] = Field(default_factory=list)
+    members: list[MemberConfig] = field(default_factory=list)
 
-    @model_validator(mode="after")
-    def _one_member_at_least(self) -> ServiceConfig:
+    def __post_init__(self) -> None:
         if not self.members:
             self.members = [MemberConfig(host=self.host, port=self.port)]
-        return self
 
 
-class RuntimeConfig(_Model):
+@dataclass
+class RuntimeConfig:
     policy: str
     cert_file: str
     key_file: str
-    dh_file: str | None = None
-    cert_fingerprint: str = ""
-    cert_not_after: float = 0.0  # the leaf's notAfter, Unix time (0: unknown, a runtime.json from before)
     listeners: list[ListenerConfig]
     services: list[ServiceConfig]
     handshake_timeout: float
@@ -85,8 +130,11 @@ class RuntimeConfig(_Model):
     idle_timeout: float
     drain_timeout: float
     health_interval: float
-    status_port: int = 0
     state_dir: str
+    dh_file: str | None = None
+    cert_fingerprint: str = ""
+    cert_not_after: float = 0.0  # the leaf's notAfter, Unix time (0: unknown, a runtime.json from before)
+    status_port: int = 0
     plan_path: str | None = None
 
     def service(self, name: str) -> ServiceConfig:
@@ -94,6 +142,18 @@ class RuntimeConfig(_Model):
 
     def listener(self, name: str) -> ListenerConfig:
         return next(v for v in self.listeners if v.name == name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> RuntimeConfig:
+        """Strict: a ValueError names the first key that is unknown, missing or of the wrong type."""
+        return _build(cls, data, "runtime")
+
+    @classmethod
+    def from_json(cls, text: str) -> RuntimeConfig:
+        return cls.from_dict(json.loads(text))
 
 
 def state_dir_for(plan: Plan) -> Path:
@@ -120,14 +180,14 @@ class StateFiles:
 
     def read_runtime(self) -> RuntimeConfig | None:
         try:
-            return RuntimeConfig.model_validate_json(self.runtime.read_text(encoding="utf-8"))
+            return RuntimeConfig.from_json(self.runtime.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
 
     def write_runtime(self, cfg: RuntimeConfig) -> None:
         paths.ensure_private_dir(self.dir)
         tmp = self.runtime.with_name(self.runtime.name + ".tmp")
-        tmp.write_text(json.dumps(cfg.model_dump(mode="json"), indent=2) + "\n", encoding="utf-8")
+        tmp.write_text(json.dumps(cfg.to_dict(), indent=2) + "\n", encoding="utf-8")
         tmp.replace(self.runtime)
 
 

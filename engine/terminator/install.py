@@ -1,8 +1,8 @@
 """Turn a plan into what `serve` runs: check everything first, then write the state dir.
 
 prepare() reads and checks (certificate and key, policy, that OpenSSL accepts the pair with the
-policy) and writes nothing, so a broken plan never damages a working installation. write() then
-installs cert.pem, key.pem (0600; decrypted if the source key has a passphrase, so the service
+policy) and writes nothing, so a broken plan never damages a working installation. write() (the
+bundle's install(), bundle.py) then installs cert.pem, key.pem (0600; decrypted if the source key has a passphrase, so the service
 never needs the passphrase), dhparams.pem (when the policy has DHE suites) and runtime.json.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import ssl
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,12 +17,12 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from dicomtls.engine import paths
 from dicomtls.engine.certs import CertError, check_pair, fingerprint
 from dicomtls.engine.errors import UserError
 from dicomtls.engine.plan import Plan, dump_plan
+from dicomtls.engine.terminator.bundle import Bundle, load_context
 from dicomtls.engine.terminator.config import RuntimeConfig, StateFiles, runtime_from_plan, state_dir_for
-from dicomtls.engine.terminator.tlsserver import FFDHE2048_PEM, MIN_DH_BITS, dh_bits, ensure_dh_params, server_context
+from dicomtls.engine.terminator.tlsserver import FFDHE2048_PEM, MIN_DH_BITS, dh_bits
 
 
 def installed_fingerprint(state: StateFiles) -> str | None:
@@ -70,22 +69,16 @@ class Prepared:
     context: ssl.SSLContext
     runtime: RuntimeConfig
 
-    def write(self) -> RuntimeConfig:
-        """Install into the state dir: cert.pem, key.pem (0600), dhparams.pem, runtime.json."""
-        st = self.state
-        paths.ensure_private_dir(st.dir)
-        if self.key_pem is not None:
-            paths.write_private(st.key, self.key_pem)
-        tmp = st.cert.with_name(st.cert.name + ".tmp")
-        tmp.write_bytes(self.cert_pem)
-        tmp.replace(st.cert)
-        if self.dh_pem is not None:
-            ensure_dh_params(st.dh)
-        self._write_applied_plan()
-        st.write_runtime(self.runtime)
-        return self.runtime
+    def bundle(self) -> Bundle:
+        """What the terminator runs and installs (bundle.py): also what the checker helper prints."""
+        return Bundle(runtime=self.runtime, cert_pem=self.cert_pem, key_pem=self.key_pem, dh_pem=self.dh_pem,
+                      applied_plan=self._applied_plan())
 
-    def _write_applied_plan(self) -> None:
+    def write(self) -> RuntimeConfig:
+        """Install into the state dir: cert.pem, key.pem (0600), dhparams.pem, plan.toml, runtime.json."""
+        return self.bundle().install()
+
+    def _applied_plan(self) -> str:
         """The plan as installed: certificate and key are the state dir's copies (no passphrase needed),
         every path absolute. The service started by `apply` or `install-service` serves this file."""
         applied = self.plan.model_copy(deep=True)
@@ -93,10 +86,8 @@ class Prepared:
         applied.certificate.key = str(self.state.key.resolve())
         applied.certificate.passphrase_env = None
         applied.builtin.state_dir = str(self.state.dir.resolve())
-        tmp = self.state.plan.with_name(self.state.plan.name + ".tmp")
-        tmp.write_text("# Written by dicomtls apply: the plan this terminator serves. Edit your own plan and run\n"
-                       "# `dicomtls apply` again rather than this file.\n" + dump_plan(applied), encoding="utf-8")
-        tmp.replace(self.state.plan)
+        return ("# Written by dicomtls apply: the plan this terminator serves. Edit your own plan and run\n"
+                "# `dicomtls apply` again rather than this file.\n" + dump_plan(applied))
 
 
 def prepare(plan: Plan, passphrase: str | bytes | None = None, plan_path: Path | None = None,
@@ -146,13 +137,5 @@ def _dh_pem(state: StateFiles) -> bytes:
 
 
 def _context(plan: Plan, cert_pem: bytes, key_pem: bytes, dh_pem: bytes | None) -> ssl.SSLContext:
-    """The real server context, loaded from private temp copies (OpenSSL loads from files only), so
-    OpenSSL's verdict comes before anything is installed."""
-    with tempfile.TemporaryDirectory(prefix="dicomtls-ctx-") as d:
-        c, k, dh = Path(d) / "cert.pem", Path(d) / "key.pem", Path(d) / "dh.pem"
-        c.write_bytes(cert_pem)
-        paths.write_private(k, key_pem)
-        if dh_pem:
-            dh.write_bytes(dh_pem)
-        return server_context(plan.policy, c, k, dh_file=dh if dh_pem else None)
-
+    """The real server context, so that OpenSSL's verdict comes before anything is installed."""
+    return load_context(plan.policy.name, cert_pem, key_pem, dh_pem)

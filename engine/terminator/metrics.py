@@ -26,7 +26,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from dicomtls.engine.plan import host_port
+from dicomtls.engine.addresses import host_port
 
 if TYPE_CHECKING:
     from dicomtls.engine.terminator.server import Terminator

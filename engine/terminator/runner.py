@@ -1,24 +1,28 @@
 """Two ways to run the terminator: `serve` (foreground, signals, pid file, installs into the state
-dir) and run_in_thread (in-process for the wizard's demo; writes nothing to disk or the terminal)."""
+dir; the plan checked by a helper process, bundle.py) and run_in_thread (in-process for the wizard's
+demo; writes nothing to disk or the terminal)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
+import ssl
 import sys
 import threading
 from pathlib import Path
-from typing import IO, Any, Callable, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Callable, TypeVar
 
 from dicomtls.engine import paths
 from dicomtls.engine.errors import UserError
-from dicomtls.engine.plan import Plan, load_plan
-from dicomtls.engine.terminator.config import StateFiles, state_dir_for
+from dicomtls.engine.terminator.bundle import Bundle, load_bundle, load_bundle_async
+from dicomtls.engine.terminator.config import StateFiles
 from dicomtls.engine.terminator.events import EventLog, Subscriber
-from dicomtls.engine.terminator.install import Prepared, prepare
 from dicomtls.engine.terminator.sdnotify import Notifier
 from dicomtls.engine.terminator.server import Terminator
+
+if TYPE_CHECKING:  # the serving process never loads the plan's models (pydantic): bundle.py
+    from dicomtls.engine.plan import Plan
 
 _T = TypeVar("_T")
 
@@ -55,18 +59,15 @@ def serve(plan_path: str | os.PathLike[str], passphrase_env: str | None = None,
     early: list[int] = []
     signal.signal(signal.SIGHUP, lambda signum, frame: early.append(signum))
     path = Path(plan_path).expanduser().resolve()
-    plan = load_plan(path)
-    if plan.backend != "builtin":
-        raise UserError(f"{path} has backend = {plan.backend!r}; `serve` runs the built-in terminator",
-                        "set backend = \"builtin\" in the plan (or use `dicomtls apply` for the NetScaler)")
-    state = StateFiles(state_dir_for(plan))
+    bundle = load_bundle(path, passphrase_env)
+    state = bundle.state
     other = running_pid(state)
     if other and other != os.getpid():
         raise UserError(f"a terminator is already running for {state.dir} (pid {other})",
                         f"stop it first (kill {other} / systemctl stop), or reload it with kill -HUP {other}")
-    prepared = prepare(plan, _passphrase(plan, passphrase_env), path)
+    context = bundle.context()
     events = EventLog(stream if stream is not None else sys.stderr)
-    return asyncio.run(_serve(path, prepared, passphrase_env, events, early))
+    return asyncio.run(_serve(path, bundle, context, passphrase_env, events, early))
 
 
 class _Reloads:
@@ -99,8 +100,8 @@ class _Reloads:
 
     async def _reload_plan(self) -> bool:
         try:
-            plan = load_plan(self.path)
-            new = prepare(plan, _passphrase(plan, self.passphrase_env), self.path)
+            new = await load_bundle_async(self.path, self.passphrase_env)  # checked in the helper process
+            context = new.context()
         except UserError as exc:
             self.term.reload_failed(exc.problem, exc.fix)
             return False
@@ -108,18 +109,18 @@ class _Reloads:
             self.term.reload_failed(f"the new plan moves the state dir to {new.state.dir}",
                                     "restart the service to change [builtin] state_dir")
             return False
-        if await self.term.reload(new.runtime, new.context):
-            new.write()
+        if await self.term.reload(new.runtime, context):
+            new.install()
             return True
         return False
 
 
-async def _serve(path: Path, prepared: Prepared, passphrase_env: str | None, events: EventLog,
-                 early: list[int]) -> int:
+async def _serve(path: Path, bundle: Bundle, context: ssl.SSLContext, passphrase_env: str | None,
+                 events: EventLog, early: list[int]) -> int:
     loop = asyncio.get_running_loop()
-    state = prepared.state
+    state = bundle.state
     stop = asyncio.Event()
-    term = Terminator(prepared.runtime, prepared.context, events)
+    term = Terminator(bundle.runtime, context, events)
     systemd = Notifier()
     reloads = _Reloads(path, passphrase_env, state.dir, term, systemd)
     # Signal handlers before anything else can take time; a stop is honoured right after start-up.
@@ -130,7 +131,7 @@ async def _serve(path: Path, prepared: Prepared, passphrase_env: str | None, eve
     if early:
         reloads.on_hup()
     await term.start()
-    prepared.write()  # installed only once its listeners are bound
+    bundle.install()  # installed only once its listeners are bound
     state.pid.write_text(f"{os.getpid()}\n")
     reloads.started.set()
     systemd.ready(f"serving {len(term.listeners)} listener(s), generation {term.gen.number}")
@@ -209,6 +210,8 @@ class TerminatorHandle:
         return {lst["name"]: lst["bound_port"] for lst in self.status()["listeners"]}
 
     def reload(self, plan: Plan, passphrase: str | None = None) -> bool:
+        from dicomtls.engine.terminator.install import prepare
+
         new = prepare(plan, passphrase if passphrase is not None else _passphrase(plan, None))
         assert self._loop is not None and self._term is not None
         return asyncio.run_coroutine_threadsafe(self._term.reload(new.runtime, new.context), self._loop).result(10)
@@ -233,6 +236,8 @@ def run_in_thread(plan: Plan, passphrase: str | None = None, *, control: bool = 
     that cannot be bound is reported by handle.wait_ready() and handle.error. Nothing is written to
     the state dir unless control=True (then the control socket is created there).
     """
+    from dicomtls.engine.terminator.install import prepare
+
     prepared = prepare(plan, passphrase if passphrase is not None else _passphrase(plan, None))
     handle = TerminatorHandle(EventLog(stream))
 

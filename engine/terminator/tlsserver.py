@@ -47,20 +47,6 @@ def dh_bits(pem: bytes) -> int:
     return load_pem_parameters(pem).parameter_numbers().p.bit_length()
 
 
-def ensure_dh_params(path: Path) -> Path:
-    """Keep an operator's >= 2048-bit dhparams.pem; otherwise write the ffdhe2048 group there."""
-    try:
-        if dh_bits(path.read_bytes()) >= MIN_DH_BITS:
-            return path
-    except (OSError, ValueError):
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(FFDHE2048_PEM)
-    tmp.replace(path)
-    return path
-
-
 def server_context(policy: Policy, cert_file: str | Path, key_file: str | Path,
                    password: bytes | str | None = None, dh_file: str | Path | None = None) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

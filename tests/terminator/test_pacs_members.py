@@ -233,7 +233,7 @@ def test_a_runtime_json_from_before_members_reads_and_the_diff_shows_old_and_new
                                   [{"name": "PACS", "host": "10.0.0.5", "port": 104}],
                                   [{"name": "store", "port": port, "service": "PACS"}]))
     state = StateFiles(tmp_path / "state")
-    old = prepare(single).runtime.model_dump(mode="json")
+    old = prepare(single).runtime.to_dict()
     for svc in old["services"]:
         del svc["members"]  # as written before services had members
     state.dir.mkdir(mode=0o700)

@@ -18,7 +18,7 @@ from dicomtls.engine.errors import UserError
 from dicomtls.engine.plan import load_plan
 from dicomtls.engine.terminator import run_in_thread
 from dicomtls.engine.terminator.install import prepare
-from dicomtls.engine.terminator.tlsserver import FFDHE2048_PEM, ensure_dh_params, server_context
+from dicomtls.engine.terminator.tlsserver import FFDHE2048_PEM, server_context
 from tests.support import pki
 from tests.terminator.helpers import LOOPBACK, backend, echo_scp, echoscu, free_port, tls_connect, wait_for, write_plan
 
@@ -41,14 +41,18 @@ def test_dh_parameters_are_rfc7919_ffdhe2048():
     assert (numbers.p, numbers.g) == (want, 2)
 
 
-def test_an_operators_own_dh_parameters_are_kept(tmp_path):
-    f = tmp_path / "dhparams.pem"
+def test_an_operators_own_dh_parameters_are_kept(tmp_path, tls_files):
+    plan = load_plan(write_plan(tmp_path, tls_files.server_cert, tls_files.server_key,
+                                [{"name": "PACS", "host": LOOPBACK, "port": 104}],
+                                [{"name": "store", "port": free_port(), "service": "PACS"}]))
+    f = tmp_path / "state" / "dhparams.pem"
+    f.parent.mkdir(mode=0o700)
     f.write_text("not parameters")
-    ensure_dh_params(f)
+    prepare(plan).write()
     assert f.read_bytes() == FFDHE2048_PEM  # junk replaced
     own = FFDHE2048_PEM.replace(b"-----BEGIN DH PARAMETERS-----\n", b"-----BEGIN DH PARAMETERS-----\n\n")
     f.write_bytes(own)
-    ensure_dh_params(f)
+    prepare(plan).write()
     assert f.read_bytes() == own  # a valid 2048-bit file is left alone
 
 

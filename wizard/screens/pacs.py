@@ -17,6 +17,7 @@ from textual.containers import Horizontal
 from textual.content import Content
 from textual.widgets import Button, Input, Static
 
+from dicomtls.engine.addresses import host_port
 from dicomtls.engine.plan import (
     DEFAULT_CALLING_AE,
     DEFAULT_PACS_PORT,
@@ -26,7 +27,6 @@ from dicomtls.engine.plan import (
     check_host,
     check_name,
     check_port,
-    host_port,
 )
 from dicomtls.wizard import worklist_view
 from dicomtls.wizard.advice import step_action

@@ -11,9 +11,10 @@ from textual.binding import Binding
 from textual.content import Content
 from textual.widgets import Static
 
+from dicomtls.engine.addresses import host_port
 from dicomtls.engine.backends import BackendOptions
 from dicomtls.engine.backends.base import Action, Diff
-from dicomtls.engine.plan import ROLE_PORTS, Plan, dump_plan, host_port
+from dicomtls.engine.plan import ROLE_PORTS, Plan, dump_plan
 from dicomtls.engine.plan_errors import PlanError
 from dicomtls.wizard import target_facts
 from dicomtls.wizard.advice import change_fix, fix_text, plan_problem

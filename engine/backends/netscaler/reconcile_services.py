@@ -5,13 +5,14 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from dicomtls.engine.addresses import host_port
 from dicomtls.engine.advice import advice
 from dicomtls.engine.backends.base import Action, Change
 from dicomtls.engine.backends.netscaler.current import Current, ip_key
 from dicomtls.engine.backends.netscaler.models import NitroRequest
 from dicomtls.engine.backends.netscaler.steps import MONITOR_CLOSE, SERVICE_TYPE, ApplyStep, batch, cli_quote
 from dicomtls.engine.errors import UserError
-from dicomtls.engine.plan import Plan, Service, host_port
+from dicomtls.engine.plan import Plan, Service
 
 
 def plan_services(plan: Plan, cur: Current, changes: list[Change], steps: list[ApplyStep]) -> None:
