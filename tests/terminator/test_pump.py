@@ -379,3 +379,21 @@ def test_both_sockets_get_tcp_keepalive(rig):
     for s in (r.pump.tls, r.pump.backend):
         assert s.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
         assert s.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == KEEPALIVE_IDLE
+
+
+def test_an_idle_association_holds_no_buffer(rig):
+    """1,000 idle associations must not keep 2,000 buffers' touched pages resident (issue 15's 60 MB):
+    a pump takes its buffers while bytes move and gives them back once both are empty."""
+    from dicomtls.engine.terminator.pump import NO_BUF
+
+    rigs = [rig() for _ in range(8)]
+    for i, r in enumerate(rigs):
+        msg = struct.pack(">I", i) * 1000
+        r.client.sendall(msg)
+        assert recv_exact(r.pacs, len(msg)) == msg
+        r.pacs.sendall(msg)
+        assert recv_exact(r.client, len(msg)) == msg
+    wait_for(lambda: all(r.pump.up is NO_BUF and r.pump.down is NO_BUF for r in rigs), 5, "the buffers given back")
+    r = rigs[0]  # and an association that was idle moves bytes again at once
+    r.client.sendall(b"again")
+    assert recv_exact(r.pacs, 5) == b"again"
