@@ -79,6 +79,7 @@ Type=notify
 NotifyAccess=main
 WatchdogSec=30s
 User={user}
+# serve execs the terminator's own entry: the main PID stays the terminator (NotifyAccess=main).
 ExecStart={exe} serve {state / 'plan.toml'}
 # SIGHUP: reload the applied plan (new connections; live associations continue).
 ExecReload=/bin/kill -HUP $MAINPID
