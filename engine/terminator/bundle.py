@@ -116,13 +116,19 @@ def load_bundle(plan_path: Path, passphrase_env: str | None = None) -> Bundle:
                            timeout=CHECK_TIMEOUT)
     except subprocess.TimeoutExpired:
         raise _no_answer(f"did not answer within {CHECK_TIMEOUT:g} s") from None
+    except OSError as exc:  # no interpreter there any more (an upgrade under it), no descriptors or processes left
+        raise _no_answer(f"could not start ({exc.strerror or exc})") from None
     return answer(r.returncode, r.stdout, r.stderr)
 
 
 async def load_bundle_async(plan_path: Path, passphrase_env: str | None = None) -> Bundle:
     """load_bundle for the event loop (a reload): the loop keeps serving while the helper checks."""
-    proc = await asyncio.create_subprocess_exec(*checker_command(plan_path, passphrase_env), stdin=subprocess.DEVNULL,
-                                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        proc = await asyncio.create_subprocess_exec(*checker_command(plan_path, passphrase_env),
+                                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                                    stderr=subprocess.PIPE)
+    except OSError as exc:
+        raise _no_answer(f"could not start ({exc.strerror or exc})") from None
     try:
         out, err = await asyncio.wait_for(proc.communicate(), CHECK_TIMEOUT)
     except asyncio.TimeoutError:

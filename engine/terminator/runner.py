@@ -80,6 +80,10 @@ class _Reloads:
         self.term, self.systemd = term, systemd
         self.started = asyncio.Event()
         self.tasks: set[asyncio.Task[None]] = set()
+        # One reload at a time, in the order of the signals (asyncio.Lock wakes its waiters first come, first
+        # served): each check reads the plan when it starts, so the last signal's plan is the one that serves,
+        # however long an earlier check took in the helper.
+        self.lock = asyncio.Lock()
 
     def on_hup(self) -> None:
         t = asyncio.get_running_loop().create_task(self._when_started())
@@ -88,6 +92,10 @@ class _Reloads:
 
     async def _when_started(self) -> None:
         await self.started.wait()
+        async with self.lock:
+            await self._reload()
+
+    async def _reload(self) -> None:
         # systemd (Type=notify): RELOADING=1 now, READY=1 once the outcome is known; a refused plan
         # leaves the old configuration serving, which is ready too.
         self.systemd.reloading()

@@ -100,3 +100,52 @@ def test_the_helpers_refusal_and_its_death_are_errors_with_a_fix():
     with pytest.raises(UserError) as exc:
         answer(-9, b"", b"Traceback (most recent call last):\nMemoryError\n")
     assert exc.value.exit_code == 70 and "MemoryError" in exc.value.problem and exc.value.fix
+
+
+def test_reloads_apply_in_the_order_of_their_signals(monkeypatch, tmp_path):
+    """Two SIGHUPs close together: the second one's plan is what serves, even when the first one's check in
+    the helper takes longer (a stale plan must never be applied last)."""
+    import asyncio
+    from types import SimpleNamespace
+
+    import dicomtls.engine.terminator.runner as runner
+
+    applied: list[str] = []
+    checks = iter([("first", 0.3), ("second", 0.0)])
+
+    async def check(path, passphrase_env):
+        name, delay = next(checks)
+        await asyncio.sleep(delay)  # the helper's run time, made unequal on purpose
+        return SimpleNamespace(state=SimpleNamespace(dir=tmp_path), runtime=name, context=lambda: None,
+                               install=lambda: None)
+
+    async def reload(runtime, context):
+        applied.append(runtime)
+        return True
+
+    monkeypatch.setattr(runner, "load_bundle_async", check)
+    term = SimpleNamespace(reload=reload, gen=SimpleNamespace(number=1), last_reload_error="")
+    systemd = SimpleNamespace(reloading=lambda: None, ready=lambda status="": None)
+
+    async def main() -> None:
+        reloads = runner._Reloads(tmp_path / "plan.toml", None, tmp_path, term, systemd)
+        reloads.started.set()
+        reloads.on_hup()
+        await asyncio.sleep(0.05)  # the second signal arrives while the first check runs
+        reloads.on_hup()
+        await asyncio.wait_for(asyncio.gather(*reloads.tasks), 5)
+
+    asyncio.run(main())
+    assert applied == ["first", "second"]
+
+
+def test_a_helper_that_cannot_start_is_an_error_with_a_fix(monkeypatch, tmp_path):
+    import asyncio
+
+    import dicomtls.engine.terminator.bundle as bundle
+
+    monkeypatch.setattr(bundle, "checker_command", lambda plan, env: [str(tmp_path / "no-such-python")])
+    for load in (bundle.load_bundle, lambda p, e: asyncio.run(bundle.load_bundle_async(p, e))):
+        with pytest.raises(UserError) as exc:
+            load(tmp_path / "plan.toml", None)
+        assert exc.value.exit_code == 70 and "could not start" in exc.value.problem and exc.value.fix
