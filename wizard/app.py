@@ -108,7 +108,7 @@ class WizardApp(App[int], inherit_bindings=False):
         old = self.state
         new = WizardState.from_plan_file(old.plan_path)
         for name in ("demo", "terminator", "password", "passphrase", "nitro_fingerprint", "nitro_ok",
-                     "nitro_checked_for", "cipher_groups", "pem", "pem_checked_for"):
+                     "nitro_checked_for", "cipher_groups", "nitro_facts", "pem", "pem_checked_for"):
             setattr(new, name, getattr(old, name))
         self.state = new
         start = self.goto(0)

@@ -19,6 +19,7 @@ from dicomtls.engine.plan import DEFAULT_CERT_FILE, DEFAULT_KEY_FILE, Plan
 from dicomtls.engine.terminator.follow import Follower
 
 if TYPE_CHECKING:  # the results' types; their modules are loaded when a method runs
+    from dicomtls.engine.backends.netscaler import NitroConnection
     from dicomtls.engine.backends.netscaler.watch import Arrival
     from dicomtls.engine.certs import PemReport
     from dicomtls.engine.check import InstalledCert
@@ -101,13 +102,13 @@ class Services:
 
         return fetch_fingerprint(url)
 
-    def list_cipher_groups(self, ns: Any, options: BackendOptions) -> list[str]:
-        """Names of the cipher groups on the ADC `ns` (a plan's [netscaler]); also proves the login works."""
+    def nitro_connect(self, ns: Any, options: BackendOptions) -> NitroConnection:
+        """Log in to the ADC `ns` (a plan's [netscaler]): its release, HA role and SSL mode, and its cipher groups."""
         from dicomtls.engine.backends.netscaler import NetScalerBackend
 
         backend = NetScalerBackend(Plan(backend="netscaler", netscaler=ns), options)
         try:
-            return list(backend.list_cipher_groups())
+            return backend.connection()
         finally:
             backend.close()
 

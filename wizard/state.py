@@ -38,7 +38,7 @@ from dicomtls.engine.plan_errors import PlanError, plan_error
 from dicomtls.wizard.checks import Accepted, changed
 
 if TYPE_CHECKING:  # the results' types; their modules are loaded when a check runs
-    from dicomtls.engine.backends.base import ApplyResult, Diff
+    from dicomtls.engine.backends.base import ApplyResult, Diff, TargetFacts
     from dicomtls.engine.certs import PemReport
     from dicomtls.engine.demo import Demo
     from dicomtls.engine.terminator.runner import TerminatorHandle
@@ -86,6 +86,7 @@ class WizardState:
     nitro_ok: bool = False  # logged in with the password
     nitro_checked_for: dict[str, str] | None = None
     cipher_groups: list[str] = field(default_factory=list)  # existing groups on the ADC
+    nitro_facts: TargetFacts | None = None  # release, HA role, SSL mode, read at login
     pacs_report: EchoReport | None = None  # of the plain C-ECHO to the PACS (a failing one first)
     pacs_reports: list[tuple[str, EchoReport]] = field(default_factory=list)  # (address, report) per member tested
     pacs_checked_for: dict[str, str] | None = None

@@ -24,6 +24,18 @@ def describe(f: Any) -> str:
     return "; ".join(parts)
 
 
+def short(f: Any) -> str:
+    """The same facts in a few words, for the Start step's connected line."""
+    parts = [f"NetScaler {f.release}" if f.release else "NetScaler"]
+    if f.ha_role == "primary":
+        parts.append(f"HA primary (secondary {f.ha_peer})" if f.ha_peer else "HA primary")
+    if f.ssl_mode:
+        parts.append(f"Default SSL Profile {'on' if f.ssl_mode == 'profile' else 'off'}")
+    if f.partition:
+        parts.append(f"partition {f.partition}")
+    return ", ".join(parts)
+
+
 def sync_line(result: Any) -> str:
     if result.ha_sync == "in-sync":
         return "HA: the secondary node is in sync with the saved configuration (`show ha node` on it shows it)."

@@ -64,8 +64,12 @@ class SnapshotServices(Services):
     def fetch_fingerprint(self, url: str) -> str:
         return FINGERPRINT
 
-    def list_cipher_groups(self, ns, options) -> list[str]:
-        return ["DEFAULT", "DEFAULT_BACKEND", "HIGH", "ECDHE"]
+    def nitro_connect(self, ns, options):
+        from dicomtls.engine.backends.base import TargetFacts
+        from dicomtls.engine.backends.netscaler import NitroConnection
+
+        return NitroConnection(facts=TargetFacts(release="14.1", ssl_mode="legacy", ha_role="standalone"),
+                               cipher_groups=["DEFAULT", "DEFAULT_BACKEND", "HIGH", "ECDHE"])
 
     def watch_associations(self, state, plan, callback, run=None):
         callback({"ts": "2027-01-15T09:31:07.412+00:00", "event": "association", "client": "203.0.113.7:50112",

@@ -1,7 +1,7 @@
 """The wizard, keyboard only, on the ADCs hospitals run: the NITRO simulator with the Default SSL Profile
 enabled (Review names the mode and the SSL profile; Apply builds it; the last screen turns green when the
-vserver's counters show a connection from outside) and on the secondary node of an HA pair (Review names
-the primary; nothing can be applied, nothing is written)."""
+vserver's counters show a connection from outside) and on the secondary node of an HA pair (the Start step names
+the primary as soon as it connects; nothing is written)."""
 
 from __future__ import annotations
 
@@ -64,7 +64,8 @@ async def test_default_ssl_profile_keyboard_only_to_a_green_counter_line(demo_pr
 
 
 @pilot_test
-async def test_ha_secondary_names_the_primary_and_writes_nothing(demo_secondary) -> None:
+async def test_ha_secondary_is_named_on_start_and_nothing_is_written(demo_secondary) -> None:
+    """Connecting to the secondary node stops on the Start step, naming the primary: not five steps later."""
     demo = demo_secondary
     state = demo_state(demo)
     app = WizardApp(state)
@@ -73,13 +74,29 @@ async def test_ha_secondary_names_the_primary_and_writes_nothing(demo_secondary)
         await pilot.press("ctrl+n")
         await until(pilot, lambda: modal_open(app), what="the pinning question")
         await pilot.press("y")
-        for i in range(1, 5):
-            await until(pilot, on_step(app, i), what=f"step {i + 1}")
-            await pilot.press("ctrl+n")
-        # the virtual server step reads the ADC and stops on the conflict, naming the primary
-        await until(pilot, lambda: "primary node (192.0.2.11)" in screen_text(app), what="the primary named")
-        assert app.index == 4 and "hanode" in screen_text(app)
+        def url_error() -> str:
+            return app.screen.field("ns-url").error
+
+        await until(pilot, lambda: "primary node (192.0.2.11)" in url_error(), what="the primary named")
+        assert url_error().startswith("This is the SECONDARY node of an HA pair")
+        assert "Not this node" in text_of(app, "#ns-result")
+        assert app.index == 0 and not state.nitro_ok
+        assert app.focused is not None and app.focused.id == "ns-url"  # where the primary's address goes
         await pilot.press("ctrl+n")
-        await pilot.pause(0.3)
-        assert app.index == 4  # it does not go on to Apply
+        await until(pilot, lambda: not app.screen.workers or all(w.is_finished for w in app.screen.workers))
+        assert app.index == 0  # Next asks again, and stays
         assert demo.nitro.state.writes == 0
+
+
+@pilot_test
+async def test_the_start_step_says_what_it_connected_to(demo_profile) -> None:
+    state = demo_state(demo_profile)
+    app = WizardApp(state)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, on_step(app, 0))
+        await pilot.press("ctrl+t")
+        await until(pilot, lambda: modal_open(app), what="the pinning question")
+        await pilot.press("y")
+        await until(pilot, lambda: "✓ Connected" in text_of(app, "#ns-result"), what="the connected line")
+        line = text_of(app, "#ns-result")
+        assert "HA primary (secondary 192.0.2.11)" in line and "Default SSL Profile on" in line, line

@@ -14,11 +14,13 @@ from textual.widgets import Button, Input, RadioSet, Static
 
 from dicomtls.engine.backends import BackendOptions
 from dicomtls.engine.plan import DEFAULT_PASSWORD_ENV, ROLE_PORTS, NetScaler, Plan
+from dicomtls.wizard.advice import render
 from dicomtls.wizard.checks import stale_text
 from dicomtls.wizard.renewal import CERTIFICATES, ExpiryNote
 from dicomtls.wizard.screens.base import StepScreen
 from dicomtls.wizard.screens.modals import ChoiceModal
 from dicomtls.wizard.state import Role
+from dicomtls.wizard.target_facts import short as short_facts
 from dicomtls.wizard.widgets import Choice, FormField, fingerprint_lines
 
 INTRO = ("Butterfly Cloud sends studies over DICOM-TLS (TLS 1.2); your PACS speaks plain DICOM. "
@@ -102,7 +104,8 @@ class StartScreen(StepScreen):
         fp = st.netscaler.fingerprint if st.netscaler is not None else None
         pinned = f"management certificate pinned:\n{fingerprint_lines(fp, '  ')}" if fp else ""
         if st.nitro_ok and st.netscaler is not None and not st.stale("nitro"):
-            return Content.assemble(Content.styled("✓ Connected", "bold"), "; ",
+            facts = f" to {short_facts(st.nitro_facts)}" if st.nitro_facts is not None else ""
+            return Content.assemble(Content.styled(f"✓ Connected{facts}", "bold"), "; ",
                                     pinned or "management certificate not verified (http://)")
         if fp:
             return Content(pinned[0].upper() + pinned[1:])
@@ -204,14 +207,21 @@ class StartScreen(StepScreen):
                 ns = ns.model_copy(update={"fingerprint": seen})
         st.netscaler = ns
         st.password = password
-        groups = await self.guarded("Logging in to NITRO", self.services.list_cipher_groups, ns,
-                                    BackendOptions(password=password))
+        conn = await self.guarded("Logging in to NITRO", self.services.nitro_connect, ns,
+                                  BackendOptions(password=password))
         st.nitro_checked_for = inputs
-        if groups is None:
+        if conn is None:
             st.nitro_ok = False
             self.field("ns-password").set_error("NITRO did not accept the login; check the user and password")
             return False
-        st.cipher_groups = groups
+        st.cipher_groups, st.nitro_facts = conn.cipher_groups, conn.facts
+        if conn.refusal is not None:  # the HA secondary: said here, before five steps are filled in for nothing
+            st.nitro_ok = False
+            self.field("ns-url").set_error(f"This is the SECONDARY node of an HA pair: {render(conn.refusal)}")
+            result.update("Not this node: configuration is made on the primary.")
+            self.query_one("#ns-url").focus()
+            return False
+        self.field("ns-url").set_error(None)
         st.nitro_ok = True
         result.update(self._ns_text())
         return True

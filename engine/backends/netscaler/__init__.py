@@ -19,8 +19,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from dicomtls.engine import paths
-from dicomtls.engine.advice import advice
+from dicomtls.engine.advice import Advice, advice
 from dicomtls.engine.backends import BackendOptions
 from dicomtls.engine.backends.base import ApplyResult, Diff, Progress, ProgressCallback, Status, StatusItem, TargetFacts
 from dicomtls.engine.backends.netscaler.adc import read_ha, read_release, read_ssl_mode, release_text
@@ -267,6 +269,31 @@ class NetScalerBackend:
     def list_cipher_groups(self) -> list[str]:
         """Cipher groups and aliases on the ADC (built-in and user-made), for the wizard's choice."""
         return [str(r["ciphergroupname"]) for r in self._connect().get("sslcipher", attrs="ciphergroupname")]
+
+    def connection(self) -> NitroConnection:
+        """Log in and read what deciding where to work needs, before any plan is drawn up: the release, the
+        HA role (a secondary node accepts no configuration: error 368, so the primary is named at once) and
+        the SSL mode, with the cipher groups for the wizard's choice. Four GETs after the login."""
+        client = self._connect()
+        release, _ = read_release(client)
+        ha = read_ha(client)
+        mode = read_ssl_mode(client)
+        ns = self.plan.netscaler
+        facts = TargetFacts(release=release_text(release), ssl_mode=mode,
+                            ssl_profile=ns.ssl_profile if ns and mode == "profile" else "", ha_role=ha.role,
+                            ha_primary=ha.primary if ha.role == "secondary" else "",
+                            ha_peer=ha.peer if ha.role == "primary" else "",
+                            partition=(ns.partition or "") if ns else "")
+        refusal = advice("ns.not_primary", primary=ha.primary or "its NSIP") if ha.role == "secondary" else None
+        return NitroConnection(facts=facts, cipher_groups=self.list_cipher_groups(), refusal=refusal)
+
+
+class NitroConnection(BaseModel):
+    """A working NITRO login: the ADC's facts, its cipher groups, and why not to configure this node (a secondary)."""
+
+    facts: TargetFacts
+    cipher_groups: list[str]
+    refusal: Advice | None = None
 
 
 def facts_of(cur: Current, plan: Plan) -> TargetFacts:
