@@ -15,7 +15,6 @@ from tests.wizard.wizard_helpers import (
     on_step,
     pilot_test,
     pin_and_walk_to_review,
-    screen_text,
     text_of,
     until,
 )
