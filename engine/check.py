@@ -1,7 +1,8 @@
 """The facts behind `dicomtls check`: is the endpoint really serving, as Butterfly would see it?
 
 For each virtual server: the ladder through the TLS endpoint as the plan's calling AE (the rungs of
-its role, RUNGS below), the certificate the endpoint actually serves (days to expiry, and whether
+its role, RUNGS below: a worklist listener also runs Butterfly's Modality Worklist query on the same
+association), the certificate the endpoint actually serves (days to expiry, and whether
 it is the plan's), then the backend's health (PACS members up or down; on NetScaler the vserver,
 services and service-group members). Each problem is a Finding with a level and a code; the
 verdict is the worst level. The levels and exit codes are the Monitoring Plugins convention
@@ -68,6 +69,8 @@ class ListenerResult(BaseModel):
     cert_fingerprint: str | None = None
     cert_not_after: datetime | None = None
     cert_days_left: int | None = None
+    worklist: str | None = None  # worklist listeners: the query's outcome (engine.worklist's code)
+    worklist_items: int | None = None  # scheduled procedure steps it returned (0 is a fact, not a failure)
 
 
 class CheckReport(BaseModel):
@@ -83,8 +86,7 @@ class CheckReport(BaseModel):
 
 
 # --- rungs per listener role ----------------------------------------------------------------------
-# A rung runs against one listener and returns its findings. Worklist listeners get the worklist
-# C-FIND rung appended here once the ladder has one: RUNGS["worklist"].append(worklist_rung).
+# A rung runs against one listener and returns its findings.
 Rung = Callable[[Plan, VirtualServer, ListenerResult, "CheckContext"], list[Finding]]
 
 
@@ -101,17 +103,40 @@ def connect_host(vs: VirtualServer) -> str:
 
 def echo_rung(plan: Plan, vs: VirtualServer, res: ListenerResult, ctx: CheckContext) -> list[Finding]:
     """C-ECHO through the TLS endpoint as the plan's calling AE; reads the certificate it serves."""
+    return _ladder(plan, vs, res, ctx, worklist=False)
+
+
+def worklist_rung(plan: Plan, vs: VirtualServer, res: ListenerResult, ctx: CheckContext) -> list[Finding]:
+    """The C-ECHO, then Butterfly's worklist query (modality US, today) on the same association: a PACS whose
+    worklist service is down or refuses the caller still answers C-ECHO, and Butterfly would find no patients."""
+    return _ladder(plan, vs, res, ctx, worklist=True)
+
+
+def _ladder(plan: Plan, vs: VirtualServer, res: ListenerResult, ctx: CheckContext, worklist: bool) -> list[Finding]:
     from dicomtls.engine.verify import echo  # pynetdicom loads only when a check runs
+    from dicomtls.engine.worklist import make_query
 
     report = echo(connect_host(vs), vs.port, tls=True, insecure=True, calling_ae=vs.calling_ae,
-                  called_ae=res.called_ae, timeout=ECHO_TIMEOUT, policy=plan.cipher_policy.profile)
-    res.ok = report.ok
+                  called_ae=res.called_ae, timeout=ECHO_TIMEOUT, policy=plan.cipher_policy.profile,
+                  worklist=make_query() if worklist else None)
+    failed = report.failed_step
+    if failed is not None and failed.name == "worklist" and report.worklist is not None \
+            and report.worklist.code == "no_items":
+        failed = None  # nothing scheduled (a night, a weekend) is a count for the perfdata, not a failure
+    res.ok = failed is None
     res.seconds = round(sum(s.seconds for s in report.steps), 3)
     res.cert_fingerprint = report.server_fingerprint
     res.cert_not_after = report.server_not_after
+    if report.worklist is not None:
+        res.worklist = report.worklist.code
+        if report.worklist.code in ("found", "no_items"):  # a count only where the worklist answered
+            res.worklist_items = report.worklist.count
     out: list[Finding] = []
-    failed = report.failed_step
-    if failed is not None:
+    if failed is not None and failed.name == "worklist":
+        code = "worklist_not_offered" if res.worklist == "not_offered" else "worklist_failed"
+        out.append(Finding(level=Level.CRITICAL, code=code, subject=f"{vs.name} {res.address}",
+                           detail=f"{failed.detail}"))
+    elif failed is not None:
         code = "endpoint_down" if failed.name in ("resolve", "tcp") else "echo_failed"
         res.failed_step = failed.name
         out.append(Finding(level=Level.CRITICAL, code=code, subject=f"{vs.name} {res.address}",
@@ -122,7 +147,7 @@ def echo_rung(plan: Plan, vs: VirtualServer, res: ListenerResult, ctx: CheckCont
     return out
 
 
-RUNGS: dict[str, list[Rung]] = {"store": [echo_rung], "worklist": [echo_rung]}
+RUNGS: dict[str, list[Rung]] = {"store": [echo_rung], "worklist": [worklist_rung]}
 
 
 def _expiry(vs: VirtualServer, res: ListenerResult, ctx: CheckContext) -> list[Finding]:
@@ -219,6 +244,8 @@ def _perfdata(report: CheckReport) -> list[Perf]:
     perf: list[Perf] = []
     for r in report.listeners:
         perf.append(Perf(label=f"{r.name}_echo", value=r.seconds, uom="s", min="0"))
+        if r.worklist_items is not None:
+            perf.append(Perf(label=f"{r.name}_worklist_items", value=r.worklist_items, min="0"))
         if r.cert_days_left is not None:
             perf.append(Perf(label=f"{r.name}_cert_days", value=r.cert_days_left, warn=f"{report.warn_days}:",
                              crit=f"{report.crit_days}:"))

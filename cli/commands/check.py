@@ -64,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
 _WORDS = {
     "endpoint_down": "endpoint down",
     "echo_failed": "C-ECHO failed",
+    "worklist_not_offered": "worklist not offered",
+    "worklist_failed": "worklist query failed",
     "cert_expired": "certificate expired",
     "cert_expiring": "certificate expiring",
     "cert_not_the_plans": "not the plan's certificate",
@@ -97,6 +99,8 @@ def status_line(report: CheckReport) -> str:
         summary = _phrase(worst[0]) + (f" (+{len(worst) - 1} more)" if len(worst) > 1 else "")
     else:
         parts = [f"{len(report.listeners)} listener(s) answer C-ECHO"]
+        parts += [f"{r.name} worklist {r.worklist_items} item(s) today" for r in report.listeners
+                  if r.worklist_items is not None]
         days = [r.cert_days_left for r in report.listeners if r.cert_days_left is not None]
         if days:
             parts.append(f"certificate {min(days)} days left")

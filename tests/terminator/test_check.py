@@ -1,9 +1,11 @@
 """`dicomtls check` against a real `dicomtls serve` and a real PACS (pynetdicom echo SCP): the
 monitoring-plugin status line and exit code for OK, an expiring certificate, the PACS down, the
-endpoint down and a missing plan; `--json` is one object every time."""
+endpoint down and a missing plan; `--json` is one object every time. On a worklist listener it also
+runs Butterfly's worklist query (against DCMTK's wlmscpfs, and a PACS with no worklist service)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -14,6 +16,7 @@ import pytest
 
 from dicomtls.engine.rehearsal.pairs import make_self_signed
 from tests.support.tlsfiles import fingerprint_of
+from tests.support.worklists import Step, wlmscpfs
 from tests.terminator.helpers import LOOPBACK, REPO, echo_scp, free_port, serve_process, write_plan
 
 LINE = re.compile(r"^DICOMTLS (OK|WARNING|CRITICAL|UNKNOWN) - [^|\n]+( \| .+)?$")
@@ -111,3 +114,42 @@ def test_a_missing_or_broken_plan_is_unknown(tmp_path, content):
 def test_thresholds_that_are_not_a_ladder_are_unknown(tmp_path):
     r, data = both(tmp_path / "home", tmp_path / "plan.toml", "--warn-days", "5", "--crit-days", "7")
     assert r.returncode == 3 and "--warn-days" in r.stdout and data["status"] == "UNKNOWN"
+
+
+def _worklist_plan(tmp_path, pacs_port: int, ae_title: str):
+    cert, key = tmp_path / "year.pem", tmp_path / "year.key"
+    make_self_signed(cert, key, common_name="year.test", days=365)
+    return write_plan(tmp_path, cert, key, [{"name": "MWL", "host": LOOPBACK, "port": pacs_port, "ae_title": ae_title}],
+                      [{"name": "mwl", "port": free_port(), "service": "MWL", "role": "worklist"}],
+                      builtin={"health_interval": 0.2})
+
+
+@pytest.mark.parametrize("days_ahead, items", [(0, 2), (1, 0)])
+def test_a_worklist_listener_runs_the_worklist_query_and_counts_todays_steps(tmp_path, days_ahead, items):
+    """Today's steps are counted into the perfdata; none today (a night, a weekend) is OK, not an alarm."""
+    day = (dt.date.today() + dt.timedelta(days=days_ahead)).strftime("%Y%m%d")
+    steps = [Step("Fictitious^Alice", "ACC-1", day), Step("Fictitious^Bob", "ACC-2", day, "103000")]
+    with wlmscpfs(tmp_path / "wlm", steps) as wlm:
+        plan = _worklist_plan(tmp_path, wlm.port, wlm.ae_title)
+        with serve_process(plan, tmp_path / "home"):
+            r, data = both(tmp_path / "home", plan)
+    assert r.returncode == 0, r.stdout + r.stderr
+    line = r.stdout.splitlines()[0]
+    assert line.startswith(f"DICOMTLS OK - 1 listener(s) answer C-ECHO, mwl worklist {items} item(s) today"), line
+    assert f"'mwl_worklist_items'={items};;;0" in line
+    listener = data["listeners"][0]
+    assert listener["worklist"] == ("found" if items else "no_items") and listener["worklist_items"] == items
+    assert "Alice" not in r.stdout + json.dumps(data)  # no patient data in a monitoring line
+
+
+def test_a_pacs_without_the_worklist_service_is_critical(tmp_path):
+    """C-ECHO answers, the worklist does not: Butterfly would find no patients, so the check says so."""
+    with echo_scp() as pacs_port:
+        plan = _worklist_plan(tmp_path, pacs_port, "PACS")
+        with serve_process(plan, tmp_path / "home"):
+            r, data = both(tmp_path / "home", plan)
+    assert r.returncode == 2, r.stdout
+    assert r.stdout.startswith("DICOMTLS CRITICAL - worklist not offered: mwl 127.0.0.1:"), r.stdout
+    assert [f["code"] for f in data["findings"]] == ["worklist_not_offered"]
+    assert data["listeners"][0]["worklist"] == "not_offered" and data["listeners"][0]["ok"] is False
+    assert "worklist_items" not in r.stdout  # no count where the query never ran: a graph would show a false 0
