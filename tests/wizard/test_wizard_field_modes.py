@@ -10,8 +10,8 @@ import pytest
 from dicomtls.wizard.app import WizardApp
 from tests.wizard.wizard_helpers import (
     apply_echo_finish,
+    connect_and_pin,
     demo_state,
-    modal_open,
     on_step,
     pilot_test,
     pin_and_walk_to_review,
@@ -69,10 +69,8 @@ async def test_ha_secondary_is_named_on_start_and_nothing_is_written(demo_second
     state = demo_state(demo)
     app = WizardApp(state)
     async with app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, on_step(app, 0))
-        await pilot.press("ctrl+n")
-        await until(pilot, lambda: modal_open(app), what="the pinning question")
-        await pilot.press("y")
+        await connect_and_pin(pilot, app)
+
         def url_error() -> str:
             return app.screen.field("ns-url").error
 
@@ -92,10 +90,7 @@ async def test_the_start_step_says_what_it_connected_to(demo_profile) -> None:
     state = demo_state(demo_profile)
     app = WizardApp(state)
     async with app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, on_step(app, 0))
-        await pilot.press("ctrl+t")
-        await until(pilot, lambda: modal_open(app), what="the pinning question")
-        await pilot.press("y")
+        await connect_and_pin(pilot, app, "ctrl+t")
         await until(pilot, lambda: "✓ Connected" in text_of(app, "#ns-result"), what="the connected line")
         line = text_of(app, "#ns-result")
         assert "HA primary (secondary 192.0.2.11)" in line and "Default SSL Profile on" in line, line

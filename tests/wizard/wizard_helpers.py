@@ -125,12 +125,18 @@ async def walk_to_review(pilot, app) -> None:
     await until(pilot, lambda: app.index == 5 and app.state.diff is not None, what="the change list")
 
 
-async def pin_and_walk_to_review(pilot, app) -> None:
-    """NetScaler: connect from Start, pin the management certificate, then steps 2-5 to the Review."""
+async def connect_and_pin(pilot, app, key: str = "ctrl+n") -> None:
+    """NetScaler, on Start: connect (ctrl+n goes on once connected, ctrl+t only connects) and pin the
+    management certificate the first connection shows."""
     await until(pilot, on_step(app, 0))
-    await pilot.press("ctrl+n")
+    await pilot.press(key)
     await until(pilot, lambda: modal_open(app), what="the pinning question")
     await pilot.press("y")
+
+
+async def pin_and_walk_to_review(pilot, app) -> None:
+    """NetScaler: connect from Start, pin the management certificate, then steps 2-5 to the Review."""
+    await connect_and_pin(pilot, app)
     await walk_to_review(pilot, app)
 
 
