@@ -130,13 +130,14 @@ def _spawn(cmd: list[str], log: Path, env: dict | None = None, cwd: Path | None 
 
 
 def start_ours(folder: Path, tls: Tls, backend_port: int, *, max_associations: int | None = None,
-               prelude: str = "", idle_timeout: float = 900.0, cpus: str | None = None) -> Proc:
+               prelude: str = "", idle_timeout: float = 900.0, cpus: str | None = None,
+               port: int | None = None) -> Proc:
     """`dicomtls serve PLAN`. `cpus` pins it with taskset (its pump loops follow: one per CPU it may use).
     For what-if runs only: `max_associations` overrides the terminator's built-in cap
     (engine.terminator.admission.MAX_ASSOCIATIONS) and `prelude` is Python run before serving (e.g. to
     try another pump buffer); the product itself is never edited."""
     folder.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()  # a given port: a what-if that shares one listener between processes
     plan = folder / "plan.toml"
     plan.write_text(
         'backend = "builtin"\n'
