@@ -16,10 +16,10 @@ from benchmarks import proxies
 from benchmarks.run import Sink, run_json
 
 MMAP = """
-import mmap, dicomtls.engine.terminator.pump as _p
+import mmap, dicomtls.engine.terminator.buffers as _p
 def _init(self, size):
     self.buf = mmap.mmap(-1, size); self.mv = memoryview(self.buf); self.start = self.end = 0
-_p._Buf.__init__ = _init
+_p.Buffer.__init__ = _init
 """
 SMALL = """
 import dicomtls.engine.terminator.pump as _p

@@ -1,5 +1,5 @@
 """1,000 associations cost about 600 MB of RSS: each pump owns two 256 KiB bytearray buffers, which
-CPython zero-fills, so all 512 KiB are resident from the start (engine/terminator/pump.py, _Buf).
+CPython zero-fills, so all 512 KiB are resident from the start (engine/terminator/buffers.py, Buffer).
 Target: peak RSS < 150 MB with 1,000 echoing associations. Anonymous mmap buffers of the
 same size are committed only when touched (benchmarks/whatif_buffers.py: 105 MB, same throughput).
 

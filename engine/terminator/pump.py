@@ -27,7 +27,6 @@ or A-ABORT, when the client has nothing left to send.
 from __future__ import annotations
 
 import errno
-import mmap
 import select
 import socket
 import ssl
@@ -37,13 +36,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from dicomtls.engine.terminator.buffers import BUF_SIZE, NO_BUF, Buffer
 from dicomtls.engine.terminator.config import KEEPALIVE_COUNT, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL
 from dicomtls.engine.terminator.pdu import PduTracker
 
 if TYPE_CHECKING:
     from dicomtls.engine.terminator.pumploop import PumpLoop
 
-BUF_SIZE = 256 * 1024
 TLS_WRITE_CHUNK = 128 * 1024  # plaintext per SSL_write: several 16 KiB records per call
 
 # Passes over both directions per step while bytes keep moving. Each step costs an asyncio tick and an
@@ -57,67 +56,6 @@ _ERR = select.EPOLLERR | select.EPOLLHUP
 _RESET_ERRNOS = {errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED, errno.ETIMEDOUT}
 _LINGER0 = struct.pack("ii", 1, 0)
 _TCP_CLOSE = 7  # include/net/tcp_states.h
-
-
-class _Buf:
-    """A fixed buffer: data lives in [start, end); reads append at end.
-
-    An anonymous mmap, not a bytearray: CPython zero-fills a bytearray, so all of it is resident from
-    the start (two 256 KiB buffers x 1,000 idle associations = 600 MB); the kernel commits an mmap's
-    pages only when touched, so an echoing association costs a few KiB and a bulk one the full size
-    (benchmarks/repro/pump_buffers_resident.py).
-    """
-
-    __slots__ = ("buf", "mv", "start", "end")
-
-    def __init__(self, size: int) -> None:
-        self.buf = mmap.mmap(-1, size)
-        self.mv = memoryview(self.buf)
-        self.start = self.end = 0
-
-    def __len__(self) -> int:
-        return self.end - self.start
-
-    def space(self) -> int:
-        return len(self.buf) - self.end
-
-    def consumed(self, n: int) -> None:
-        self.start += n
-        if self.start == self.end:
-            self.start = self.end = 0
-
-    @classmethod
-    def take(cls, size: int) -> _Buf:
-        """A buffer from the free list, or a new one: an mmap and an munmap per association cost more than
-        the rest of its set-up (munmap flushes the TLB of every core running this process)."""
-        if size == BUF_SIZE and _FREE:
-            try:
-                return _FREE.pop()
-            except IndexError:  # another loop took the last one
-                pass
-        return cls(size)
-
-    def release(self) -> None:
-        """Back to the free list (its touched pages stay resident: FREE_MAX bounds that), or unmapped."""
-        if self is NO_BUF:
-            return
-        self.start = self.end = 0
-        if len(self.buf) == BUF_SIZE and len(_FREE) < FREE_MAX:
-            _FREE.append(self)
-        else:
-            self.mv.release()
-            self.buf.close()
-
-    def compact(self) -> None:
-        if self.start:
-            n = self.end - self.start
-            self.buf.move(0, self.start, n)
-            self.start, self.end = 0, n
-
-
-NO_BUF = _Buf(1)  # the placeholder for a buffer a pump does not hold (never read or written)
-FREE_MAX = 64  # buffers kept for reuse: 32 associations' worth, at most 16 MiB resident after a bulk burst
-_FREE: list[_Buf] = []  # shared by the process's pump loops (list.append/pop are atomic under the GIL)
 
 
 def _was_reset(sock: socket.socket) -> bool:
@@ -232,9 +170,9 @@ class Pump:
         request/response) then holds none, and 1,000 of them do not keep 2,000 buffers' touched pages
         resident (~8 KiB each); a busy one takes back a warm buffer (a list pop, no system call)."""
         if self.up is NO_BUF:
-            self.up = _Buf.take(self.buf_size)
+            self.up = Buffer.take(self.buf_size)
         if self.down is NO_BUF:
-            self.down = _Buf.take(self.buf_size)
+            self.down = Buffer.take(self.buf_size)
         end = self._step()
         if end is None:
             if not len(self.up):

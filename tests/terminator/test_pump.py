@@ -17,8 +17,9 @@ from dataclasses import dataclass
 import pytest
 
 from dicomtls.engine.ciphers import POLICIES
+from dicomtls.engine.terminator.buffers import BUF_SIZE
 from dicomtls.engine.terminator.config import KEEPALIVE_IDLE
-from dicomtls.engine.terminator.pump import BUF_SIZE, Pump
+from dicomtls.engine.terminator.pump import Pump
 from dicomtls.engine.terminator.pumploop import PumpLoop
 from dicomtls.engine.terminator.tlsserver import FFDHE2048_PEM, server_context
 from dicomtls.engine.tlsctx import client_context
@@ -384,7 +385,7 @@ def test_both_sockets_get_tcp_keepalive(rig):
 def test_an_idle_association_holds_no_buffer(rig):
     """1,000 idle associations must not keep 2,000 buffers' touched pages resident (issue 15's 60 MB):
     a pump takes its buffers while bytes move and gives them back once both are empty."""
-    from dicomtls.engine.terminator.pump import NO_BUF
+    from dicomtls.engine.terminator.buffers import NO_BUF
 
     rigs = [rig() for _ in range(8)]
     for i, r in enumerate(rigs):
