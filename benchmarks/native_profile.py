@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks import proxies  # noqa: E402
-from benchmarks.run import Sink, run_json  # noqa: E402
+from benchmarks import proxies
+from benchmarks.run import Sink, run_json
 
 GROUPS = [("libcrypto", "libcrypto"), ("libssl", "libssl"), ("kernel", "[kernel"), ("libc", "libc.so"),
           ("Python interpreter", "libpython"), ("Python's C modules", "cpython-3"), ("haproxy", "haproxy")]

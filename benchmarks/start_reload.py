@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks import proxies  # noqa: E402
+from benchmarks import proxies
 
 n = int(sys.argv[1]) if len(sys.argv) > 1 else 7
 tmp = Path(tempfile.mkdtemp(prefix="start-reload-"))

@@ -13,8 +13,8 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks import proxies  # noqa: E402
-from benchmarks.run import Sink, rotated, run_json  # noqa: E402
+from benchmarks import proxies
+from benchmarks.run import Sink, rotated, run_json
 
 rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 4
 seconds = sys.argv[2] if len(sys.argv) > 2 else "8"

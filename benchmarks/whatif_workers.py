@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks import proxies  # noqa: E402
-from benchmarks.run import Sink, rotated, run_json  # noqa: E402
+from benchmarks import proxies
+from benchmarks.run import Sink, rotated, run_json
 
 # bind_listener as shipped, plus SO_REUSEPORT: the second process binds the port the first one holds.
 REUSEPORT = """

@@ -25,6 +25,8 @@ from dicomtls.engine import paths
 from dicomtls.engine.addresses import host_port
 
 if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
     from dicomtls.engine.plan import Plan
 
 # Limits that are not plan settings: they protect the process, not the site's policy.
@@ -41,7 +43,7 @@ PROBE_TIMEOUT = 2.0  # health probe connect timeout
 KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 15, 10, 4
 
 
-_M = TypeVar("_M")
+_M = TypeVar("_M", bound="DataclassInstance")
 
 
 def _value(tp: Any, v: Any, where: str) -> Any:
@@ -68,7 +70,7 @@ def _build(cls: type[_M], data: Any, where: str) -> _M:
     if not isinstance(data, dict):
         raise ValueError(f"{where}: an object expected")
     hints = typing.get_type_hints(cls)
-    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]  # cls is one of the dataclasses below
+    known = {f.name: f for f in fields(cls)}
     extra = set(data) - set(known)
     if extra:
         raise ValueError(f"{where}: unknown key(s) {sorted(extra)}")
