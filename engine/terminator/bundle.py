@@ -31,6 +31,7 @@ from dicomtls.engine.terminator.tlsserver import server_context
 
 CHECK_TIMEOUT = 60.0  # seconds for the helper: loading Python and the libraries is ~0.5 s; a slow disk gets room
 INTERNAL = 70  # the CLI's exit code for a bug (README, "Exit codes")
+REPORT_IT = "details are in the log file; please report it"  # the fix for a bug, here and in checker.py
 
 
 @dataclass
@@ -152,5 +153,4 @@ def answer(returncode: int, out: bytes, err: bytes) -> Bundle:
 
 
 def _no_answer(what: str) -> UserError:
-    return UserError(f"checking the plan in a helper process {what}",
-                     "details are in the log file; please report it", exit_code=INTERNAL)
+    return UserError(f"checking the plan in a helper process {what}", REPORT_IT, exit_code=INTERNAL)

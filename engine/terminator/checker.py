@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dicomtls.engine.errors import UserError
+from dicomtls.engine.terminator.bundle import INTERNAL, REPORT_IT
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             pass
         log.exception("checking %s for the terminator", args.plan)
         doc = {"ok": False, "problem": f"unexpected {type(exc).__name__} while checking the plan: {exc}",
-               "fix": "details are in the log file; please report it", "exit_code": 70}
+               "fix": REPORT_IT, "exit_code": INTERNAL}
     sys.stdout.write(json.dumps(doc))
     return 0
 

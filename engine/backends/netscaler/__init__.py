@@ -25,7 +25,7 @@ from dicomtls.engine import paths
 from dicomtls.engine.advice import Advice, advice
 from dicomtls.engine.backends import BackendOptions
 from dicomtls.engine.backends.base import ApplyResult, Diff, Progress, ProgressCallback, Status, StatusItem, TargetFacts
-from dicomtls.engine.backends.netscaler.adc import read_ha, read_release, read_ssl_mode, release_text
+from dicomtls.engine.backends.netscaler.adc import Ha, read_ha, read_release, read_ssl_mode, release_text
 from dicomtls.engine.backends.netscaler.client import NitroClient, fetch_fingerprint
 from dicomtls.engine.backends.netscaler.current import Current, read_current
 from dicomtls.engine.backends.netscaler.local import local_cert
@@ -238,9 +238,7 @@ class NetScalerBackend:
         profile's where the ADC runs the Default SSL Profile; and the ADC's facts."""
         release, _ = read_release(client)
         mode = read_ssl_mode(client)
-        ns = plan.netscaler
-        facts = TargetFacts(release=release_text(release), ssl_mode=mode, partition=(ns.partition or "") if ns else "",
-                            ssl_profile=ns.ssl_profile if ns and mode == "profile" else "")
+        facts = target_facts(plan, release, mode)
         planned = [vs.name for vs in plan.virtual_server if vs.name in vservers]
         if not planned:
             return {}, facts
@@ -277,13 +275,7 @@ class NetScalerBackend:
         client = self._connect()
         release, _ = read_release(client)
         ha = read_ha(client)
-        mode = read_ssl_mode(client)
-        ns = self.plan.netscaler
-        facts = TargetFacts(release=release_text(release), ssl_mode=mode,
-                            ssl_profile=ns.ssl_profile if ns and mode == "profile" else "", ha_role=ha.role,
-                            ha_primary=ha.primary if ha.role == "secondary" else "",
-                            ha_peer=ha.peer if ha.role == "primary" else "",
-                            partition=(ns.partition or "") if ns else "")
+        facts = target_facts(self.plan, release, read_ssl_mode(client), ha)
         refusal = advice("ns.not_primary", primary=ha.primary or "its NSIP") if ha.role == "secondary" else None
         return NitroConnection(facts=facts, cipher_groups=self.list_cipher_groups(), refusal=refusal)
 
@@ -297,12 +289,18 @@ class NitroConnection(BaseModel):
 
 
 def facts_of(cur: Current, plan: Plan) -> TargetFacts:
+    return target_facts(plan, cur.release, "" if cur.blocked else cur.ssl_mode, None if cur.too_old else cur.ha)
+
+
+def target_facts(plan: Plan, release: tuple[int, int] | None, ssl_mode: str, ha: Ha | None = None) -> TargetFacts:
+    """The ADC's facts as read (ssl_mode "" where it was not read; ha None where HA was not read), with the
+    plan's SSL profile (in profile mode) and partition: the one place a TargetFacts is put together."""
     ns = plan.netscaler
-    return TargetFacts(release=release_text(cur.release), ssl_mode="" if cur.blocked else cur.ssl_mode,
-                       ssl_profile=ns.ssl_profile if ns and cur.ssl_mode == "profile" and not cur.blocked else "",
-                       ha_role="" if cur.too_old else cur.ha.role,
-                       ha_primary=cur.ha.primary if cur.ha.role == "secondary" else "",
-                       ha_peer=cur.ha.peer if cur.ha.role == "primary" else "",
+    return TargetFacts(release=release_text(release), ssl_mode=ssl_mode,
+                       ssl_profile=ns.ssl_profile if ns and ssl_mode == "profile" else "",
+                       ha_role=ha.role if ha else "",
+                       ha_primary=ha.primary if ha and ha.role == "secondary" else "",
+                       ha_peer=ha.peer if ha and ha.role == "primary" else "",
                        partition=(ns.partition or "") if ns else "")
 
 
